@@ -1,0 +1,45 @@
+"""Importers: `ingest(store, image_store, format, path)` loads a data set in one transaction.
+
+Each format module turns its layout into a `RawDataset`; `common.write_raw_dataset` does the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ..images import ImageStore
+from ..store import Store
+from .common import IngestError, IngestReport, RawDataset, write_raw_dataset
+from .hm import read_hm
+
+READERS: dict[str, Callable[[Path], RawDataset]] = {
+    "hm": read_hm,
+}
+
+__all__ = ["READERS", "IngestError", "IngestReport", "ingest"]
+
+
+def ingest(store: Store, image_store: ImageStore, fmt: str, path: str | Path, *, name: str | None = None,
+           replace: bool = False, n_negatives: int = 20, seed: int = 42, min_history: int = 5) -> IngestReport:
+    """Load the data set at `path` (a folder, or for some formats a file) under `name`.
+
+    Re-ingesting identical data changes nothing. Different data under an existing name needs
+    `replace=True`. The default leave-one-out protocol (negatives drawn once) is created with it.
+    """
+    if fmt not in READERS:
+        raise ValueError(f"Unknown format '{fmt}'; choose one of: {', '.join(READERS)}.")
+    path = Path(path)
+    if not path.exists():
+        raise IngestError(path, "no such file or folder.")
+    raw = READERS[fmt](path)
+    dataset = name or default_name(fmt, path)
+    protocol_args = {"n_negatives": n_negatives, "seed": seed, "min_history": min_history}
+    return write_raw_dataset(store, image_store, raw, dataset, replace=replace, protocol_args=protocol_args)
+
+
+def default_name(fmt: str, path: Path) -> str:
+    """hm / microlens / movielens keep the format name; generic and recbole use the folder or file stem."""
+    if fmt in ("generic", "recbole"):
+        return (path.stem if path.is_file() else path.resolve().name).lower()
+    return fmt

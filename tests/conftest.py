@@ -1,0 +1,57 @@
+"""Shared fixtures: a fresh workspace per test, the sample data set ingested once per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mmrec_core.config import SAMPLE_DATA_DIR, load_settings
+from mmrec_core.workspace import Workspace, ensure_sample_dataset, open_workspace
+
+REPO = Path(__file__).resolve().parent.parent
+# Real data sets shipped beside the repository (absent on some machines: those tests skip, loudly).
+SHARED_DATASETS = Path(os.environ.get("MMREC_SHARED_DATASETS", REPO.parent / "shared" / "datasets"))
+HM_DIR = SHARED_DATASETS / "hm"
+MICROLENS_DIR = SHARED_DATASETS / "microlens50k"
+
+needs_hm = pytest.mark.skipif(not HM_DIR.is_dir(), reason=f"H&M data not found at {HM_DIR}")
+needs_microlens = pytest.mark.skipif(not MICROLENS_DIR.is_dir(), reason=f"MicroLens not found at {MICROLENS_DIR}")
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    """An empty workspace in a temporary data folder."""
+    ws = open_workspace(load_settings(tmp_path / "data"))
+    yield ws
+    ws.close()
+
+
+@pytest.fixture(scope="session")
+def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder with sample_data ingested once; tests copy it rather than re-ingesting."""
+    root = tmp_path_factory.mktemp("sample") / "data"
+    ws = open_workspace(load_settings(root))
+    ensure_sample_dataset(ws)
+    ws.close()
+    return root
+
+
+@pytest.fixture
+def sample_workspace(sample_db: Path, tmp_path: Path) -> Workspace:
+    """A private copy of the ingested sample workspace (safe to modify)."""
+    root = tmp_path / "data"
+    shutil.copytree(sample_db, root)
+    ws = open_workspace(load_settings(root))
+    yield ws
+    ws.close()
+
+
+@pytest.fixture
+def sample_copy(tmp_path: Path) -> Path:
+    """A writable copy of sample_data/ (for tests that break a file on purpose)."""
+    dst = tmp_path / "sample_src"
+    shutil.copytree(SAMPLE_DATA_DIR, dst)
+    return dst
