@@ -1,0 +1,25 @@
+"""MMRec Studio entry point: page config, the shared workspace and sidebar, and the navigation.
+
+Run with `streamlit run app.py`. No business logic here: pages in pages/ call `mmrec_core`.
+"""
+
+import streamlit as st
+
+from widgets import dataset_selector, engine_panel, get_workspace
+
+st.set_page_config(page_title="MMRec Studio", page_icon=":material/recommend:", layout="wide")
+
+# Opened once per process (st.cache_resource); a locked DB shows one error and stops here.
+ws = get_workspace()
+
+# One line per page; the first is the landing page.
+pages = [
+    st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+]
+page = st.navigation(pages)
+
+with st.sidebar:
+    dataset_selector(ws)
+    engine_panel(ws.settings)
+
+page.run()

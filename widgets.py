@@ -1,0 +1,139 @@
+"""Shared Streamlit helpers for app.py and the pages: workspace access, data-set choice, item cards.
+
+Pages never import each other; whatever two pages need lives here. Business logic does not:
+these helpers only open things, remember choices and draw; every number comes from `mmrec_core`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+
+from mmrec_core.config import SAMPLE_DATASET, Settings, load_settings
+from mmrec_core.images import ImageStore
+from mmrec_core.ingest import IngestError
+from mmrec_core.store import StoreError
+from mmrec_core.workspace import Workspace, ensure_sample_dataset, open_workspace
+
+# Session-state key of the sidebar's data-set selector; every page reads the choice from here.
+DATASET_KEY = "dataset"
+
+
+def _release(ws: Workspace) -> None:
+    # Called by st.cache_resource.clear() (tests, or a cache eviction): frees the DuckDB file lock.
+    ws.close()
+
+
+@st.cache_resource(
+    show_spinner="Opening the data folder (the first start also loads the bundled sample data set)…",
+    on_release=_release,
+)
+def _open_workspace(data_dir: str) -> Workspace:
+    """One workspace (one DuckDB connection) per data folder for the whole server process.
+
+    Keyed by the folder so that two folders in one process (the tests) never share a connection.
+    """
+    ws = open_workspace(load_settings(data_dir))
+    try:
+        ensure_sample_dataset(ws)
+    except BaseException:
+        # A failed ingest must not leave the connection (and the file lock) behind uncached.
+        ws.close()
+        raise
+    return ws
+
+
+def _leave_legacy_pages_mode() -> None:
+    """Make sure app.py (navigation + sidebar) runs before any page.
+
+    Streamlit quirk (1.67): because a folder named `pages/` sits next to app.py, the first run of
+    a server process (and every AppTest run) takes the legacy pages-folder path until some run
+    calls st.navigation. If that first run asks for a page other than the default (a browser tab
+    reconnecting after a restart), Streamlit runs the page file alone: no sidebar, no selector,
+    and legacy navigation for everyone until someone opens the default page. Switching the
+    legacy mode off and rerunning sends the request through app.py. Renaming the folder would
+    remove the need for this.
+    """
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def get_workspace() -> Workspace:
+    """The process-wide workspace; on a locked or unreadable data folder, one clear error and stop."""
+    _leave_legacy_pages_mode()
+    try:
+        data_dir = load_settings().data_dir.resolve()
+        return _open_workspace(str(data_dir))
+    except (StoreError, IngestError, ValueError) as exc:
+        # StoreError: the DB is open in another process or too new; ValueError: bad settings.json.
+        st.error(str(exc))
+        st.stop()
+
+
+def data_version(ws: Workspace, dataset: str) -> str:
+    """A cache key for `st.cache_data` results of one data set.
+
+    It names the data folder (two folders may hold a 'sample') and the ingest time, which changes
+    whenever the data set is re-ingested, so cached query results never outlive the data.
+    """
+    info = ws.store.require_dataset(dataset)
+    return f"{ws.settings.data_dir}|{dataset}|{info['ingested_at']}"
+
+
+def dataset_selector(ws: Workspace) -> str:
+    """The sidebar's data-set picker (default 'sample'); the choice lives in st.session_state."""
+    names = ws.store.datasets()["dataset"].tolist()
+    if not names:
+        st.info("No data set loaded yet. Load one with `mmrec ingest`.")
+        st.stop()
+    if st.session_state.get(DATASET_KEY) not in names:
+        # Remembered choice was deleted (or came from another data folder): fall back to the default.
+        st.session_state.pop(DATASET_KEY, None)
+    default = names.index(SAMPLE_DATASET) if SAMPLE_DATASET in names else 0
+    return st.selectbox("Data set", names, index=default, key=DATASET_KEY)
+
+
+def current_dataset() -> str:
+    """The data set chosen in the sidebar (app.py draws the selector before any page runs)."""
+    return st.session_state.get(DATASET_KEY) or SAMPLE_DATASET
+
+
+def engine_panel(settings: Settings) -> None:
+    """Read-only view of the engine settings and the data folder (they are set by env or settings.json)."""
+    rows = {
+        "Engine": settings.engine,
+        "Model": settings.llm or "engine default",
+        "Vision model": settings.vlm or "engine default",
+        "Quantization": settings.quantization,
+        "Device": settings.device,
+    }
+    st.markdown("**Engine settings**\n\n" + "\n".join(f"- {k}: `{v}`" for k, v in rows.items()))
+    st.caption(f"Data folder: `{Path(settings.data_dir)}`")
+    st.caption("Change them with `MMREC_*` environment variables or `settings.json` in the data folder.")
+
+
+def item_thumbnail(images: ImageStore, item: Mapping[str, Any], caption: str | None = None) -> None:
+    """One item's image with its title (or a short note if the image file has gone missing)."""
+    title = caption if caption is not None else str(item.get("title") or item["item_id"])
+    sha, ext = item.get("image_sha256"), item.get("ext")
+    path = images.path(sha, ext) if sha and ext else None
+    if path is not None and path.is_file():
+        st.image(str(path), caption=title, width="stretch")
+    else:
+        st.caption(f"{title} (no image)")
+
+
+def thumbnail_row(images: ImageStore, items: pd.DataFrame, per_row: int = 8) -> None:
+    """Items side by side, `per_row` to a row; captions add the purchase count when it is known."""
+    records = items.to_dict(orient="records")
+    for start in range(0, len(records), per_row):
+        for col, item in zip(st.columns(per_row), records[start : start + per_row], strict=False):
+            with col:
+                bought = f" · {item['interactions']}×" if "interactions" in item else ""
+                item_thumbnail(images, item, caption=f"{item.get('title') or item['item_id']}{bought}")
