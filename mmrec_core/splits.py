@@ -84,7 +84,8 @@ def _split_and_sample(inter: pd.DataFrame, all_items: np.ndarray, n_neg: int, se
         seen = np.fromiter((item_index[i] for i in set(items)), dtype=np.int64)
         n_free = len(all_items) - len(seen)
         if n_free < n_neg:
-            raise ValueError(f"User {user} interacted with all but {n_free} items; cannot draw {n_neg} negatives.")
+            raise ValueError(f"User {user} interacted with all but {n_free} items; cannot draw {n_neg} negatives. "
+                             "Use fewer negatives (--negatives) or a larger catalog.")
         for part, pos in (("valid", len(items) - 2), ("test", len(items) - 1)):
             targets.append((user, part, int(seqs[pos]), items[pos], bool(items[pos] in set(items[:pos]))))
             rng = np.random.default_rng([seed, zlib.crc32(str(user).encode()), PARTS.index(part)])

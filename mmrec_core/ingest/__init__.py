@@ -11,10 +11,18 @@ from pathlib import Path
 from ..images import ImageStore
 from ..store import Store
 from .common import IngestError, IngestReport, RawDataset, write_raw_dataset
+from .generic import read_generic
 from .hm import read_hm
+from .microlens import read_microlens
+from .movielens import read_movielens
+from .recbole import read_recbole
 
 READERS: dict[str, Callable[[Path], RawDataset]] = {
     "hm": read_hm,
+    "microlens": read_microlens,
+    "movielens": read_movielens,
+    "recbole": read_recbole,
+    "generic": read_generic,
 }
 
 __all__ = ["READERS", "IngestError", "IngestReport", "ingest"]
@@ -29,7 +37,7 @@ def ingest(store: Store, image_store: ImageStore, fmt: str, path: str | Path, *,
     """
     if fmt not in READERS:
         raise ValueError(f"Unknown format '{fmt}'; choose one of: {', '.join(READERS)}.")
-    path = Path(path)
+    path = Path(path).resolve()  # provenance: where the data came from, unambiguously
     if not path.exists():
         raise IngestError(path, "no such file or folder.")
     raw = READERS[fmt](path)

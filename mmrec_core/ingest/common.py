@@ -130,10 +130,11 @@ def require_values(df: pd.DataFrame, file: Path, columns: list[str]) -> None:
 def parse_timestamps(values: pd.Series, file: Path, column: str) -> pd.Series:
     """Dates/datetimes as text, or Unix seconds; the first unparseable value is reported by row."""
     numeric = pd.to_numeric(values, errors="coerce")
-    if numeric.notna().all():
-        return pd.to_datetime(numeric, unit="s")
-    parsed = pd.to_datetime(values, errors="coerce", format="mixed")
-    bad = parsed.isna()
+    if numeric.notna().mean() > 0.5:  # a numeric column: every value must be Unix seconds
+        parsed, bad = pd.to_datetime(numeric, unit="s"), numeric.isna()
+    else:
+        parsed = pd.to_datetime(values, errors="coerce", format="mixed")
+        bad = parsed.isna()
     if bad.any():
         row = int(np.argmax(bad.to_numpy()))
         raise IngestError(file, f"'{values.iloc[row]}' is not a date/time or Unix timestamp.",
