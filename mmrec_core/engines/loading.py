@@ -1,0 +1,109 @@
+"""Loading Hugging Face models the same way for real and test models: local folders, quantization, adapters."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from mmrec_core.config import CHOICES
+from mmrec_core.engines.assets import MissingModelError
+
+QUANTIZATIONS, DEVICES, DTYPES = CHOICES["quantization"], CHOICES["device"], CHOICES["dtype"]
+
+
+def offline() -> bool:
+    return any(
+        os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def resolve_device(device: str) -> str:
+    if device not in DEVICES:
+        raise ValueError(f"Unknown device '{device}'; use one of {', '.join(DEVICES)}.")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device is 'cuda' but PyTorch sees no CUDA GPU; set device to 'auto' or 'cpu'.")
+    return "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
+
+
+def resolve_dtype(dtype: str, device: str) -> torch.dtype:
+    if dtype not in DTYPES:
+        raise ValueError(f"Unknown dtype '{dtype}'; use one of {', '.join(DTYPES)}.")
+    if dtype == "auto":  # bf16 halves memory on GPUs that support it; CPUs are fastest and exact in fp32
+        return torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+    return getattr(torch, dtype)
+
+
+def quantization_config(quantization: str):
+    """bitsandbytes settings: 4bit is QLoRA's NF4 with double quantization and bf16 compute."""
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"Unknown quantization '{quantization}'; use one of {', '.join(QUANTIZATIONS)}.")
+    if quantization == "none":
+        return None
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+    )
+
+
+def resolve_model_source(name: str, setting: str) -> str:
+    """A local folder, or a Hub id available here; otherwise one line saying where we looked and what to do."""
+    if not name:
+        raise MissingModelError(f"No model set for '{setting}'; set MMREC_{setting.upper()} to a Hub id or a folder.")
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise MissingModelError(
+                f"Model folder {path.resolve()} has no config.json; point {setting} at the folder "
+                "that save_pretrained() wrote (config.json, weights, tokenizer)."
+            )
+        return str(path)
+    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1
+    if looks_like_path:
+        raise MissingModelError(f"Model folder {path.resolve()} does not exist; fix {setting} or copy the model there.")
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    cached = try_to_load_from_cache(name, "config.json")
+    if offline() and not isinstance(cached, str):
+        raise MissingModelError(
+            f"Model '{name}' is not a folder ({path.resolve()}) and not in the Hugging Face cache "
+            f"({constants.HF_HUB_CACHE}), and downloads are off (HF_HUB_OFFLINE); on a machine with internet run "
+            f"`hf download {name} --local-dir DIR`, copy DIR here and set {setting} to it."
+        )
+    return name
+
+
+def from_pretrained(auto_class, name: str, setting: str, device: str, dtype: str, quantization: str):
+    """Load `name` with `auto_class` on the resolved device, dtype and bitsandbytes quantization."""
+    source = resolve_model_source(name, setting)
+    device = resolve_device(device)
+    kwargs: dict = {"dtype": resolve_dtype(dtype, device), "device_map": {"": device}}
+    if (quant := quantization_config(quantization)) is not None:
+        kwargs["quantization_config"] = quant
+    try:
+        return auto_class.from_pretrained(source, local_files_only=offline(), **kwargs)
+    except OSError as exc:  # e.g. a Hub id with the network down: keep it to one readable line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MissingModelError(f"Could not load model '{name}' for {setting}: {first}") from exc
+
+
+def attach_adapter(model, adapter: str):
+    """Wrap `model` with a LoRA adapter folder written by PEFT (adapter_config.json + weights)."""
+    if not adapter:
+        return model
+    path = Path(adapter).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        raise MissingModelError(
+            f"Adapter folder {path.resolve()} has no adapter_config.json; set adapter to a "
+            "folder saved by PEFT (e.g. a Train page run) or leave it empty."
+        )
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(path)).eval()
