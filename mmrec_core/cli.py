@@ -3,6 +3,7 @@
     mmrec ingest hm ../shared/datasets/hm        load a data set (one transaction, idempotent)
     mmrec info [DATASET]                         statistics of one or all data sets
     mmrec protocol DATASET --negatives 50        another leave-one-out protocol (negatives stored)
+    mmrec engine --check                         the engine settings; load each model and time it
 
 The data folder comes from MMREC_DATA_DIR (default ./mmrec_data) or --data-dir.
 """
@@ -13,7 +14,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .config import load_settings
+from .config import ENGINE_FIELDS, load_settings
+from .engines.assets import MissingModelError
 from .images import BadImageError
 from .ingest import READERS, IngestError, ingest
 from .splits import create_protocol, repeat_share
@@ -22,7 +24,7 @@ from .store import StoreError
 from .workspace import Workspace, ensure_sample_dataset, open_workspace
 
 # Errors that are the user's to fix: printed as one line, exit status 2, no traceback.
-USER_ERRORS = (IngestError, StoreError, BadImageError, KeyError, ValueError, FileNotFoundError)
+USER_ERRORS = (IngestError, StoreError, BadImageError, KeyError, ValueError, FileNotFoundError, MissingModelError)
 
 
 def _protocol_options(p: argparse.ArgumentParser) -> None:
@@ -54,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     _protocol_options(p)
 
     sub.add_parser("sample", help="load the bundled sample data set (as the app does on first start)")
+
+    p = sub.add_parser("engine", help="show the engine settings (and with --check, load and try each model)")
+    p.add_argument("--check", action="store_true", help="load the LLM and the embedder, generate and score once")
     return parser
 
 
@@ -99,7 +104,35 @@ def cmd_sample(ws: Workspace, args: argparse.Namespace) -> None:
     print(report or "sample: already loaded")
 
 
-COMMANDS = {"ingest": cmd_ingest, "info": cmd_info, "protocol": cmd_protocol, "sample": cmd_sample}
+def cmd_engine(ws: Workspace, args: argparse.Namespace) -> None:
+    import time
+
+    from .engines import get_engine
+
+    settings = ws.settings
+    for name in ENGINE_FIELDS:
+        print(f"{name:>16}: {getattr(settings, name)!s}")
+    engine = get_engine(settings)
+    for task, model in engine.model_names().items():
+        print(f"{task + ' model':>16}: {model or '-'}")
+    if not args.check:
+        return
+    start = time.perf_counter()
+    lm = engine.lm
+    print(f"loaded the LLM in {time.perf_counter() - start:.1f} s ({lm.model.device})")
+    start = time.perf_counter()
+    engine.embed(["warm-up"])
+    print(f"loaded the embedder in {time.perf_counter() - start:.1f} s")
+    start = time.perf_counter()
+    from .engines import GenerationOptions
+
+    answer = engine.generate(["Name one colour."], GenerationOptions(max_new_tokens=8))[0]
+    score = engine.score_yes_no("Is the sky blue? ", ["Answer Yes or No."])[0]
+    print(f"generate + score in {time.perf_counter() - start:.1f} s: {answer!r}, p(yes)={score:.3f}")
+
+
+COMMANDS = {"ingest": cmd_ingest, "info": cmd_info, "protocol": cmd_protocol, "sample": cmd_sample,
+            "engine": cmd_engine}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -63,3 +63,19 @@ def test_a_broken_file_is_named_and_nothing_is_stored(sample_copy: Path, tmp_pat
     store = Store(data / "mmrec.duckdb")
     assert store.datasets().empty and store.scalar("SELECT count(*) FROM items") == 0
     store.close()
+
+
+def test_engine_command_shows_settings_and_a_missing_model_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = str(tmp_path / "data")
+    assert main(["--data-dir", data, "engine"]) == 0
+    out = capsys.readouterr().out
+    assert "engine: builtin" in out and "SmolLM2-135M-Instruct" in out and "all-MiniLM-L6-v2" in out
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("MMREC_ENGINE", "hf")
+    monkeypatch.setenv("MMREC_LLM", str(tmp_path / "models" / "qwen"))
+    assert main(["--data-dir", data, "engine", "--check"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "qwen does not exist" in err
