@@ -167,3 +167,95 @@ def test_builtin_embeddings_are_normalised_and_meaningful(builtin_engine):
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
     assert vecs[0] @ vecs[1] > vecs[0] @ vecs[2]
     assert builtin_engine.embed([]).shape == (0, 384)
+
+
+# -- the hf engine on tiny random-weight models of real architectures ------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Folders laid out like Hub downloads: two text LLMs, a SmolVLM-style VLM, and a LoRA adapter."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from tests.conftest import MODEL_CACHE
+    from tests.tiny_models import make_tiny_causal_lm, make_tiny_vlm, smollm2_tokenizer
+
+    root = tmp_path_factory.mktemp("tiny")
+    tok_dir = MODEL_CACHE / "smollm2-tokenizer"
+    smollm2_tokenizer(MODEL_CACHE)
+    dirs = {
+        "llama": make_tiny_causal_lm(root / "llama", "llama", tokenizer_dir=tok_dir),
+        "qwen2": make_tiny_causal_lm(root / "qwen2", "qwen2", tokenizer_dir=tok_dir),
+        "idefics3": make_tiny_vlm(root / "idefics3", tokenizer_dir=tok_dir),
+    }
+    lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)  # non-zero: it must show
+    get_peft_model(AutoModelForCausalLM.from_pretrained(dirs["llama"]), lora).save_pretrained(root / "lora")
+    dirs["lora"] = root / "lora"
+    return dirs
+
+
+# One row per way a text LLM reaches the engine (PEFT-style shared table of cases).
+TEXT_CASES = {
+    "llama": {"llm": "llama"},
+    "qwen2": {"llm": "qwen2"},
+    "idefics3-as-llm": {"vlm": "idefics3"},
+    "llama+lora": {"llm": "llama", "adapter": "lora"},
+}
+
+
+def tiny_engine(tmp_path: Path, tiny_models: dict[str, Path], case: dict, **extra) -> HFEngine:
+    settings = {key: str(tiny_models[name]) for key, name in case.items()}
+    return hf_engine(tmp_path, device="cpu", dtype="float32", score_batch_size=2, **settings, **extra)
+
+
+@pytest.mark.parametrize("case", TEXT_CASES.values(), ids=TEXT_CASES.keys())
+def test_hf_shared_prefix_scores_equal_single_unpadded_prompts(tmp_path, tiny_models, case):
+    engine = tiny_engine(tmp_path, tiny_models, case)
+    suffixes = [c + QUESTION for c in CANDIDATES]
+    fast = engine.score_yes_no(PREFIX, suffixes, system="You are a recommender.")  # 3 batches of <= 2
+    reference = engine.lm.score_yes_no_naive(PREFIX, suffixes, system="You are a recommender.")
+    assert np.abs(fast - reference).max() <= 1e-4
+    assert len({len(s) for s in engine.lm.encode_candidates(PREFIX, suffixes)[1]}) >= 3  # ragged
+    assert "PREFIX" not in engine.lm.render(PREFIX) and "Customer profile" in engine.lm.render(PREFIX)
+
+
+@pytest.mark.parametrize("case", TEXT_CASES.values(), ids=TEXT_CASES.keys())
+def test_hf_generates_and_measures_target_likelihood(tmp_path, tiny_models, case):
+    engine = tiny_engine(tmp_path, tiny_models, case)
+    texts = engine.generate(["Name a colour.", "Describe a sweater in one line."], GenerationOptions(max_new_tokens=6))
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts)
+    targets = ["Black slim jeans.", "A long pink summer dress with lace details and thin straps."]
+    prompts = ["Keywords: jeans", "Keywords: dress"]
+    batched = engine.target_logprob(prompts, targets)
+    alone = [engine.target_logprob([p], [t])[0] for p, t in zip(prompts, targets, strict=True)]
+    assert np.abs(batched - np.array(alone)).max() <= 1e-4 and (batched < 0).all()
+
+
+def test_hf_adapter_changes_the_scores(tmp_path, tiny_models):
+    base = tiny_engine(tmp_path, tiny_models, TEXT_CASES["llama"]).score_yes_no(PREFIX, CANDIDATES)
+    adapted = tiny_engine(tmp_path, tiny_models, TEXT_CASES["llama+lora"]).score_yes_no(PREFIX, CANDIDATES)
+    assert np.abs(base - adapted).max() > 1e-4
+    assert "adapter" in tiny_engine(tmp_path, tiny_models, TEXT_CASES["llama+lora"]).provenance("llm")["params"]
+
+
+def test_hf_4bit_loads_with_bitsandbytes_on_cpu(tmp_path, tiny_models):
+    pytest.importorskip("bitsandbytes")
+    engine = tiny_engine(tmp_path, tiny_models, TEXT_CASES["llama"], quantization="4bit")
+    try:
+        lm = engine.lm
+    except (RuntimeError, ImportError, ValueError) as exc:
+        pytest.skip(f"bitsandbytes 4-bit does not load on this machine: {exc}")
+    layers = [m for m in lm.model.modules() if type(m).__name__ == "Linear4bit"]
+    assert layers and layers[0].weight.quant_type == "nf4"
+    scores = engine.score_yes_no(PREFIX, CANDIDATES)
+    assert np.isfinite(scores).all() and ((scores > 0) & (scores < 1)).all()
+    assert engine.provenance("llm")["params"]["quantization"] == "4bit"
+
+
+def test_hf_vlm_describes_real_images(tmp_path, tiny_models):
+    engine = hf_engine(tmp_path, vlm=str(tiny_models["idefics3"]), device="cpu", dtype="float32")
+    images, items = sample_images(3)
+    descriptions = engine.describe(images, items, options=GenerationOptions(max_new_tokens=5, batch_size=2))
+    assert len(descriptions) == 3 and all(isinstance(d.text, str) and d.text for d in descriptions)
+    assert engine.provenance("vlm", descriptions[0].prompt_version)["model"] == str(tiny_models["idefics3"])

@@ -123,6 +123,13 @@ class Engine(ABC):
         with self._lock:
             return self.lm.score_yes_no(prefix, suffixes, system, batch_size=self.settings.score_batch_size)
 
+    def target_logprob(
+        self, prompts: Sequence[Prompt], targets: Sequence[str], system: str | None = None
+    ) -> np.ndarray:
+        """Mean per-token log-probability of each target as the LLM's answer to its prompt (for R_recon)."""
+        with self._lock:
+            return self.lm.target_logprob(prompts, targets, system)
+
     def provenance(self, task: str, prompt_version: str = "", **params) -> dict:
         """What to store beside an output of `task` ("llm", "vlm" or "embedder"): engine, model, parameters."""
         s = self.settings

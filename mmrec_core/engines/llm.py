@@ -43,6 +43,10 @@ class TextLM:
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.head = YesNoHead(model, tokenizer)
+        # VLM templates (SmolVLM, Qwen-VL) expect content as a list of parts and silently drop plain strings.
+        self._content_as_parts = self.has_chat_template and "PROBE" not in tokenizer.apply_chat_template(
+            [{"role": "user", "content": "PROBE"}], tokenize=False
+        )
 
     @property
     def has_chat_template(self) -> bool:
@@ -53,6 +57,11 @@ class TextLM:
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
         if system and messages[0]["role"] != "system":
             messages.insert(0, {"role": "system", "content": system})
+        if self._content_as_parts:
+            messages = [
+                {**m, "content": [{"type": "text", "text": m["content"]}]} if isinstance(m["content"], str) else m
+                for m in messages
+            ]
         if self.has_chat_template:
             return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         text = "\n\n".join(m["content"] for m in messages)
@@ -83,6 +92,40 @@ class TextLM:
             new = self.model.generate(**batch, **kwargs)[:, batch["input_ids"].shape[1] :]
             outputs.extend(t.strip() for t in tok.batch_decode(new, skip_special_tokens=True))
         return outputs
+
+    @torch.inference_mode()
+    def target_logprob(
+        self, prompts: Sequence[Prompt], targets: Sequence[str], system: str | None = None, batch_size: int = 8
+    ) -> np.ndarray:
+        """Mean log-probability per token of each target text as the model's answer to its prompt.
+
+        Right padding keeps every real token at its natural position, so no position ids are needed.
+        """
+        tok = self.tokenizer
+        rows = []
+        for prompt, target in zip(prompts, targets, strict=True):
+            context = tok(self.render(prompt, system), add_special_tokens=not self.has_chat_template)["input_ids"]
+            answer = tok(target, add_special_tokens=False)["input_ids"]
+            if not answer:
+                raise ValueError("target_logprob needs a non-empty target text.")
+            rows.append((context, answer))
+        means = []
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            width = max(len(c) + len(a) for c, a in chunk)
+            ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for row, (context, answer) in enumerate(chunk):
+                ids[row, : len(context) + len(answer)] = torch.tensor(context + answer)
+                mask[row, : len(context) + len(answer)] = 1
+            logits = self.model(input_ids=ids.to(self.model.device), attention_mask=mask.to(self.model.device)).logits
+            logprobs = torch.log_softmax(logits.float(), dim=-1)
+            for row, (context, answer) in enumerate(chunk):
+                # the token at position t is predicted by the logits at t - 1
+                positions = torch.arange(len(context) - 1, len(context) + len(answer) - 1)
+                picked = logprobs[row, positions, torch.tensor(answer)]
+                means.append(float(picked.mean()))
+        return np.asarray(means, dtype=np.float32)
 
     def encode_candidates(
         self, prefix: str, suffixes: Sequence[str], system: str | None = None
