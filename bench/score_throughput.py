@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mmrec_core.config import SAMPLE_DATA_DIR, load_settings  # noqa: E402
 from mmrec_core.engines import get_engine  # noqa: E402
 
-QUESTION = "\nWill the customer buy the candidate item? Answer Yes or No."
+QUESTION = "Will the customer buy the candidate item below? Answer Yes or No."
 
 
 class PeakRSS:
@@ -69,9 +69,10 @@ def build_prompt(n_candidates: int) -> tuple[str, list[str]]:
     prefix = (
         "You are a fashion recommender. Customer preference profile: prefers plain dark basics in soft cotton, "
         "buys trousers, tops and underwear, avoids bold prints; recently moved to relaxed fits.\n"
-        f"Last 5 purchases:\n{history}\nCandidate item: "
+        f"Last 5 purchases:\n{history}\n{QUESTION}\nCandidate item: "
     )
-    return prefix, [t + QUESTION for t in text.iloc[5 : 5 + n_candidates]]
+    # The question sits before the candidate, as in the recommender's prompt: only the item text differs.
+    return prefix, text.iloc[5 : 5 + n_candidates].tolist()
 
 
 @torch.inference_mode()

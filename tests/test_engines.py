@@ -259,3 +259,18 @@ def test_hf_vlm_describes_real_images(tmp_path, tiny_models):
     descriptions = engine.describe(images, items, options=GenerationOptions(max_new_tokens=5, batch_size=2))
     assert len(descriptions) == 3 and all(isinstance(d.text, str) and d.text for d in descriptions)
     assert engine.provenance("vlm", descriptions[0].prompt_version)["model"] == str(tiny_models["idefics3"])
+
+
+@pytest.mark.slow
+def test_builtin_describes_real_images_from_visual_facts(builtin_engine):
+    import pandas as pd
+
+    images, items = sample_images(3)
+    vocabulary = pd.read_csv(SAMPLE_DATA_DIR / "articles.csv", dtype=str)["product_type_name"].unique().tolist()
+    descriptions = builtin_engine.describe(images, items, vocabulary=vocabulary)
+    assert len(descriptions) == 3
+    for description in descriptions:
+        assert description.text and description.prompt_version == "describe-v1"
+        kinds = {f.kind for f in description.facts}
+        assert "colour" in kinds and all(0 <= f.confidence <= 1 for f in description.facts)
+    assert builtin_engine.provenance("vlm")["model"].startswith("visual-facts + SmolLM2")

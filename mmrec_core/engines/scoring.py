@@ -105,9 +105,9 @@ def score_shared_prefix(
     prefix_cache = decoder(input_ids=prefix_ids, use_cache=True).past_key_values
     p = prefix_ids.shape[1]
 
-    scores: list[float] = []
-    for start in range(0, len(suffixes), batch_size):
-        chunk = suffixes[start : start + batch_size]
+    scores = [0.0] * len(suffixes)
+    for rows in _length_buckets(suffixes, batch_size):
+        chunk = [suffixes[i] for i in rows]
         width = max(len(s) for s in chunk)
         ids = torch.full((len(chunk), width), pad_id, dtype=torch.long, device=device)
         mask = torch.zeros((len(chunk), width), dtype=torch.long, device=device)
@@ -131,5 +131,18 @@ def score_shared_prefix(
             batch_scores = head.scores_from_hidden(out.last_hidden_state[:, -1])
         else:
             batch_scores = head.scores_from_logits(out.logits[:, -1])
-        scores.extend(batch_scores.tolist())
+        for i, score in zip(rows, batch_scores.tolist(), strict=True):
+            scores[i] = score
     return scores
+
+
+def _length_buckets(suffixes: Sequence[Sequence[int]], batch_size: int, slack: float = 1.25) -> list[list[int]]:
+    """Indices of similar-length suffixes, at most `batch_size` per bucket: less padding, fewer wasted tokens."""
+    order = sorted(range(len(suffixes)), key=lambda i: len(suffixes[i]))
+    buckets: list[list[int]] = []
+    for i in order:
+        if buckets and len(buckets[-1]) < batch_size and len(suffixes[i]) <= slack * len(suffixes[buckets[-1][0]]):
+            buckets[-1].append(i)
+        else:
+            buckets.append([i])
+    return buckets
