@@ -4,6 +4,8 @@
     mmrec info [DATASET]                         statistics of one or all data sets
     mmrec protocol DATASET --negatives 50        another leave-one-out protocol (negatives stored)
     mmrec engine --check                         the engine settings; load each model and time it
+    mmrec textualize sample                      describe, summarise and score every item (resumable)
+    mmrec eval-descriptions hm -n 200            attribute accuracy of the describer from images alone
 
 The data folder comes from MMREC_DATA_DIR (default ./mmrec_data) or --data-dir.
 """
@@ -30,13 +32,15 @@ USER_ERRORS = (IngestError, StoreError, BadImageError, KeyError, ValueError, Fil
 def _protocol_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--negatives", type=int, default=20, help="sampled negatives per user (default 20)")
     p.add_argument("--seed", type=int, default=42, help="seed for the negative draw (default 42)")
-    p.add_argument("--min-history", type=int, default=5,
-                   help="users with fewer interactions are training-only (default 5)")
+    p.add_argument(
+        "--min-history", type=int, default=5, help="users with fewer interactions are training-only (default 5)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mmrec", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="mmrec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data-dir", help="data folder (default: $MMREC_DATA_DIR or ./mmrec_data)")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -44,8 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("format", choices=sorted(READERS), help="source layout")
     p.add_argument("path", help="folder (or file, for some formats) to read")
     p.add_argument("--name", help="data set name (default: the format, or the folder name)")
-    p.add_argument("--replace", action="store_true",
-                   help="overwrite a data set of the same name whose content differs")
+    p.add_argument("--replace", action="store_true", help="overwrite a data set of the same name whose content differs")
     _protocol_options(p)
 
     p = sub.add_parser("info", help="statistics of the stored data sets")
@@ -59,12 +62,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("engine", help="show the engine settings (and with --check, load and try each model)")
     p.add_argument("--check", action="store_true", help="load the LLM and the embedder, generate and score once")
+
+    p = sub.add_parser("textualize", help="descriptions, keywords and rewards for every item (skips unchanged ones)")
+    p.add_argument("dataset")
+    p.add_argument("--items", nargs="+", help="only these item ids")
+    p.add_argument("--force", action="store_true", help="redo items even when nothing changed")
+    p.add_argument("--batch-size", type=int, default=8, help="items per model batch (default 8)")
+
+    p = sub.add_parser("eval-descriptions", help="how often descriptions name the true colour, type and pattern")
+    p.add_argument("dataset")
+    p.add_argument("-n", type=int, default=100, help="images to describe (default 100, seeded sample)")
+    p.add_argument("--seed", type=int, default=0)
     return parser
 
 
 def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> None:
-    report = ingest(ws.store, ws.images, args.format, args.path, name=args.name, replace=args.replace,
-                    n_negatives=args.negatives, seed=args.seed, min_history=args.min_history)
+    report = ingest(
+        ws.store,
+        ws.images,
+        args.format,
+        args.path,
+        name=args.name,
+        replace=args.replace,
+        n_negatives=args.negatives,
+        seed=args.seed,
+        min_history=args.min_history,
+    )
     print(report)
 
 
@@ -88,14 +111,17 @@ def format_summary(s: dict) -> str:
         lines.append(f"   time span {s['first_ts']:%Y-%m-%d} .. {s['last_ts']:%Y-%m-%d}")
     for p in s["protocols"]:
         share = p["test_repeat_share"] or 0.0
-        lines.append(f"   protocol {p['protocol_id']}: {p['evaluated_users']:,} evaluated users, "
-                     f"1 positive + {p['n_negatives']} negatives, {share:.1%} of test targets are repeats")
+        lines.append(
+            f"   protocol {p['protocol_id']}: {p['evaluated_users']:,} evaluated users, "
+            f"1 positive + {p['n_negatives']} negatives, {share:.1%} of test targets are repeats"
+        )
     return "\n".join(lines)
 
 
 def cmd_protocol(ws: Workspace, args: argparse.Namespace) -> None:
-    pid = create_protocol(ws.store, args.dataset, n_negatives=args.negatives, seed=args.seed,
-                          min_history=args.min_history)
+    pid = create_protocol(
+        ws.store, args.dataset, n_negatives=args.negatives, seed=args.seed, min_history=args.min_history
+    )
     print(f"{pid}: stored; {repeat_share(ws.store, pid):.1%} of test targets are repeats")
 
 
@@ -131,8 +157,59 @@ def cmd_engine(ws: Workspace, args: argparse.Namespace) -> None:
     print(f"generate + score in {time.perf_counter() - start:.1f} s: {answer!r}, p(yes)={score:.3f}")
 
 
-COMMANDS = {"ingest": cmd_ingest, "info": cmd_info, "protocol": cmd_protocol, "sample": cmd_sample,
-            "engine": cmd_engine}
+def _tqdm_progress(unit: str):
+    """A progress callback drawing a tqdm bar (rate and ETA) on stderr; returns (callback, close)."""
+    from tqdm import tqdm
+
+    bar = tqdm(unit=unit, dynamic_ncols=True)
+
+    def progress(done: int, total: int, message: str) -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(message, refresh=False)
+        bar.refresh()
+
+    return progress, bar.close
+
+
+def cmd_textualize(ws: Workspace, args: argparse.Namespace) -> None:
+    from .engines import get_engine
+    from .textualize import TextualizeConfig, textualize
+
+    progress, close = _tqdm_progress("item")
+    try:
+        config = TextualizeConfig(batch_size=args.batch_size, force=args.force)
+        report = textualize(ws, get_engine(ws.settings), args.dataset, args.items, config, progress)
+    finally:
+        close()
+    print(f"{args.dataset}: {report}")
+    for item_id, reason in report.failed:
+        print(f"  skipped {item_id}: {reason}")
+
+
+def cmd_eval_descriptions(ws: Workspace, args: argparse.Namespace) -> None:
+    from .describe_eval import evaluate_descriptions
+    from .engines import get_engine
+
+    engine = get_engine(ws.settings)
+    progress, close = _tqdm_progress("image")
+    try:
+        table = evaluate_descriptions(ws, engine, args.dataset, n=args.n, seed=args.seed, progress=progress)
+    finally:
+        close()
+    print(f"{args.dataset}: describer {engine.model_names()['vlm']}, catalog text withheld")
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+
+
+COMMANDS = {
+    "ingest": cmd_ingest,
+    "info": cmd_info,
+    "protocol": cmd_protocol,
+    "sample": cmd_sample,
+    "engine": cmd_engine,
+    "textualize": cmd_textualize,
+    "eval-descriptions": cmd_eval_descriptions,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

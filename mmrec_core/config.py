@@ -41,6 +41,11 @@ class Settings:
     device: str = field(default="auto", metadata={"help": "auto (CUDA if present) | cpu | cuda."})
     dtype: str = field(default="auto", metadata={"help": "auto (bf16 on CUDA, fp32 on CPU) | float32 | bfloat16."})
     score_batch_size: int = field(default=32, metadata={"help": "Candidates per batch when scoring yes/no."})
+    reward_weights: str = field(
+        default="1.0,1.0,0.5",
+        metadata={"help": "Weights of R_info, R_recon, R_len in the keyword reward (comma separated)."},
+    )
+    keyword_budget: int = field(default=12, metadata={"help": "Keyword count at which R_len reaches -1."})
     model_cache: Path | None = field(
         default=None, metadata={"help": "Folder for converted model copies (default: <data_dir>/models)."}
     )
@@ -49,6 +54,17 @@ class Settings:
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"Setting {name}={getattr(self, name)!r} is not one of: {', '.join(allowed)}.")
+        self.reward_weight_values  # noqa: B018 (validate early)
+
+    @property
+    def reward_weight_values(self) -> tuple[float, float, float]:
+        try:
+            w_info, w_recon, w_len = (float(w) for w in str(self.reward_weights).split(","))
+        except ValueError as exc:
+            raise ValueError(
+                f"Setting reward_weights={self.reward_weights!r} must be three numbers, e.g. '1.0,1.0,0.5'."
+            ) from exc
+        return w_info, w_recon, w_len
 
     @property
     def db_path(self) -> Path:

@@ -63,6 +63,17 @@ class ImageStore:
         matches = list((self.root / sha256[:2]).glob(f"{sha256}.*"))
         return matches[0] if matches else None
 
+    def open(self, sha256: str, ext: str) -> Image.Image:
+        """The stored image, decoded now (so a broken file fails here) and converted to RGB."""
+        path = self.path(sha256, ext)
+        if not path.is_file():
+            raise BadImageError(f"Image file {path} is missing from the image store; re-ingest the data set.")
+        try:
+            with Image.open(path) as image:
+                return image.convert("RGB")
+        except (OSError, Image.DecompressionBombError) as exc:
+            raise BadImageError(f"Image file {path} cannot be read ({exc}); re-ingest or replace it.") from exc
+
     def put(self, data: bytes, info: ImageInfo) -> tuple[Path, bool]:
         """Write the bytes unless already stored; returns (path, newly_written). Writes are atomic."""
         target = self.path(info.sha256, info.ext)

@@ -150,12 +150,29 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        3,
+        "textualization evidence: visual facts beside descriptions, keyword facets beside keywords",
+        """
+        ALTER TABLE descriptions ADD COLUMN facts JSON;   -- [{kind, value, confidence, source, detail}]
+        ALTER TABLE keywords ADD COLUMN facets JSON;      -- {"colour": [...], "material": [...], ...}
+        """,
+    ),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]
 
 # Tables whose rows belong to one data set: removed together when a data set is replaced.
-_DATASET_TABLES = ("items", "users", "interactions", "descriptions", "keywords", "embeddings",
-                   "profiles", "graph_edges", "runs")
+_DATASET_TABLES = (
+    "items",
+    "users",
+    "interactions",
+    "descriptions",
+    "keywords",
+    "embeddings",
+    "profiles",
+    "graph_edges",
+    "runs",
+)
 
 
 class StoreError(RuntimeError):
@@ -312,3 +329,81 @@ class Store:
         if table not in _DATASET_TABLES:
             raise ValueError(f"{table} is not a per-data-set table")
         return self.scalar(f"SELECT count(*) FROM {table} WHERE dataset = ?", [dataset])
+
+    # -- items added after ingest (catalog uploads) --------------------------------------------------
+    def add_items(self, tx: duckdb.DuckDBPyConnection, dataset: str, items: pd.DataFrame) -> None:
+        """Insert new items (item_id, title, text, category, image_sha256, attributes) into a data set."""
+        frame = items.assign(dataset=dataset)
+        tx.register("_items", frame)
+        cols = ", ".join(frame.columns)
+        tx.execute(f"INSERT INTO items ({cols}) SELECT {cols} FROM _items")
+        tx.unregister("_items")
+
+    def item(self, dataset: str, item_id: str) -> dict:
+        df = self.sql_df(
+            "SELECT i.*, im.ext FROM items i LEFT JOIN images im ON im.sha256 = i.image_sha256 "
+            "WHERE i.dataset = ? AND i.item_id = ?",
+            [dataset, item_id],
+        )
+        if df.empty:
+            raise KeyError(f"Unknown item '{item_id}' in data set '{dataset}'.")
+        return df.iloc[0].to_dict()
+
+    def items_with_images(self, dataset: str, item_ids: list[str] | None = None) -> pd.DataFrame:
+        """Items with their image file's extension (NULL where the item has no image)."""
+        query = (
+            "SELECT i.item_id, i.title, i.text, i.category, i.image_sha256, im.ext FROM items i "
+            "LEFT JOIN images im ON im.sha256 = i.image_sha256 WHERE i.dataset = ?"
+        )
+        params: list = [dataset]
+        if item_ids is not None:
+            query += " AND list_contains(?, i.item_id)"
+            params.append(list(item_ids))
+        return self.sql_df(query + " ORDER BY i.item_id", params)
+
+    # -- textualization ---------------------------------------------------------------------------
+    def keyword_hashes(self, dataset: str) -> set[str]:
+        """input_hash of every stored keyword set: items whose inputs and provenance are unchanged are done."""
+        rows = self.cursor().execute(
+            "SELECT DISTINCT input_hash FROM keywords WHERE dataset = ? AND input_hash IS NOT NULL", [dataset]
+        )
+        return {r[0] for r in rows.fetchall()}
+
+    def write_textualization(
+        self, tx: duckdb.DuckDBPyConnection, descriptions: pd.DataFrame, keywords: pd.DataFrame
+    ) -> None:
+        """Store one batch of descriptions and keyword sets (same input_hash replaces, other versions stay)."""
+        for table, frame in (("descriptions", descriptions), ("keywords", keywords)):
+            if frame.empty:
+                continue
+            tx.register("_rows", frame)
+            tx.execute(
+                f"DELETE FROM {table} WHERE (dataset, item_id, input_hash) IN "
+                "(SELECT dataset, item_id, input_hash FROM _rows)"
+            )
+            cols = ", ".join(frame.columns)
+            tx.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _rows")
+            tx.unregister("_rows")
+
+    def latest_keywords(self, dataset: str) -> pd.DataFrame:
+        """The newest keyword set (with rewards) and description of every textualized item."""
+        return self.sql_df(
+            "SELECT k.item_id, k.keywords, k.facets, k.r_info, k.r_recon, k.r_len, k.reward, "
+            "d.description, k.engine, k.model, k.prompt_version, k.created_at FROM keywords k "
+            "LEFT JOIN descriptions d ON d.dataset = k.dataset AND d.item_id = k.item_id "
+            "AND d.input_hash = k.input_hash "
+            "WHERE k.dataset = ? QUALIFY row_number() OVER (PARTITION BY k.item_id ORDER BY k.created_at DESC) = 1 "
+            "ORDER BY k.item_id",
+            [dataset],
+        )
+
+    def text_versions(self, dataset: str, item_id: str) -> pd.DataFrame:
+        """Every stored description + keyword version of one item, newest first (for side-by-side views)."""
+        return self.sql_df(
+            "SELECT d.engine, d.model, d.prompt_version AS describe_prompt, k.prompt_version AS keyword_prompt, "
+            "d.description, d.facts, k.keywords, k.facets, k.r_info, k.r_recon, k.r_len, k.reward, d.params, "
+            "d.image_sha256, d.created_at FROM descriptions d LEFT JOIN keywords k ON k.dataset = d.dataset "
+            "AND k.item_id = d.item_id AND k.input_hash = d.input_hash "
+            "WHERE d.dataset = ? AND d.item_id = ? ORDER BY d.created_at DESC",
+            [dataset, item_id],
+        )

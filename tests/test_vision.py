@@ -19,6 +19,7 @@ from mmrec_core.engines.vision import (
     dominant_colours,
     facts_to_text,
     read_text,
+    solid_pattern,
 )
 from tests.conftest import HM_DIR, needs_hm
 
@@ -239,7 +240,7 @@ def test_extractor_combines_all_kinds(embed, articles: pd.DataFrame) -> None:
     results = extractor.extract([photo(trousers), text_image("SUMMER SALE").convert("L")])
     assert len(results) == 2
     kinds = [f.kind for f in results[0]]
-    assert kinds[0] == "colour" and kinds == sorted(kinds, key=["colour", "text", "object"].index)
+    assert kinds[0] == "colour" and kinds == sorted(kinds, key=["colour", "pattern", "text", "object"].index)
     assert "text" in {f.kind for f in results[1]}
     assert extractor.extract([]) == []
     provenance = extractor.provenance()
@@ -247,7 +248,16 @@ def test_extractor_combines_all_kinds(embed, articles: pd.DataFrame) -> None:
     assert provenance["ocr"].startswith("rapidocr-onnxruntime 1.")
     assert provenance["vocabulary_size"] == articles.product_type_name.nunique() - 1  # "Unknown" left out
     only_colours = VisualFactExtractor(ocr=False, objects=False).extract([photo(trousers)])[0]
-    assert only_colours and {f.kind for f in only_colours} == {"colour"}
+    assert only_colours and {f.kind for f in only_colours} <= {"colour", "pattern"}
+
+
+@pytest.mark.parametrize(
+    "shares, expected",
+    [([0.92, 0.08], ["solid"]), ([0.8], ["solid"]), ([0.55, 0.45], []), ([], [])],
+)
+def test_solid_pattern_needs_one_dominant_colour(shares, expected) -> None:
+    colours = [Fact("colour", f"c{i}", s, "palette", f"{round(s * 100)}% of the product") for i, s in enumerate(shares)]
+    assert [f.value for f in solid_pattern(colours)] == expected
 
 
 # -- prompt text ------------------------------------------------------------------------------------------------------

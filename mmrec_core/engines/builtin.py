@@ -109,7 +109,9 @@ class BuiltinEngine(Engine):
             DESCRIBE_TEMPLATE.format(metadata=item.as_text(), facts=facts_to_text(facts) or "(nothing readable)")
             for item, facts in zip(items, all_facts, strict=True)
         ]
-        texts = self.generate(prompts, GenerationOptions(max_new_tokens=96), system=DESCRIBE_SYSTEM)
+        # A 135M model loops easily: forbid repeated 3-grams, keep it short.
+        options = GenerationOptions(max_new_tokens=64, no_repeat_ngram_size=3, batch_size=len(prompts) or 1)
+        texts = self.generate(prompts, options, system=DESCRIBE_SYSTEM)
         return [
             Description(text=t, facts=f, prompt_version=DESCRIBE_PROMPT_VERSION)
             for t, f in zip(texts, all_facts, strict=True)

@@ -25,11 +25,15 @@ class GenerationOptions:
     do_sample: bool = field(default=False, metadata={"help": "Sample instead of greedy decoding."})
     temperature: float = field(default=0.7, metadata={"help": "Sampling temperature (do_sample only)."})
     top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling mass (do_sample only)."})
+    repetition_penalty: float = field(default=1.0, metadata={"help": "Above 1 discourages repeated tokens."})
+    no_repeat_ngram_size: int = field(default=0, metadata={"help": "Forbid repeating any n-gram of this size."})
     seed: int = field(default=0, metadata={"help": "Random seed for sampling, so a sampled run can be repeated."})
     batch_size: int = field(default=8, metadata={"help": "Prompts per generate() call."})
 
     def as_params(self) -> dict:
-        keep = ["max_new_tokens", "do_sample"] + (["temperature", "top_p", "seed"] if self.do_sample else [])
+        keep = ["max_new_tokens", "do_sample", "repetition_penalty", "no_repeat_ngram_size"] + (
+            ["temperature", "top_p", "seed"] if self.do_sample else []
+        )
         return {k: getattr(self, k) for k in keep}
 
 
@@ -79,6 +83,8 @@ class TextLM:
             "max_new_tokens": options.max_new_tokens,
             "do_sample": options.do_sample,
             "pad_token_id": tok.pad_token_id,
+            "repetition_penalty": options.repetition_penalty,
+            "no_repeat_ngram_size": options.no_repeat_ngram_size,
         }
         if options.do_sample:
             torch.manual_seed(options.seed)

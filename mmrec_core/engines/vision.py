@@ -28,7 +28,7 @@ Embed = Callable[[list[str]], np.ndarray]
 class Fact:
     """One observation about an image, with how sure we are of it."""
 
-    kind: str  # "colour" | "text" | "object"
+    kind: str  # "colour" | "pattern" | "text" | "object"
     value: str  # e.g. "dark blue", "SUMMER SALE", "sweater"
     confidence: float  # 0..1
     source: str  # "palette", "rapidocr", "efficientnet-lite0"
@@ -340,10 +340,11 @@ class VisualFactExtractor:
         """Per image: its colour facts, then text facts, then object facts."""
         images = [to_rgb(im) for im in images]
         objects = self.labeler.label(images) if self.labeler and images else [[] for _ in images]
-        return [
-            [*dominant_colours(im, self.colours), *(read_text(im) if self.ocr else []), *found]
-            for im, found in zip(images, objects, strict=True)
-        ]
+        facts = []
+        for im, found in zip(images, objects, strict=True):
+            colours = dominant_colours(im, self.colours)
+            facts.append([*colours, *solid_pattern(colours), *(read_text(im) if self.ocr else []), *found])
+        return facts
 
     def provenance(self) -> dict:
         """What produced the facts, to store beside them."""
@@ -356,15 +357,32 @@ class VisualFactExtractor:
         }
 
 
+def solid_pattern(colours: Sequence[Fact], min_share: float = 0.8) -> list[Fact]:
+    """'solid' when one named colour covers most of the product; pixels alone cannot name finer patterns."""
+    if not colours:
+        return []
+    share = max(_share_value(f) for f in colours)
+    if share < min_share:
+        return []
+    return [Fact("pattern", "solid", share, "palette", f"one colour covers {share:.0%} of the product")]
+
+
+def _share_value(fact: Fact) -> float:
+    found = re.match(r"(\d+)%", fact.detail)
+    return int(found.group(1)) / 100 if found else fact.confidence
+
+
 def facts_to_text(facts: Sequence[Fact]) -> str:
     """A compact block for an LLM prompt; numbers stay visible so the model can hedge. Empty kinds are omitted."""
     colours = [f"{f.value} {_share(f)}" for f in facts if f.kind == "colour"]
     texts = ['"{}" ({:.2f})'.format(f.value.replace('"', "'"), f.confidence) for f in facts if f.kind == "text"]
     objects = [f"{f.value} ({f.confidence:.2f})" for f in facts if f.kind == "object"]
+    patterns = [f"{f.value} ({f.confidence:.2f})" for f in facts if f.kind == "pattern"]
     lines = [
         f"Colours (share of product pixels): {', '.join(colours)}." if colours else "",
         f"Printed text (OCR): {', '.join(texts)}." if texts else "",
         f"Looks like (uncertain): {', '.join(objects)}." if objects else "",
+        f"Pattern: {', '.join(patterns)}." if patterns else "",
     ]
     return "\n".join(line for line in lines if line)
 

@@ -1,0 +1,149 @@
+"""Stage 1: keyword parsing and facets, rewards, the resumable textualize job, the attribute check."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from mmrec_core.cli import main
+from mmrec_core.describe_eval import evaluate_descriptions, names_value
+from mmrec_core.keywords import build_facets, grounded, parse_keywords
+from mmrec_core.rewards import keyword_rewards
+from mmrec_core.textualize import TextualizeConfig, textualize
+
+# -- keywords ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer, expected",
+    [
+        ("black, jersey, t-shirt", ["black", "jersey", "t-shirt"]),
+        ("1. Black\n2. Slim fit\n- denim\n* denim", ["black", "slim fit", "denim"]),
+        ("colour: dark blue; material: cotton", ["dark blue", "cotton"]),
+        ("Here are 6 to 10 short keywords for the product:\n- socks", ["socks"]),  # chatter dropped
+        ("a, b, skirt", ["skirt"]),  # single letters are not keywords
+        ("one, two, three, four, five", ["one", "two", "three"]),  # budget
+    ],
+)
+def test_parse_keywords_is_lenient_but_clean(answer, expected):
+    assert parse_keywords(answer, budget=3 if "five" in answer else 12) == expected
+
+
+def test_facets_keep_only_grounded_keywords_and_fill_gaps_from_the_source():
+    source = "Slim jeans in washed stretch denim. Colour: dark blue. Pattern: denim wash. For everyday wear."
+    keywords, facets = build_facets(["dark blue", "slim", "leather", "trousers"], source, ["Trousers", "Dress"], 12)
+    assert "leather" not in keywords  # not in the source: a summary may compress, never invent
+    assert facets["colour"] == ["dark blue"] and facets["style"] == ["slim"]
+    assert facets["material"] == ["denim"] and facets["use"] == ["everyday"]  # filled from the text
+    assert "trousers" not in keywords  # 'trousers' is a category but the source never says it
+    assert grounded("stretch denim", source) and not grounded("wool", source)
+
+
+# -- rewards ----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_rewards_prefer_faithful_short_keywords(builtin_engine):
+    source = "Slim jeans in washed stretch denim with a high waist. Colour: dark blue."
+    faithful = ["jeans", "denim", "dark blue", "slim", "high waist"]
+    unrelated = ["bikini", "swimwear", "pink", "floral", "beach"]
+    padded = faithful + ["jeans trousers", "stretch", "washed", "waist", "blue", "high", "slim jeans"]
+    settings = replace(builtin_engine.settings, reward_weights="1,2,0.5", keyword_budget=10)
+    r_good, r_bad, r_long = keyword_rewards(builtin_engine, [faithful, unrelated, padded], [source] * 3, settings)
+    assert r_good.r_info > r_bad.r_info + 0.2
+    assert r_good.r_recon > r_bad.r_recon and 0 < r_good.r_recon <= 1
+    assert (r_good.r_len, r_long.r_len) == (-0.5, -1.2)
+    assert r_good.reward == pytest.approx(r_good.r_info + 2 * r_good.r_recon + 0.5 * -0.5)
+    assert r_good.reward > r_bad.reward
+
+
+# -- the textualize job -----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_textualize_stores_everything_with_provenance_and_resumes(sample_workspace, builtin_engine):
+    ws, engine = sample_workspace, builtin_engine
+    ids = ws.store.items("sample")["item_id"].tolist()[:3]
+    seen = []
+    report = textualize(ws, engine, "sample", ids, TextualizeConfig(batch_size=2), lambda d, t, m: seen.append(d))
+    assert (report.done, report.skipped, report.failed) == (3, 0, [])
+    assert seen[0] == 0 and seen[-1] == 3 and report.items_per_second > 0
+
+    stored = ws.store.latest_keywords("sample").set_index("item_id")
+    assert sorted(stored.index) == sorted(ids)
+    for item_id, row in stored.iterrows():
+        assert row["description"] and len(row["keywords"]) >= 2 and row["prompt_version"] == "keywords-v2"
+        assert -1 <= row["r_info"] <= 1 and 0 < row["r_recon"] <= 1 and row["r_len"] < 0
+        versions = ws.store.text_versions("sample", item_id)
+        assert versions["image_sha256"].iloc[0] == ws.store.item("sample", item_id)["image_sha256"]
+        assert "colour" in {f["kind"] for f in json.loads(versions["facts"].iloc[0])}
+        assert json.loads(versions["params"].iloc[0])["quantization"] == "none"
+        assert versions["model"].iloc[0].startswith("visual-facts + SmolLM2")
+
+    again = textualize(ws, engine, "sample", ids)
+    assert (again.done, again.skipped) == (0, 3)  # unchanged inputs and provenance: nothing redone
+
+    ws.store.cursor().execute("UPDATE items SET text = text || ' New fabric.' WHERE item_id = ?", [ids[0]])
+    changed = textualize(ws, engine, "sample", ids)
+    assert (changed.done, changed.skipped) == (1, 2)
+    assert len(ws.store.text_versions("sample", ids[0])) == 2  # the older version is kept beside the new one
+
+
+@pytest.mark.slow
+def test_one_broken_image_is_reported_and_the_rest_is_stored(sample_workspace, builtin_engine):
+    ws, engine = sample_workspace, builtin_engine
+    ids = ws.store.items("sample")["item_id"].tolist()[10:13]
+    broken = ws.store.item("sample", ids[1])
+    ws.images.path(broken["image_sha256"], broken["ext"]).write_bytes(b"not a jpeg at all")
+    report = textualize(ws, engine, "sample", ids, TextualizeConfig(batch_size=3))
+    assert report.done == 2 and [item for item, _ in report.failed] == [ids[1]]
+    assert "cannot be read" in report.failed[0][1]
+    assert sorted(ws.store.latest_keywords("sample")["item_id"]) == sorted([ids[0], ids[2]])
+
+
+def test_unknown_items_and_data_sets_are_named(sample_workspace, builtin_engine):
+    with pytest.raises(KeyError, match="Unknown item"):
+        textualize(sample_workspace, builtin_engine, "sample", ["no-such-article"])
+    with pytest.raises(KeyError, match="Unknown data set 'nope'"):
+        textualize(sample_workspace, builtin_engine, "nope")
+
+
+@pytest.mark.slow
+def test_cli_textualize_reports_rate_and_skips_on_rerun(sample_workspace, capsys):
+    data = str(sample_workspace.settings.data_dir)
+    item = sample_workspace.store.items("sample")["item_id"].iloc[20]
+    sample_workspace.close()
+    assert main(["--data-dir", data, "textualize", "sample", "--items", item]) == 0
+    assert "textualized 1 items" in capsys.readouterr().out
+    assert main(["--data-dir", data, "textualize", "sample", "--items", item]) == 0
+    out = capsys.readouterr().out
+    assert "textualized 0 items" in out and "skipped 1 unchanged" in out
+
+
+# -- attribute check --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, value, expected",
+    [
+        ("a dark blue jersey top", "Dark Blue", True),
+        ("a blue jersey top", "Dark Blue", False),
+        ("black tights with support", "Leggings/Tights", True),
+        ("black t-shirts", "T-shirt", True),
+        ("a shirt in cotton", "T-shirt", False),
+    ],
+)
+def test_names_value_matches_whole_phrases(text, value, expected):
+    assert names_value(text, value) is expected
+
+
+@pytest.mark.slow
+def test_eval_descriptions_reports_accuracy_and_chance_per_attribute(sample_workspace, builtin_engine):
+    table = evaluate_descriptions(sample_workspace, builtin_engine, "sample", n=4, seed=1).set_index("attribute")
+    assert list(table.index) == ["colour", "product type", "pattern"]
+    assert (table["items"] == 4).all()
+    assert ((table["accuracy"] >= 0) & (table["accuracy"] <= 1)).all()
+    assert np.all(table["chance (majority)"] >= 0.25)  # the majority value of 4 items covers at least 1 of them
