@@ -15,6 +15,8 @@ ws = get_workspace()
 # One line per page; the first is the landing page.
 pages = [
     st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page("pages/catalog.py", title="Catalog", icon=":material/photo_library:"),
+    st.Page("pages/customers.py", title="Customers", icon=":material/person_search:"),
 ]
 page = st.navigation(pages)
 

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import plotly.express as px
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
+from mmrec_core import jobs
 from mmrec_core.config import (
     CHOICES,
     ENGINE_FIELDS,
@@ -48,6 +50,7 @@ def _open_workspace(data_dir: str) -> Workspace:
     """
     ws = open_workspace(load_settings(data_dir))
     try:
+        jobs.mark_interrupted(ws.store)  # 'running' rows left by an earlier server process that died
         ensure_sample_dataset(ws)
     except BaseException:
         # A failed ingest must not leave the connection (and the file lock) behind uncached.
@@ -167,3 +170,48 @@ def thumbnail_row(images: ImageStore, items: pd.DataFrame, per_row: int = 8) -> 
             with col:
                 bought = f" · {item['interactions']}×" if "interactions" in item else ""
                 item_thumbnail(images, item, caption=f"{item.get('title') or item['item_id']}{bought}")
+
+
+def item_card(images: ImageStore, item: Mapping[str, Any], max_keywords: int = 6) -> None:
+    """An item's thumbnail and title, with its first keywords underneath (when it has been textualized)."""
+    item_thumbnail(images, item)
+    keywords = list(item.get("keywords") or [])[:max_keywords]
+    if keywords:
+        st.caption(" · ".join(keywords))
+
+
+def job_status(job: Mapping[str, Any] | None) -> None:
+    """A background job from `mmrec_core.jobs`: a progress bar while it runs, then its result or error."""
+    if job is None:
+        return
+    if job["status"] == "running":
+        done, total = job["done"], job["total"]  # total is None until the work's first report
+        rate = job.get("items_per_s") or 0.0
+        speed = f" · {rate:.2f} items/s" if rate else ""
+        eta = f" · about {(total - done) / rate:.0f} s left" if rate and total else ""
+        count = f"{done}/{total}" if total else f"{done}"
+        text = f"{count}{speed}{eta} · {job['message'] or 'starting…'}"
+        st.progress(min(done / total, 1.0) if total else 0.0, text=text)
+    elif job["status"] == "done":
+        st.success(f"{job['message']} (finished {job['updated_at']:%Y-%m-%d %H:%M})")
+    else:  # failed | interrupted
+        st.error(f"Job {job['status']}: {job['error']}")
+
+
+def item_text_version(version: Mapping[str, Any] | None) -> None:
+    """One stored textualization of an item: description, keywords by facet, and its three rewards as bars."""
+    if version is None:
+        st.info("Not textualized yet: press Regenerate or Textualize all.")
+        return
+    st.markdown(f"**Description** · `{version['engine']}` `{version['model']}` · {version['describe_prompt']}")
+    st.write(version["description"])
+    facets = version["facets"] or {"keywords": version["keywords"]}
+    st.markdown("**Keywords**  \n" + "  \n".join(f"*{f}*: {', '.join(k)}" for f, k in facets.items() if k))
+    rewards = pd.DataFrame(
+        {
+            "reward": ["R_info", "R_recon", "R_len", "weighted"],
+            "value": [version[c] for c in ("r_info", "r_recon", "r_len", "reward")],
+        }
+    )
+    chart = px.bar(rewards, x="reward", y="value", title="Keyword rewards", height=260, text_auto=".2f")
+    st.plotly_chart(chart.update_layout(margin={"t": 40, "b": 0}), width="stretch")

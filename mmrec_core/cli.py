@@ -6,6 +6,8 @@
     mmrec engine --check                         the engine settings; load each model and time it
     mmrec textualize sample                      describe, summarise and score every item (resumable)
     mmrec eval-descriptions hm -n 200            attribute accuracy of the describer from images alone
+    mmrec profiles sample                        recurrent preference summaries per user (resumable)
+    mmrec eval-profiles sample                   how specific and distinct the profiles are
 
 The data folder comes from MMREC_DATA_DIR (default ./mmrec_data) or --data-dir.
 """
@@ -72,6 +74,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval-descriptions", help="how often descriptions name the true colour, type and pattern")
     p.add_argument("dataset")
     p.add_argument("-n", type=int, default=100, help="images to describe (default 100, seeded sample)")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("profiles", help="recurrent preference summaries from training histories (resumable)")
+    p.add_argument("dataset")
+    p.add_argument("--protocol", help="protocol id (default: the data set's default protocol)")
+    p.add_argument("--users", nargs="+", help="only these user ids")
+    p.add_argument("--batch-size", type=int, default=8, help="users per generate() call (default 8)")
+
+    p = sub.add_parser("eval-profiles", help="specificity and distinctness of the stored profiles")
+    p.add_argument("dataset")
+    p.add_argument("--protocol", help="protocol id (default: the data set's default protocol)")
+    p.add_argument("--random-users", type=int, default=20, help="other users each profile is compared with")
     p.add_argument("--seed", type=int, default=0)
     return parser
 
@@ -201,6 +215,39 @@ def cmd_eval_descriptions(ws: Workspace, args: argparse.Namespace) -> None:
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
 
 
+def cmd_profiles(ws: Workspace, args: argparse.Namespace) -> None:
+    from .engines import get_engine
+    from .profiles import ProfileConfig, build_profiles
+
+    config = ProfileConfig(batch_size=args.batch_size, users=args.users)
+    progress, close = _tqdm_progress("block")
+    try:
+        report = build_profiles(ws, get_engine(ws.settings), args.dataset, args.protocol, config, progress)
+    finally:
+        close()
+    print(f"{args.dataset}: {report}")
+
+
+def cmd_eval_profiles(ws: Workspace, args: argparse.Namespace) -> None:
+    from .engines import get_engine
+    from .profile_eval import ProfileEvalConfig, evaluate_profiles
+
+    protocol = args.protocol or create_protocol(ws.store, args.dataset)
+    config = ProfileEvalConfig(n_random=args.random_users, seed=args.seed)
+    table = evaluate_profiles(ws, get_engine(ws.settings), args.dataset, protocol, config)
+    a = table.attrs
+    print(
+        f"{args.dataset} ({protocol}): {a['profiled']} profiles, {a['flagged']} flagged; "
+        f"{a['evaluated']} users with held-out items, each against {config.n_random} random users"
+    )
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(
+        "own_sim/random_sim: cosine to the user's own later items / to random users' later items; "
+        "auc: share of pairs where own > random (0.5 = chance); near_identical: share with a twin >= "
+        f"{config.near} cosine"
+    )
+
+
 COMMANDS = {
     "ingest": cmd_ingest,
     "info": cmd_info,
@@ -209,6 +256,8 @@ COMMANDS = {
     "engine": cmd_engine,
     "textualize": cmd_textualize,
     "eval-descriptions": cmd_eval_descriptions,
+    "profiles": cmd_profiles,
+    "eval-profiles": cmd_eval_profiles,
 }
 
 

@@ -46,6 +46,7 @@ class Settings:
         metadata={"help": "Weights of R_info, R_recon, R_len in the keyword reward (comma separated)."},
     )
     keyword_budget: int = field(default=12, metadata={"help": "Keyword count at which R_len reaches -1."})
+    profile_block: int = field(default=3, metadata={"help": "Items per block in recurrent profile summaries."})
     model_cache: Path | None = field(
         default=None, metadata={"help": "Folder for converted model copies (default: <data_dir>/models)."}
     )

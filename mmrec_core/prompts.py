@@ -46,3 +46,22 @@ RECONSTRUCT = Template(
     version="recon-v1",
     text="Product keywords: {keywords}\nWrite the catalog text of this product.",
 )
+
+# Stage 2: recurrent preference summarization (MLLM-MSR). Block 1 starts the summary; later blocks update it.
+PROFILE_FIRST = Template(
+    version="profile-v1",
+    system="You summarise a shopper's preferences for a fashion recommender. Be specific and brief.",
+    text=(
+        "A customer bought these items, oldest first:\n{items}\n\n"
+        "In two sentences, describe this customer's preferences: product types, colours, materials, styles."
+    ),
+)
+PROFILE_UPDATE = Template(
+    version="profile-v1",
+    system=PROFILE_FIRST.system,
+    text=(
+        "What we know about the customer so far:\n{summary}\n\nThen they bought:\n{items}\n\n"
+        "Update the description of the customer's preferences in two sentences: keep what still holds, "
+        "add what is new."
+    ),
+)

@@ -158,6 +158,11 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE keywords ADD COLUMN facets JSON;      -- {"colour": [...], "material": [...], ...}
         """,
     ),
+    (
+        4,
+        "profile chains: each block summary points at the block it continues",
+        "ALTER TABLE profiles ADD COLUMN prev_hash VARCHAR;  -- input_hash of block k-1 ('' for block 1)",
+    ),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -406,4 +411,77 @@ class Store:
             "AND k.item_id = d.item_id AND k.input_hash = d.input_hash "
             "WHERE d.dataset = ? AND d.item_id = ? ORDER BY d.created_at DESC",
             [dataset, item_id],
+        )
+
+    # -- profiles ---------------------------------------------------------------------------------
+    def profile_hashes(self, dataset: str, protocol_id: str) -> dict[str, str]:
+        """input_hash -> summary of every stored block summary (a hash chains all earlier blocks)."""
+        rows = self.cursor().execute(
+            "SELECT input_hash, summary FROM profiles WHERE dataset = ? AND protocol_id = ?", [dataset, protocol_id]
+        )
+        return dict(rows.fetchall())
+
+    def write_profile_blocks(self, tx: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> None:
+        tx.register("_rows", rows)
+        tx.execute(
+            "DELETE FROM profiles WHERE (dataset, protocol_id, user_id, input_hash) IN "
+            "(SELECT dataset, protocol_id, user_id, input_hash FROM _rows)"
+        )
+        cols = ", ".join(rows.columns)
+        tx.execute(f"INSERT INTO profiles ({cols}) SELECT {cols} FROM _rows")
+        tx.unregister("_rows")
+
+    def mark_final_profiles(
+        self, tx: duckdb.DuckDBPyConnection, dataset: str, protocol_id: str, final_hashes: dict[str, str]
+    ) -> None:
+        """Flag each user's last block summary as the profile (and un-flag older finals)."""
+        frame = pd.DataFrame({"user_id": list(final_hashes), "input_hash": list(final_hashes.values())})
+        tx.register("_final", frame)
+        tx.execute(
+            "UPDATE profiles p SET is_final = (p.input_hash = f.input_hash) FROM _final f "
+            "WHERE p.dataset = ? AND p.protocol_id = ? AND p.user_id = f.user_id",
+            [dataset, protocol_id],
+        )
+        tx.unregister("_final")
+
+    def profile_blocks(self, dataset: str, protocol_id: str, user_id: str | None = None) -> pd.DataFrame:
+        """Each user's current chain of block summaries, block 1 first (stale or other-engine rows left out)."""
+        query = "SELECT * FROM profiles WHERE dataset = $d AND protocol_id = $p"
+        params = {"d": dataset, "p": protocol_id}
+        if user_id is not None:
+            query += " AND user_id = $u"
+            params["u"] = user_id
+        rows = self.sql_df(query, params)
+        chains = []
+        for _, group in rows.groupby("user_id", sort=True):
+            by_hash = {r["input_hash"]: r for r in group.to_dict("records")}
+            final = [r for r in by_hash.values() if r["is_final"]]
+            chain, row = [], final[0] if final else None
+            while row is not None:  # walk back from the profile to block 1
+                chain.append(row)
+                row = by_hash.get(row["prev_hash"])
+            chains.extend(reversed(chain))
+        return pd.DataFrame(chains, columns=rows.columns)
+
+    # -- embeddings -------------------------------------------------------------------------------
+    def embedding_hashes(self, dataset: str, kind: str) -> set[str]:
+        rows = (
+            self.cursor()
+            .execute("SELECT input_hash FROM embeddings WHERE dataset = ? AND kind = ?", [dataset, kind])
+            .fetchall()
+        )
+        return {r[0] for r in rows}
+
+    def write_embeddings(self, tx: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> None:
+        """Replace the (dataset, kind, key) vectors in `rows` (columns as the embeddings table)."""
+        tx.register("_rows", rows)
+        tx.execute("DELETE FROM embeddings WHERE (dataset, kind, key) IN (SELECT dataset, kind, key FROM _rows)")
+        cols = ", ".join(rows.columns)
+        tx.execute(f"INSERT INTO embeddings ({cols}) SELECT {cols} FROM _rows")
+        tx.unregister("_rows")
+
+    def embeddings(self, dataset: str, kind: str) -> pd.DataFrame:
+        return self.sql_df(
+            "SELECT key, vector, model, input_hash FROM embeddings WHERE dataset = ? AND kind = ? ORDER BY key",
+            [dataset, kind],
         )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mmrec_core.config import SAMPLE_DATA_DIR, load_settings
+from mmrec_core.config import ENGINE_FIELDS, SAMPLE_DATA_DIR, load_settings
 from mmrec_core.workspace import Workspace, ensure_sample_dataset, open_workspace
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,3 +68,31 @@ def builtin_engine(tmp_path_factory: pytest.TempPathFactory):
 
     settings = replace(load_settings(tmp_path_factory.mktemp("engine")), model_cache=MODEL_CACHE, device="cpu")
     return get_engine(settings)
+
+
+@pytest.fixture
+def app_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """For AppTest tests: default engine settings, and Streamlit caches emptied before and after.
+
+    st.cache_* live as long as the pytest process. Clearing the resource cache runs the app's
+    on_release, which closes the DuckDB connection, so the next test (or this test's own checks)
+    can open the file.
+    """
+    import streamlit as st
+
+    for name in ENGINE_FIELDS:  # the sidebar assertions expect the default engine settings
+        monkeypatch.delenv(f"MMREC_{name.upper()}", raising=False)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield monkeypatch
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+@pytest.fixture
+def data_dir(sample_db: Path, tmp_path: Path, app_env: pytest.MonkeyPatch) -> Path:
+    """A private copy of the ingested sample, set as the app's data folder."""
+    root = tmp_path / "data"
+    shutil.copytree(sample_db, root)
+    app_env.setenv("MMREC_DATA_DIR", str(root))
+    return root

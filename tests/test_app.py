@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,43 +13,12 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from mmrec_core import stats
-from mmrec_core.config import ENGINE_FIELDS, SAMPLE_DATASET, load_settings
+from mmrec_core.config import SAMPLE_DATASET, load_settings
 from mmrec_core.ingest import ingest
 from mmrec_core.workspace import open_workspace
+from tests.app_helpers import run_app
 
-APP = Path(__file__).resolve().parent.parent / "app.py"
-ENGINE_VARS = [f"MMREC_{name.upper()}" for name in ENGINE_FIELDS]
-
-
-@pytest.fixture(autouse=True)
-def clean_caches(monkeypatch: pytest.MonkeyPatch):
-    """st.cache_* live as long as the pytest process: start and end each test with empty caches.
-
-    Clearing the resource cache runs the app's on_release, which closes the DuckDB connection, so
-    the next test (or this test's own checks) can open the file.
-    """
-    for var in ENGINE_VARS:  # the sidebar assertions expect the default engine settings
-        monkeypatch.delenv(var, raising=False)
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield
-    st.cache_resource.clear()
-    st.cache_data.clear()
-
-
-@pytest.fixture
-def data_dir(sample_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private copy of the ingested sample, set as the app's data folder."""
-    root = tmp_path / "data"
-    shutil.copytree(sample_db, root)
-    monkeypatch.setenv("MMREC_DATA_DIR", str(root))
-    return root
-
-
-def run_app() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+pytestmark = pytest.mark.usefixtures("app_env")  # empty Streamlit caches, default engine settings
 
 
 def summary_of(root: Path, dataset: str) -> dict:
@@ -77,8 +45,13 @@ def table_with(at: AppTest, column: str) -> pd.DataFrame:
 def assert_counts_shown(at: AppTest, summary: dict) -> None:
     shown = metrics(at)
     assert len(shown) == len(at.metric) == 8  # each tile once, also after reruns
-    for label, key in (("Users", "users"), ("Items", "items"), ("Interactions", "interactions"),
-                       ("Source rows", "source_rows"), ("Items with images", "items_with_images")):
+    for label, key in (
+        ("Users", "users"),
+        ("Items", "items"),
+        ("Interactions", "interactions"),
+        ("Source rows", "source_rows"),
+        ("Items with images", "items_with_images"),
+    ):
         assert shown[label] == f"{summary[key]:,}", label
 
 
@@ -120,15 +93,21 @@ def test_first_start_ingests_the_sample(tmp_path: Path, monkeypatch: pytest.Monk
 
     st.cache_resource.clear()  # runs the app's on_release: its DuckDB connection closes
     # Another process can open the file now, so the app really let go of it.
-    opened = subprocess.run([sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).close()",
-                             str(load_settings(root).db_path)], capture_output=True, text=True)
+    opened = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys; duckdb.connect(sys.argv[1]).close()",
+            str(load_settings(root).db_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert opened.returncode == 0, opened.stderr
     assert_counts_shown(at, summary_of(root, SAMPLE_DATASET))
 
 
-def test_switching_the_data_set_changes_the_page(
-    data_dir: Path, sample_copy: Path, tmp_path: Path
-) -> None:
+def test_switching_the_data_set_changes_the_page(data_dir: Path, sample_copy: Path, tmp_path: Path) -> None:
     # A smaller second data set: the first 1,500 purchases of the sample, so every count differs.
     trans = sample_copy / "transactions.csv"
     trans.write_text("".join(trans.read_text().splitlines(keepends=True)[:1501]))
@@ -160,9 +139,14 @@ def test_switching_the_data_set_changes_the_page(
 def test_locked_database_shows_one_clear_error(data_dir: Path) -> None:
     db = load_settings(data_dir).db_path
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); "
-         "print('locked', flush=True); time.sleep(120)", str(db)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(120)",
+            str(db),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"

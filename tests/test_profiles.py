@@ -1,0 +1,136 @@
+"""Stage 2: recurrent profile summaries from training interactions only, resumable, degenerate output flagged."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import mmrec_core.profiles as profiles
+from mmrec_core.profiles import ProfileConfig, build_profiles, degenerate_reason, item_texts
+from mmrec_core.splits import create_protocol, train_interactions
+from tests.fakes import ScriptedEngine
+
+
+@pytest.fixture
+def three_users(sample_workspace):
+    protocol = create_protocol(sample_workspace.store, "sample")
+    train = train_interactions(sample_workspace.store, protocol)
+    lengths = train.groupby("user_id").size()
+    return protocol, lengths[lengths.between(5, 8)].index[:3].tolist()  # 2-3 blocks of 3 each
+
+
+@pytest.mark.parametrize(
+    "summary, expected",
+    [
+        ("Prefers black basics in cotton, mostly tights and socks.", None),
+        ("", "empty or too short"),
+        ("black black", "empty or too short"),
+        ("the customer likes " + "black tights and " * 6, "repetition"),
+        ("A customer bought these items, oldest first: Shape Up 30 den 1p Tights", "echoes the prompt"),
+    ],
+)
+def test_degenerate_generations_are_recognised(summary, expected):
+    prompt = "A customer bought these items, oldest first:\n- Shape Up 30 den 1p Tights (black, solid)"
+    assert degenerate_reason(summary, prompt) == expected
+
+
+@pytest.mark.slow
+def test_profiles_use_training_items_only_and_resume(sample_workspace, builtin_engine, three_users, monkeypatch):
+    ws, (protocol, users) = sample_workspace, three_users
+    prompts: list[str] = []
+    real_generate = builtin_engine.generate
+
+    def recording_generate(batch, *args, **kwargs):
+        prompts.extend(batch)
+        return real_generate(batch, *args, **kwargs)
+
+    monkeypatch.setattr(builtin_engine, "generate", recording_generate)
+    report = build_profiles(ws, builtin_engine, "sample", protocol, ProfileConfig(users=users))
+    assert report.users == 3 and report.blocks_done >= 6 and report.blocks_reused == 0
+
+    texts = item_texts(ws, "sample")
+    train = train_interactions(ws.store, protocol)
+    targets = ws.store.sql_df(
+        "SELECT user_id, item_id FROM splits WHERE protocol_id = ? AND list_contains(?, user_id)", [protocol, users]
+    )
+    blocks = ws.store.profile_blocks("sample", protocol)
+    for user in users:
+        history = train.loc[train.user_id == user, "item_id"].tolist()
+        chain = blocks[blocks.user_id == user]
+        assert [list(ids) for ids in chain["item_ids"]] == [history[i : i + 3] for i in range(0, len(history), 3)]
+        assert chain["is_final"].tolist() == [False] * (len(chain) - 1) + [True]
+        for target in targets.loc[targets.user_id == user, "item_id"]:
+            assert target not in history  # the protocol's valid/test items are not training data
+            assert all(target not in ids for ids in chain["item_ids"])
+            if sum(t == texts[target] for t in texts.values()) == 1 and texts[target] not in map(texts.get, history):
+                assert not any(texts[target] in p for p in prompts)  # never shown to the LLM
+
+    vectors = ws.store.embeddings("sample", f"profile:{protocol}")
+    assert sorted(vectors["key"]) == sorted(users) and len(vectors["vector"].iloc[0]) == 384
+
+    prompts.clear()
+    again = build_profiles(ws, builtin_engine, "sample", protocol, ProfileConfig(users=users))
+    assert again.blocks_done == 0 and again.blocks_reused == report.blocks_done and prompts == []
+
+
+@pytest.mark.slow
+def test_a_grown_history_updates_from_the_last_unchanged_block(
+    sample_workspace, builtin_engine, three_users, monkeypatch
+):
+    ws, (protocol, users) = sample_workspace, three_users
+    full = profiles.train_interactions
+
+    def shorter(store, protocol_id):  # the same users, one training purchase fewer
+        train = full(store, protocol_id)
+        return train[train.groupby("user_id")["seq"].transform("max") != train["seq"]]
+
+    monkeypatch.setattr(profiles, "train_interactions", shorter)
+    first = build_profiles(ws, builtin_engine, "sample", protocol, ProfileConfig(users=users))
+    monkeypatch.setattr(profiles, "train_interactions", full)
+    grown = build_profiles(ws, builtin_engine, "sample", protocol, ProfileConfig(users=users))
+    assert grown.blocks_reused > 0 and grown.blocks_done <= 3  # only each user's last block is (re)written
+    assert grown.blocks_reused + grown.blocks_done < first.blocks_done + grown.blocks_done
+    chain = ws.store.profile_blocks("sample", protocol, users[0])
+    assert chain["is_final"].iloc[-1] and chain["prev_hash"].iloc[0] == ""
+
+
+@pytest.mark.slow
+def test_degenerate_output_is_retried_then_flagged_not_used(sample_workspace, builtin_engine, three_users, monkeypatch):
+    ws, (protocol, users) = sample_workspace, three_users
+    calls = []
+
+    def looping(batch, options=None, system=None):
+        calls.append(options.do_sample if options else False)
+        return ["black black black black black black black black"] * len(batch)
+
+    monkeypatch.setattr(builtin_engine, "generate", looping)
+    report = build_profiles(ws, builtin_engine, "sample", protocol, ProfileConfig(users=users[:1]))
+    assert report.flagged == report.blocks_done and True in calls  # each block retried once, with sampling
+    chain = ws.store.profile_blocks("sample", protocol, users[0])
+    assert chain["flag"].str.startswith("degenerate generation (repetition)").all()
+    assert (chain["summary"] == "").all()  # nothing usable: no profile text is pretended
+
+
+def test_no_held_out_item_reaches_any_prompt_of_any_user(sample_workspace, monkeypatch):
+    """All 293 sample users, with a scripted LLM: every prompt's items are one stored block of training items."""
+    ws = sample_workspace
+    protocol = create_protocol(ws.store, "sample")
+    monkeypatch.setattr(
+        profiles, "item_texts", lambda ws, dataset: {i: f"item {i}" for i in ws.store.items(dataset)["item_id"]}
+    )
+    engine = ScriptedEngine(ws.settings)
+    report = build_profiles(ws, engine, "sample", protocol)
+    assert report.users == ws.store.count("users", "sample") and report.blocks_done > 2 * report.users
+
+    prompted = set(tuple(re.findall(r"^- item (\S+)$", p, flags=re.M)) for p in engine.prompts)
+    blocks = ws.store.profile_blocks("sample", protocol)
+    assert prompted == {tuple(ids) for ids in blocks["item_ids"]}  # nothing else was ever shown (retries repeat)
+    history = train_interactions(ws.store, protocol).groupby("user_id")["item_id"].apply(list)
+    held = ws.store.sql_df("SELECT user_id, seq, item_id FROM splits WHERE protocol_id = ?", [protocol])
+    seqs = held.groupby("user_id")["seq"].min()
+    for user, chain in blocks.groupby("user_id"):
+        assert [i for ids in chain["item_ids"] for i in ids] == history[user]  # exactly the training history
+    interactions = ws.store.interactions("sample").set_index(["user_id", "seq"])["item_id"]
+    for user, first_held in seqs.items():  # and the history stops before the first held-out purchase
+        assert len(history[user]) < first_held or interactions.loc[user].loc[: first_held - 1].tolist() == history[user]
