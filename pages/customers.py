@@ -40,19 +40,26 @@ def build() -> None:
 left, right = st.columns([3, 1], vertical_alignment="center")
 with left:
     job_panel(running)
-right.button("Build profiles", on_click=build, disabled=running, width="stretch",
-             help="Summarise every customer's training history block by block (resumable, incremental).")
+right.button(
+    "Build profiles",
+    on_click=build,
+    disabled=running,
+    width="stretch",
+    help="Summarise every customer's training history block by block (resumable, incremental).",
+)
 
 listing, detail = st.columns([1, 3])
 with listing:
     query = st.text_input("Search customer id", key="customer_query")
     found = customers.customer_list(ws.store, dataset, protocol, query)
     st.caption(f"{len(found):,} customers shown · {int(found['has_profile'].sum()):,} with a profile")
-    labels = {r.user_id: f"{r.user_id[:16]} · {r.history} items" + (" ✓" if r.has_profile else "")
-              for r in found.itertuples()}
+    labels = {
+        r.user_id: f"{r.user_id[:16]} · {r.history} items" + (" ✓" if r.has_profile else "") for r in found.itertuples()
+    }
     if st.session_state.get(SELECTED) not in labels:
         st.session_state.pop(SELECTED, None)
-    user = st.radio("Customer", list(labels), format_func=labels.get, key=SELECTED) if labels else None
+    with st.container(height=640):  # scrolls: the sample alone lists 293 customers
+        user = st.radio("Customer", list(labels), format_func=labels.get, key=SELECTED) if labels else None
 
 if user is None:
     detail.info("No customer matches that id.")
@@ -60,7 +67,8 @@ if user is None:
 
 view = customers.customer_view(ws.store, dataset, protocol, user, ws.settings.profile_block)
 with detail:
-    st.subheader(f"Customer {user}")
+    st.subheader(f"Customer {user[:16]}")
+    st.caption(f"id `{user}` · profile blocks of {ws.settings.profile_block} purchases, training history only")
     a, b, c = st.columns(3)
     a.metric("Training purchases", len(view["history"]))
     b.metric("Blocks summarised", len(view["blocks"]))
@@ -73,14 +81,21 @@ with detail:
     if view["stale"]:
         st.warning("The history changed since these summaries were written; build profiles again to update.")
     if not view["weights"].empty:
-        chart = px.line(view["weights"], x="block", y="weight", color="keyword", markers=True,
-                        title="Keyword weights over time (decayed share of each block's items)", height=300)
+        chart = px.line(
+            view["weights"],
+            x="block",
+            y="weight",
+            color="keyword",
+            markers=True,
+            title="Keyword weights over time (decayed share of each block's items)",
+            height=300,
+        )
         st.plotly_chart(chart.update_xaxes(dtick=1), width="stretch")
 
     summaries = view["blocks"].set_index("block") if len(view["blocks"]) else None
     for block, items in view["history"].groupby("block"):
         with st.container(border=True):
-            st.markdown(f"**Block {block}** · purchases {items['seq'].min()}–{items['seq'].max()}")
+            st.markdown(f"**Block {block}** · purchases {items['seq'].min() + 1}–{items['seq'].max() + 1}")
             thumbnail_row(ws.images, items, per_row=6)
             if summaries is not None and block in summaries.index:
                 row = summaries.loc[block]
