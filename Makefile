@@ -27,6 +27,7 @@ run: $(STAMP)
 	$(BIN)/streamlit run app.py --server.headless true --server.port $(PORT) --browser.gatherUsageStats false
 
 test: $(STAMP)
+	@sh scripts/install_chromium.sh
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
