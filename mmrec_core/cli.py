@@ -8,6 +8,8 @@
     mmrec eval-descriptions hm -n 200            attribute accuracy of the describer from images alone
     mmrec profiles sample                        recurrent preference summaries per user (resumable)
     mmrec eval-profiles sample                   how specific and distinct the profiles are
+    mmrec train sasrec hm                        train a model on the protocol's training data
+    mmrec eval sasrec hm                         HR/NDCG/AUC on stored candidates + full ranking
 
 The data folder comes from MMREC_DATA_DIR (default ./mmrec_data) or --data-dir.
 """
@@ -87,6 +89,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", help="protocol id (default: the data set's default protocol)")
     p.add_argument("--random-users", type=int, default=20, help="other users each profile is compared with")
     p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("train", help="train a recommender (popularity, sasrec, ...) on training interactions")
+    p.add_argument("model")
+    p.add_argument("dataset")
+    p.add_argument("--protocol", help="protocol id (default: the data set's default protocol)")
+    p.add_argument("--epochs", type=int, help="most epochs (early stopping on valid decides)")
+    p.add_argument("--seed", type=int, help="training seed")
+
+    p = sub.add_parser("eval", help="evaluate the newest trained model on the test part of the protocol")
+    p.add_argument("model")
+    p.add_argument("dataset")
+    p.add_argument("--protocol", help="protocol id (default: the data set's default protocol)")
     return parser
 
 
@@ -248,6 +262,33 @@ def cmd_eval_profiles(ws: Workspace, args: argparse.Namespace) -> None:
     )
 
 
+def cmd_train(ws: Workspace, args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from .evaluate import MODELS, train_model
+
+    if args.model not in MODELS:
+        raise ValueError(f"Unknown model '{args.model}'; choose one of {', '.join(MODELS)}.")
+    config = MODELS[args.model][1]()
+    overrides = {k: getattr(args, k) for k in ("epochs", "seed") if getattr(args, k) is not None}
+    config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if hasattr(config, k)})
+    progress, close = _tqdm_progress("epoch")
+    try:
+        run_id = train_model(ws, args.dataset, args.model, args.protocol, config, progress)
+    finally:
+        close()
+    params = ws.store.sql_df("SELECT params FROM runs WHERE run_id = ?", [run_id])["params"].iloc[0]
+    print(f"{args.dataset}: trained {args.model} as run {run_id} {params}")
+
+
+def cmd_eval(ws: Workspace, args: argparse.Namespace) -> None:
+    from .evaluate import evaluate_model
+
+    run_id, table = evaluate_model(ws, args.dataset, args.model, args.protocol)
+    print(f"{args.dataset}: {args.model}, run {run_id}, test part, all evaluated users")
+    print(table.to_string(float_format=lambda x: f"{x:.4f}"))
+
+
 COMMANDS = {
     "ingest": cmd_ingest,
     "info": cmd_info,
@@ -258,6 +299,8 @@ COMMANDS = {
     "eval-descriptions": cmd_eval_descriptions,
     "profiles": cmd_profiles,
     "eval-profiles": cmd_eval_profiles,
+    "train": cmd_train,
+    "eval": cmd_eval,
 }
 
 

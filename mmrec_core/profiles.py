@@ -134,7 +134,7 @@ def build_profiles(
     start, total = time.perf_counter(), sum(len(v) for v in blocks.values())
     finished = 0
     while any(s["k"] < len(blocks[u]) for u, s in state.items()):
-        todo, rows = [], []
+        todo = []
         for user, s in state.items():
             if s["k"] >= len(blocks[user]):
                 continue
@@ -147,23 +147,15 @@ def build_profiles(
             else:
                 todo.append((user, ids, h))
         for first in range(0, len(todo), config.batch_size):
-            rows += _summarise(
-                engine,
-                todo[first : first + config.batch_size],
-                state,
-                texts,
-                options,
-                dataset,
-                protocol_id,
-                params,
-                report,
-            )
-        if rows:
-            with ws.store.transaction() as tx:
+            batch = todo[first : first + config.batch_size]
+            rows = _summarise(engine, batch, state, texts, options, dataset, protocol_id, params, report)
+            with ws.store.transaction() as tx:  # each batch on its own: a stopped run loses one batch at most
                 ws.store.write_profile_blocks(tx, pd.DataFrame(rows))
-        finished += len(todo)
-        if progress:
-            progress(finished, total, f"{report.blocks_done} block summaries written")
+            finished += len(batch)
+            if progress:
+                progress(finished, total, f"{report.blocks_done} block summaries written")
+        if progress and not todo:
+            progress(finished, total, f"{report.blocks_reused} block summaries reused")
     with ws.store.transaction() as tx:
         ws.store.mark_final_profiles(tx, dataset, protocol_id, {u: s["hash"] for u, s in state.items()})
     _embed_profiles(ws, engine, dataset, protocol_id, state)

@@ -1,0 +1,151 @@
+"""SASRec: self-attentive sequential recommendation (Kang & McAuley, ICDM 2018).
+
+Item embeddings plus learned positions go through causal self-attention blocks; the hidden state at
+position t scores the next item by a dot product with its embedding (eq. 6: r_{i,t} = F_t . M_i),
+trained with binary cross-entropy on the true next item and one sampled negative per position
+(eq. 7). Early stopping on valid NDCG@10 over the stored candidates. `user_vectors` (the last
+hidden state) feeds MMSRARec's similar-user retrieval.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from mmrec_core.metrics import metrics_from_counts, rank_counts
+from mmrec_core.models.base import Progress, Recommender
+from mmrec_core.models.data import TrainData
+
+
+@dataclass
+class SASRecConfig:
+    hidden: int = field(default=64, metadata={"help": "Embedding and hidden size."})
+    layers: int = field(default=2, metadata={"help": "Self-attention blocks."})
+    heads: int = field(default=2, metadata={"help": "Attention heads per block."})
+    max_len: int = field(default=50, metadata={"help": "Most recent items the model reads."})
+    dropout: float = field(default=0.2, metadata={"help": "Dropout on embeddings and in the blocks."})
+    lr: float = field(default=1e-3, metadata={"help": "Adam learning rate."})
+    batch_size: int = field(default=128, metadata={"help": "Sequences per step."})
+    epochs: int = field(default=200, metadata={"help": "Most epochs."})
+    patience: int = field(default=10, metadata={"help": "Stop after this many epochs without a valid gain."})
+    seed: int = field(default=0, metadata={"help": "Seed for initialisation, batches and negatives."})
+
+
+class SASRecNet(nn.Module):
+    def __init__(self, n_items: int, cfg: SASRecConfig) -> None:
+        super().__init__()
+        self.item = nn.Embedding(n_items + 1, cfg.hidden, padding_idx=0)  # index 0 pads; item i is i + 1
+        self.pos = nn.Embedding(cfg.max_len, cfg.hidden)
+        block = nn.TransformerEncoderLayer(
+            cfg.hidden, cfg.heads, cfg.hidden * 2, cfg.dropout, batch_first=True, norm_first=True
+        )
+        self.blocks = nn.TransformerEncoder(block, cfg.layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(cfg.hidden)
+        self.drop = nn.Dropout(cfg.dropout)
+        nn.init.xavier_normal_(self.item.weight)  # small logits at the start (N(0, 1) rows would saturate BCE)
+        nn.init.xavier_normal_(self.pos.weight)
+        self.register_buffer("causal", torch.triu(torch.ones(cfg.max_len, cfg.max_len, dtype=torch.bool), 1))
+
+    def forward(self, seqs: torch.Tensor) -> torch.Tensor:
+        """(B, L) left-padded item ids (+1) -> (B, L, H) hidden states; padded positions are zero."""
+        keep = (seqs > 0).unsqueeze(-1)
+        x = self.item(seqs) * math.sqrt(self.item.embedding_dim) + self.pos.weight[: seqs.shape[1]]
+        x = self.drop(x) * keep  # pads carry nothing (no key-padding mask: all-masked rows would give NaN)
+        return self.norm(self.blocks(x, mask=self.causal[: seqs.shape[1], : seqs.shape[1]])) * keep
+
+
+class SASRec(Recommender):
+    name = "sasrec"
+
+    def _pad(self, histories: list[list[int]]) -> torch.Tensor:
+        L = self.config.max_len
+        out = np.zeros((len(histories), L), dtype=np.int64)
+        for r, h in enumerate(histories):
+            h = h[-L:]
+            if h:
+                out[r, L - len(h) :] = np.asarray(h) + 1
+        return torch.from_numpy(out)
+
+    def fit(self, data: TrainData, progress: Progress | None = None) -> None:
+        cfg = self.config
+        torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        self.n_items = data.n_items
+        self.net = SASRecNet(data.n_items, cfg)
+        opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.98))
+        seqs = [s[-(cfg.max_len + 1) :] for s in data.sequences.values() if len(s) >= 2]
+        inputs, targets = self._pad([s[:-1] for s in seqs]), self._pad([s[1:] for s in seqs])
+        seen = [set(s) for s in seqs]
+        best, best_state, waited = -1.0, None, 0
+        for epoch in range(1, cfg.epochs + 1):
+            self.net.train()
+            order, total = rng.permutation(len(seqs)), 0.0
+            for first in range(0, len(seqs), cfg.batch_size):
+                rows = order[first : first + cfg.batch_size]
+                x, pos = inputs[rows], targets[rows]
+                neg = torch.from_numpy(self._negatives(rng, [seen[r] for r in rows], pos.shape[1])) * (pos > 0)
+                h = self.net(x)
+                pos_logit = (h * self.net.item(pos)).sum(-1)
+                neg_logit = (h * self.net.item(neg)).sum(-1)
+                mask = pos > 0
+                loss = nn.functional.binary_cross_entropy_with_logits(
+                    pos_logit[mask], torch.ones_like(pos_logit[mask])
+                ) + nn.functional.binary_cross_entropy_with_logits(neg_logit[mask], torch.zeros_like(neg_logit[mask]))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(rows)
+            ndcg = self._valid_ndcg(data)
+            self.log.append({"epoch": epoch, "loss": total / len(seqs), "valid_NDCG@10": ndcg})
+            if progress:
+                progress(epoch, cfg.epochs, f"loss {total / len(seqs):.4f} · valid NDCG@10 {ndcg:.4f}")
+            if ndcg > best:
+                best, best_state, waited = ndcg, copy.deepcopy(self.net.state_dict()), 0
+            else:
+                waited += 1
+                if waited >= cfg.patience:
+                    break
+        self.net.load_state_dict(best_state)
+        self.net.eval()
+
+    def _negatives(self, rng: np.random.Generator, seen: list[set[int]], length: int) -> np.ndarray:
+        neg = rng.integers(0, self.n_items, size=(len(seen), length))
+        for r, s in enumerate(seen):  # redraw the few that hit the user's own items
+            for c in np.flatnonzero(np.isin(neg[r], list(s))):
+                while neg[r, c] in s:
+                    neg[r, c] = rng.integers(0, self.n_items)
+        return neg + 1
+
+    def _valid_ndcg(self, data: TrainData) -> float:
+        part = data.parts["valid"]
+        scores = self.score(part.users, part.histories)
+        picked = np.take_along_axis(scores, part.items, axis=1)
+        greater, ties = rank_counts(picked[:, 0], picked[:, 1:])
+        return float(metrics_from_counts(greater, ties, picked.shape[1] - 1, ks=(10,))["NDCG@10"].mean())
+
+    @torch.no_grad()
+    def user_vectors(self, histories: list[list[int]], batch_size: int = 1024) -> np.ndarray:
+        """The last hidden state per history (what the next item is scored against)."""
+        self.net.eval()
+        out = [self.net(self._pad(histories[i : i + batch_size]))[:, -1] for i in range(0, len(histories), batch_size)]
+        return torch.cat(out).numpy() if out else np.zeros((0, self.config.hidden), dtype=np.float32)
+
+    def score(self, users: list[str], histories: list[list[int]]) -> np.ndarray:
+        vectors = torch.from_numpy(self.user_vectors(histories))
+        return (vectors @ self.net.item.weight[1:].detach().T).numpy()
+
+    def _save_state(self, folder: Path) -> None:
+        torch.save({"n_items": self.n_items, "state": self.net.state_dict()}, folder / "sasrec.pt")
+
+    def _load_state(self, folder: Path) -> None:
+        stored = torch.load(folder / "sasrec.pt", weights_only=True)
+        self.n_items = stored["n_items"]
+        self.net = SASRecNet(self.n_items, self.config)
+        self.net.load_state_dict(stored["state"])
+        self.net.eval()

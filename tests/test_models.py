@@ -1,0 +1,120 @@
+"""Popularity and SASRec, their evaluation as runs, and similar-user retrieval."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmrec_core.config import SAMPLE_DATASET
+from mmrec_core.evaluate import evaluate_model, load_trained, ranking_metrics, train_model
+from mmrec_core.models.data import Candidates, TrainData, load_train_data
+from mmrec_core.models.popularity import Popularity, PopularityConfig
+from mmrec_core.models.sasrec import SASRec, SASRecConfig
+from mmrec_core.similar_users import similar_user_context
+from mmrec_core.splits import create_protocol, train_interactions
+
+FAST = SASRecConfig(hidden=32, layers=1, heads=1, max_len=12, dropout=0.0, lr=5e-3, epochs=40, patience=40)
+
+
+def synthetic(groups: int = 2, users_per_group: int = 20, items_per_group: int = 8, length: int = 10) -> TrainData:
+    """Group g's users walk around their own ring of items (a, a+1, ...): the next item is predictable."""
+    rng = np.random.default_rng(0)
+    n_items = groups * items_per_group
+    seqs, parts = {}, {"valid": [], "test": []}
+    for g in range(groups):
+        for u in range(users_per_group):
+            start = int(rng.integers(items_per_group))
+            walk = [g * items_per_group + (start + t) % items_per_group for t in range(length + 2)]
+            user = f"g{g}u{u:02d}"
+            seqs[user] = walk[:length]
+            parts["valid"].append((user, walk[length]))
+            parts["test"].append((user, walk[length + 1]))
+    data = TrainData("synthetic", "synthetic:p", np.array([f"i{i}" for i in range(n_items)], dtype=object), seqs)
+    for part, rows in parts.items():
+        users = [u for u, _ in rows]
+        items = np.array([[pos, *[(pos + d) % n_items for d in (3, 5, 9, 11)]] for _, pos in rows])
+        hist = [seqs[u] if part == "valid" else seqs[u] + [dict(parts["valid"])[u]] for u in users]
+        data.parts[part] = Candidates(users, items, np.zeros(len(users), bool), hist)
+    return data
+
+
+def test_sasrec_learns_a_predictable_next_item_and_reloads_identically(tmp_path):
+    data = synthetic()
+    model = SASRec(FAST)
+    model.fit(data)
+    per_user = ranking_metrics(model, data, "test")
+    assert per_user["HR@5"].mean() == 1.0 and per_user["NDCG@5"].mean() > 0.9  # popularity cannot do this
+    assert model.log[-1]["loss"] < model.log[0]["loss"]
+    pop = Popularity(PopularityConfig())
+    pop.fit(data)
+    assert ranking_metrics(pop, data, "test")["NDCG@5"].mean() < 0.6
+
+    model.save(tmp_path / "m")
+    again = SASRec.load(tmp_path / "m", SASRecConfig)
+    users, hist = data.parts["test"].users, data.parts["test"].histories
+    np.testing.assert_allclose(again.score(users, hist), model.score(users, hist), atol=1e-5)
+
+
+def test_similar_users_come_from_the_same_group_and_name_their_next_item():
+    data = synthetic()
+    model = SASRec(FAST)
+    model.fit(data)
+    context = similar_user_context(model, data, ["g0u00", "g1u05"], k=3)
+    assert context.groupby("user_id").size().to_dict() == {"g0u00": 3, "g1u05": 3}
+    assert (context["similar_user"] != context["user_id"]).all()
+    for row in context.itertuples():
+        group = row.user_id[:2]
+        assert row.similar_user.startswith(group)  # the same taste
+        next_index = int(row.next_item[1:])
+        assert next_index // 8 == int(group[1])  # what they bought next is from that taste too
+        seq = data.sequences[row.similar_user]
+        assert seq[row.match_pos + 1] == next_index  # the item right after the matching point
+    with pytest.raises(KeyError, match="Unknown user"):
+        similar_user_context(model, data, ["nobody"])
+    with pytest.raises(ValueError, match="at least 1"):
+        similar_user_context(model, data, ["g0u00"], k=0)
+
+
+def test_training_data_never_holds_valid_or_test_items(sample_workspace):
+    store = sample_workspace.store
+    protocol = create_protocol(store, SAMPLE_DATASET)
+    data = load_train_data(store, SAMPLE_DATASET, protocol)
+    inter = store.interactions(SAMPLE_DATASET).groupby("user_id").size()
+    test = data.parts["test"]
+    assert len(test.users) == store.scalar("SELECT n_users FROM protocols WHERE protocol_id = ?", [protocol])
+    for user in test.users:  # evaluated users: every interaction but the last two
+        assert len(data.sequences[user]) == inter[user] - 2
+    index = data.index()
+    train = train_interactions(store, protocol)
+    assert sum(len(s) for s in data.sequences.values()) == len(train)
+    valid = dict(zip(data.parts["valid"].users, data.parts["valid"].items[:, 0], strict=True))
+    for user, hist in zip(test.users, test.histories, strict=True):
+        assert hist == data.sequences[user] + [valid[user]]  # test input = training + the valid item
+    assert set(index) == set(store.items(SAMPLE_DATASET)["item_id"])
+
+
+@pytest.mark.slow
+def test_train_and_eval_record_runs_over_all_test_users(sample_workspace):
+    ws = sample_workspace
+    protocol = create_protocol(ws.store, SAMPLE_DATASET)
+    config = SASRecConfig(epochs=3, patience=3)
+    run = train_model(ws, SAMPLE_DATASET, "sasrec", protocol, config)
+    model, run_again = load_trained(ws, SAMPLE_DATASET, "sasrec", protocol)
+    assert run_again == run and len(model.log) == 3
+    eval_run, table = evaluate_model(ws, SAMPLE_DATASET, "sasrec", protocol)
+    n_users = ws.store.scalar("SELECT n_users FROM protocols WHERE protocol_id = ?", [protocol])
+    assert table.loc["all", "users"] == n_users
+    assert table.loc["no_repeat", "users"] + table.loc["repeat", "users"] == n_users
+    stored = ws.store.sql_df("SELECT subset, name, value FROM metrics WHERE run_id = ?", [eval_run])
+    got = stored[stored.subset == "all"].set_index("name")["value"]
+    for name in ("HR@5", "NDCG@5", "AUC", "full:Recall@20", "full:NDCG@20", "seconds_per_user"):
+        assert name in got.index
+    assert got["HR@5"] == pytest.approx(table.loc["all", "HR@5"])
+    runs = ws.store.sql_df("SELECT kind, method, params FROM runs WHERE dataset = ? ORDER BY kind", [SAMPLE_DATASET])
+    assert runs[["kind", "method"]].values.tolist() == [["eval", "sasrec"], ["train", "sasrec"]]
+    assert '"train_run"' in runs["params"].iloc[0] and '"hidden": 64' in runs["params"].iloc[1]
+
+    pop_run, pop = evaluate_model(ws, SAMPLE_DATASET, "popularity", protocol)  # fitted on the spot
+    assert pop.loc["all", "users"] == n_users and 0 <= pop.loc["all", "AUC"] <= 1
+    with pytest.raises(ValueError, match="Unknown model 'bert4rec'"):
+        evaluate_model(ws, SAMPLE_DATASET, "bert4rec", protocol)
