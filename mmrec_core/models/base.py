@@ -6,6 +6,7 @@ they share: the registry name, the config, and saving/loading the trained state.
 
 from __future__ import annotations
 
+import copy
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from mmrec_core.metrics import metrics_from_counts, rank_counts
 from mmrec_core.models.data import TrainData
 
 Progress = Callable[[int, int, str], None]
@@ -35,6 +37,34 @@ class Recommender(ABC):
     @abstractmethod
     def score(self, users: list[str], histories: list[list[int]]) -> np.ndarray:
         """(len(users), n_items) scores, higher = more likely next; histories are item indices."""
+
+    # -- shared training loop: epochs with early stopping on valid NDCG@10 -------------------------
+    def valid_ndcg(self, data: TrainData, k: int = 10) -> float:
+        """Mean NDCG@k of the valid part over its stored candidates (the early-stopping signal)."""
+        part = data.parts["valid"]
+        picked = np.take_along_axis(self.score(part.users, part.histories), part.items, axis=1)
+        greater, ties = rank_counts(picked[:, 0], picked[:, 1:])
+        return float(metrics_from_counts(greater, ties, picked.shape[1] - 1, ks=(k,))[f"NDCG@{k}"].mean())
+
+    def train_epochs(self, data: TrainData, net, run_epoch: Callable[[], float], progress: Progress | None) -> None:
+        """Call `run_epoch()` (returns the mean loss) until `config.patience` epochs pass without a better
+        valid NDCG@10 or `config.epochs` are done; `net` (a torch module) ends with its best weights."""
+        best, best_state, waited = -1.0, None, 0
+        for epoch in range(1, self.config.epochs + 1):
+            net.train()
+            loss = run_epoch()
+            ndcg = self.valid_ndcg(data)
+            self.log.append({"epoch": epoch, "loss": loss, "valid_NDCG@10": ndcg})
+            if progress:
+                progress(epoch, self.config.epochs, f"loss {loss:.4f} · valid NDCG@10 {ndcg:.4f}")
+            if ndcg > best:
+                best, best_state, waited = ndcg, copy.deepcopy(net.state_dict()), 0
+            else:
+                waited += 1
+                if waited >= self.config.patience:
+                    break
+        net.load_state_dict(best_state)
+        net.eval()
 
     # -- persistence: a folder with config.json, log.json and the model's own state --------------
     def save(self, folder: Path) -> None:

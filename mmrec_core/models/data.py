@@ -33,6 +33,10 @@ class TrainData:
     item_ids: np.ndarray  # index -> item id (catalog order)
     sequences: dict[str, list[int]]  # user -> training item indices, oldest first
     parts: dict[str, Candidates] = field(default_factory=dict)
+    # inputs of the item-graph model, attached by `item_graph_inputs.attach` (None for other models)
+    item_features: np.ndarray | None = None  # (n_items, d) item text embeddings
+    user_features: dict[str, np.ndarray] | None = None  # profile embeddings (training data only)
+    edges: pd.DataFrame | None = None  # refined item graph: src, dst (item indices), weight
 
     @property
     def n_items(self) -> int:

@@ -9,7 +9,6 @@ hidden state) feeds MMSRARec's similar-user retrieval.
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmrec_core.metrics import metrics_from_counts, rank_counts
 from mmrec_core.models.base import Progress, Recommender
 from mmrec_core.models.data import TrainData
 
@@ -82,37 +80,26 @@ class SASRec(Recommender):
         seqs = [s[-(cfg.max_len + 1) :] for s in data.sequences.values() if len(s) >= 2]
         inputs, targets = self._pad([s[:-1] for s in seqs]), self._pad([s[1:] for s in seqs])
         seen = [set(s) for s in seqs]
-        best, best_state, waited = -1.0, None, 0
-        for epoch in range(1, cfg.epochs + 1):
-            self.net.train()
+
+        def run_epoch() -> float:
             order, total = rng.permutation(len(seqs)), 0.0
             for first in range(0, len(seqs), cfg.batch_size):
                 rows = order[first : first + cfg.batch_size]
                 x, pos = inputs[rows], targets[rows]
                 neg = torch.from_numpy(self._negatives(rng, [seen[r] for r in rows], pos.shape[1])) * (pos > 0)
                 h = self.net(x)
-                pos_logit = (h * self.net.item(pos)).sum(-1)
-                neg_logit = (h * self.net.item(neg)).sum(-1)
                 mask = pos > 0
-                loss = nn.functional.binary_cross_entropy_with_logits(
-                    pos_logit[mask], torch.ones_like(pos_logit[mask])
-                ) + nn.functional.binary_cross_entropy_with_logits(neg_logit[mask], torch.zeros_like(neg_logit[mask]))
+                pos_logit = (h * self.net.item(pos)).sum(-1)[mask]
+                neg_logit = (h * self.net.item(neg)).sum(-1)[mask]
+                bce = nn.functional.binary_cross_entropy_with_logits
+                loss = bce(pos_logit, torch.ones_like(pos_logit)) + bce(neg_logit, torch.zeros_like(neg_logit))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 total += loss.item() * len(rows)
-            ndcg = self._valid_ndcg(data)
-            self.log.append({"epoch": epoch, "loss": total / len(seqs), "valid_NDCG@10": ndcg})
-            if progress:
-                progress(epoch, cfg.epochs, f"loss {total / len(seqs):.4f} · valid NDCG@10 {ndcg:.4f}")
-            if ndcg > best:
-                best, best_state, waited = ndcg, copy.deepcopy(self.net.state_dict()), 0
-            else:
-                waited += 1
-                if waited >= cfg.patience:
-                    break
-        self.net.load_state_dict(best_state)
-        self.net.eval()
+            return total / len(seqs)
+
+        self.train_epochs(data, self.net, run_epoch, progress)
 
     def _negatives(self, rng: np.random.Generator, seen: list[set[int]], length: int) -> np.ndarray:
         neg = rng.integers(0, self.n_items, size=(len(seen), length))
@@ -121,13 +108,6 @@ class SASRec(Recommender):
                 while neg[r, c] in s:
                     neg[r, c] = rng.integers(0, self.n_items)
         return neg + 1
-
-    def _valid_ndcg(self, data: TrainData) -> float:
-        part = data.parts["valid"]
-        scores = self.score(part.users, part.histories)
-        picked = np.take_along_axis(scores, part.items, axis=1)
-        greater, ties = rank_counts(picked[:, 0], picked[:, 1:])
-        return float(metrics_from_counts(greater, ties, picked.shape[1] - 1, ks=(10,))["NDCG@10"].mean())
 
     @torch.no_grad()
     def user_vectors(self, histories: list[list[int]], batch_size: int = 1024) -> np.ndarray:
