@@ -159,6 +159,7 @@ def evaluate_model(
     extra = pd.DataFrame({"subset": table.index, "name": "users", "value": table["users"].astype(float)})
     speed = pd.DataFrame({"subset": ["all"], "name": ["seconds_per_user"], "value": [seconds / len(per_user)]})
     metrics = pd.concat([long, extra, speed], ignore_index=True).assign(part="test")
+    metrics = metrics.dropna(subset=["value"])  # a subset with no users (no repeat targets) has no means
     params = {"train_run": train_run, "negatives": data.parts["test"].items.shape[1] - 1}
     run_id = _record_run(ws, dataset, protocol_id, "eval", method, params, None, metrics)
     return run_id, table
