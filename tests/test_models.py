@@ -51,6 +51,10 @@ def test_sasrec_learns_a_predictable_next_item_and_reloads_identically(tmp_path)
     pop.fit(data)
     assert ranking_metrics(pop, data, "test")["NDCG@5"].mean() < 0.6
 
+    short, long = [3, 4], list(range(12))  # alone the short one is trimmed to 2 columns, with the long one not
+    together = model.user_vectors([short, long])
+    np.testing.assert_allclose(model.user_vectors([short])[0], together[0], atol=1e-5)
+
     model.save(tmp_path / "m")
     again = SASRec.load(tmp_path / "m", SASRecConfig)
     users, hist = data.parts["test"].users, data.parts["test"].histories

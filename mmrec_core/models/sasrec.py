@@ -46,20 +46,37 @@ class SASRecNet(nn.Module):
         self.blocks = nn.TransformerEncoder(block, cfg.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(cfg.hidden)
         self.drop = nn.Dropout(cfg.dropout)
+        self.heads = cfg.heads
         nn.init.xavier_normal_(self.item.weight)  # small logits at the start (N(0, 1) rows would saturate BCE)
         nn.init.xavier_normal_(self.pos.weight)
         self.register_buffer("causal", torch.triu(torch.ones(cfg.max_len, cfg.max_len, dtype=torch.bool), 1))
 
     def forward(self, seqs: torch.Tensor) -> torch.Tensor:
-        """(B, L) left-padded item ids (+1) -> (B, L, H) hidden states; padded positions are zero."""
+        """(B, L) left-padded item ids (+1) -> (B, L, H) hidden states; padded positions are zero.
+
+        Pads are masked as keys, so a user's state does not depend on how much padding the batch has;
+        a pad may attend to itself only (a row with every key masked would give NaN).
+        """
+        B, L = seqs.shape
         keep = (seqs > 0).unsqueeze(-1)
-        x = self.item(seqs) * math.sqrt(self.item.embedding_dim) + self.pos.weight[: seqs.shape[1]]
-        x = self.drop(x) * keep  # pads carry nothing (no key-padding mask: all-masked rows would give NaN)
-        return self.norm(self.blocks(x, mask=self.causal[: seqs.shape[1], : seqs.shape[1]])) * keep
+        # positions count back from the newest item, so trimming shared left padding changes nothing
+        x = self.item(seqs) * math.sqrt(self.item.embedding_dim) + self.pos.weight[-L:]
+        x = self.drop(x) * keep
+        blocked = self.causal[:L, :L].unsqueeze(0) | (seqs == 0).unsqueeze(1)
+        blocked = blocked & ~torch.eye(L, dtype=torch.bool, device=seqs.device)
+        mask = blocked.repeat_interleave(self.heads, dim=0)  # (B * heads, L, L), as nn.MultiheadAttention wants
+        return self.norm(self.blocks(x, mask=mask)) * keep
 
 
 class SASRec(Recommender):
     name = "sasrec"
+
+    @staticmethod
+    def _trim(*padded: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Drop the left-padding columns every row shares (short sequences: most of max_len)."""
+        used = (padded[0] > 0).any(0).nonzero()
+        start = int(used[0]) if len(used) else padded[0].shape[1] - 1
+        return tuple(t[:, start:] for t in padded)
 
     def _pad(self, histories: list[list[int]]) -> torch.Tensor:
         L = self.config.max_len
@@ -85,7 +102,7 @@ class SASRec(Recommender):
             order, total = rng.permutation(len(seqs)), 0.0
             for first in range(0, len(seqs), cfg.batch_size):
                 rows = order[first : first + cfg.batch_size]
-                x, pos = inputs[rows], targets[rows]
+                x, pos = self._trim(inputs[rows], targets[rows])
                 neg = torch.from_numpy(self._negatives(rng, [seen[r] for r in rows], pos.shape[1])) * (pos > 0)
                 h = self.net(x)
                 mask = pos > 0
@@ -113,7 +130,8 @@ class SASRec(Recommender):
     def user_vectors(self, histories: list[list[int]], batch_size: int = 1024) -> np.ndarray:
         """The last hidden state per history (what the next item is scored against)."""
         self.net.eval()
-        out = [self.net(self._pad(histories[i : i + batch_size]))[:, -1] for i in range(0, len(histories), batch_size)]
+        starts = range(0, len(histories), batch_size)
+        out = [self.net(self._trim(self._pad(histories[i : i + batch_size]))[0])[:, -1] for i in starts]
         return torch.cat(out).numpy() if out else np.zeros((0, self.config.hidden), dtype=np.float32)
 
     def score(self, users: list[str], histories: list[list[int]]) -> np.ndarray:
