@@ -8,6 +8,7 @@
     mmrec eval-descriptions hm -n 200            attribute accuracy of the describer from images alone
     mmrec profiles sample                        recurrent preference summaries per user (resumable)
     mmrec eval-profiles sample                   how specific and distinct the profiles are
+    mmrec graph hm --alpha 0.5 -k 10             the refined item graph (semantic + co-occurrence edges)
     mmrec train sasrec hm                        train a model on the protocol's training data
     mmrec eval sasrec hm                         HR/NDCG/AUC on stored candidates + full ranking
 
@@ -89,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", help="protocol id (default: the data set's default protocol)")
     p.add_argument("--random-users", type=int, default=20, help="other users each profile is compared with")
     p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("graph", help="build the refined item graph (text-embedding neighbours + co-occurrence)")
+    p.add_argument("dataset")
+    p.add_argument("--protocol", help="protocol id (default: the data set's default protocol)")
+    p.add_argument("--alpha", type=float, default=0.5, help="cosine threshold for semantic neighbours (0.5)")
+    p.add_argument("-k", type=int, default=10, help="most semantic neighbours per item (10)")
+    p.add_argument("--window", type=int, default=3, help="K_c: co-occurrence window in training sequences (3)")
+    p.add_argument("--min-count", type=int, default=2, help="m: users a pair must co-occur for (2)")
 
     p = sub.add_parser("train", help="train a recommender (popularity, sasrec, ...) on training interactions")
     p.add_argument("model")
@@ -200,6 +209,15 @@ def _tqdm_progress(unit: str):
     return progress, bar.close
 
 
+def _with_progress(unit: str, work):
+    """Run `work(progress)` with a tqdm bar; returns what it returns."""
+    progress, close = _tqdm_progress(unit)
+    try:
+        return work(progress)
+    finally:
+        close()
+
+
 def cmd_textualize(ws: Workspace, args: argparse.Namespace) -> None:
     from .engines import get_engine
     from .textualize import TextualizeConfig, textualize
@@ -234,11 +252,8 @@ def cmd_profiles(ws: Workspace, args: argparse.Namespace) -> None:
     from .profiles import ProfileConfig, build_profiles
 
     config = ProfileConfig(batch_size=args.batch_size, users=args.users)
-    progress, close = _tqdm_progress("block")
-    try:
-        report = build_profiles(ws, get_engine(ws.settings), args.dataset, args.protocol, config, progress)
-    finally:
-        close()
+    engine = get_engine(ws.settings)
+    report = _with_progress("block", lambda p: build_profiles(ws, engine, args.dataset, args.protocol, config, p))
     print(f"{args.dataset}: {report}")
 
 
@@ -260,6 +275,16 @@ def cmd_eval_profiles(ws: Workspace, args: argparse.Namespace) -> None:
         "auc: share of pairs where own > random (0.5 = chance); near_identical: share with a twin >= "
         f"{config.near} cosine"
     )
+
+
+def cmd_graph(ws: Workspace, args: argparse.Namespace) -> None:
+    from .engines import get_engine
+    from .item_graph import GraphConfig, build_item_graph
+
+    config = GraphConfig(alpha=args.alpha, k=args.k, window=args.window, min_count=args.min_count)
+    engine = get_engine(ws.settings)
+    report = _with_progress("item", lambda p: build_item_graph(ws, engine, args.dataset, args.protocol, config, p))
+    print(f"{args.dataset}: {report}")
 
 
 def cmd_train(ws: Workspace, args: argparse.Namespace) -> None:
@@ -299,6 +324,7 @@ COMMANDS = {
     "eval-descriptions": cmd_eval_descriptions,
     "profiles": cmd_profiles,
     "eval-profiles": cmd_eval_profiles,
+    "graph": cmd_graph,
     "train": cmd_train,
     "eval": cmd_eval,
 }

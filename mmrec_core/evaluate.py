@@ -23,6 +23,7 @@ import pandas as pd
 from mmrec_core.metrics import full_rank_counts, metrics_from_counts, rank_counts, summarize
 from mmrec_core.models.base import Progress, Recommender
 from mmrec_core.models.data import TrainData, load_train_data
+from mmrec_core.models.lightgcn import ItemGraphConfig, ItemGraphLightGCN
 from mmrec_core.models.popularity import Popularity, PopularityConfig
 from mmrec_core.models.sasrec import SASRec, SASRecConfig
 from mmrec_core.splits import create_protocol
@@ -31,6 +32,7 @@ from mmrec_core.workspace import Workspace
 MODELS: dict[str, tuple[type[Recommender], type]] = {
     "popularity": (Popularity, PopularityConfig),
     "sasrec": (SASRec, SASRecConfig),
+    "lightgcn": (ItemGraphLightGCN, ItemGraphConfig),
 }
 SAMPLED_KS, FULL_KS = (5, 10), (10, 20)
 
@@ -79,6 +81,37 @@ def _record_run(
     return run_id
 
 
+def attach_graph_inputs(ws: Workspace, data: TrainData) -> TrainData:
+    """Add the newest item graph of the protocol, the item text vectors and the profile embeddings."""
+    from mmrec_core.item_graph import ITEM_TEXT_KIND, load_graph, stored_graphs
+
+    graphs = stored_graphs(ws.store, data.dataset)
+    mine = [
+        g
+        for g, p in zip(graphs["graph_id"], graphs["params"], strict=True)
+        if json.loads(p).get("protocol_id") == data.protocol_id
+    ]
+    if not mine:
+        raise KeyError(f"No item graph for {data.protocol_id}; build one with `mmrec graph {data.dataset}`.")
+    index = data.index()
+    edges = load_graph(ws.store, data.dataset, mine[0])
+    data.edges = (
+        pd.DataFrame({"src": edges["src"].map(index), "dst": edges["dst"].map(index), "weight": edges["weight"]})
+        .dropna()
+        .astype({"src": int, "dst": int})
+    )
+    vectors = ws.store.embeddings(data.dataset, ITEM_TEXT_KIND).set_index("key")["vector"]
+    missing = set(data.item_ids) - set(vectors.index)
+    if missing:
+        raise KeyError(f"{len(missing)} items have no text embedding; rebuild with `mmrec graph {data.dataset}`.")
+    data.item_features = np.stack([np.asarray(vectors[i], dtype=np.float32) for i in data.item_ids])
+    profiles = ws.store.embeddings(data.dataset, f"profile:{data.protocol_id}")
+    data.user_features = {
+        u: np.asarray(v, dtype=np.float32) for u, v in zip(profiles["key"], profiles["vector"], strict=True)
+    }
+    return data
+
+
 def train_model(
     ws: Workspace,
     dataset: str,
@@ -93,6 +126,8 @@ def train_model(
     protocol_id = protocol_id or create_protocol(ws.store, dataset)
     config = config or config_type()
     data = data or load_train_data(ws.store, dataset, protocol_id)
+    if method == "lightgcn":
+        data = attach_graph_inputs(ws, data)
     start = time.perf_counter()
     model = cls(config)
     model.fit(data, progress)
@@ -104,6 +139,8 @@ def train_model(
         "epochs_run": len(model.log),
         "train_users": len(data.sequences),
     }
+    if data.user_features is not None:  # the item-graph model: how many users had an LLM profile
+        params["users_with_profile"] = sum(u in data.user_features for u in data.sequences)
     return _record_run(ws, dataset, protocol_id, "train", method, params, folder)
 
 

@@ -1,10 +1,10 @@
-"""One item's neighbourhood in the refined item graph, rebuilt for any alpha, k and K_c (the Item graph page).
+"""The Item graph page's view: the refined item graph rebuilt for any alpha, k and K_c, and its drawing.
 
 The stored graph (`item_graph.build_item_graph`) fixes one setting; an analyst wants to see what a
-stricter alpha or a wider window would change. This module rebuilds only the ego network: semantic
-neighbours of the frontier items from the item text embeddings, co-occurrence neighbours from the
-TRAINING sequences, the same rules as the full build. Drawing: networkx layout, plotly figure with
-item thumbnails at the nodes and edges coloured by reason.
+stricter alpha or a wider window changes. `GraphInputs` holds what a build needs (the stored item
+text embeddings and the TRAINING sequences); `edges_for` reruns the same rules for other settings
+(fast enough for a page: the similarity search is the blockwise one of the full build). Drawing:
+networkx layout, plotly figure with item thumbnails at the nodes and edges coloured by reason.
 """
 
 from __future__ import annotations
@@ -18,60 +18,38 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from mmrec_core.item_graph import ITEM_TEXT_KIND, cooccurrence_edges, merge_edges, semantic_edges
+from mmrec_core.splits import train_interactions
+from mmrec_core.store import Store
+
 REASON_COLOURS = {"semantic": "#1f77b4", "co-occurrence": "#ff7f0e", "both": "#2ca02c"}
 
 
 @dataclass
 class GraphInputs:
-    """What an ego network is built from: item ids, unit text vectors (row = item) and co-occurrence counts."""
+    """What a graph is built from: item ids, their unit text vectors (row = item), training sequences."""
 
     item_ids: np.ndarray
     vectors: np.ndarray
-    cooccurrence: pd.DataFrame  # src, dst (item ids, src < dst), count
-
-    def __post_init__(self) -> None:
-        self.index = {item: i for i, item in enumerate(self.item_ids)}
+    train: pd.DataFrame  # user_id, seq, item_id of the protocol's training interactions
 
 
-def ego_network(inputs: GraphInputs, item_id: str, alpha: float, k: int, min_count: int, radius: int = 1) -> nx.Graph:
-    """Nodes within `radius` hops of `item_id`; edges carry weight (cosine or count) and reason."""
-    if item_id not in inputs.index:
-        raise KeyError(f"Unknown item '{item_id}': pick one from the catalog.")
-    if radius not in (1, 2):
-        raise ValueError("radius must be 1 or 2.")
-    co = inputs.cooccurrence[inputs.cooccurrence["count"] >= min_count]
-    graph = nx.Graph()
-    graph.add_node(item_id, hop=0)
-    frontier = [item_id]
-    for hop in range(1, radius + 1):
-        found = []
-        rows = np.array([inputs.index[i] for i in frontier])
-        sims = inputs.vectors[rows] @ inputs.vectors.T
-        sims[np.arange(len(rows)), rows] = -np.inf  # not yourself
-        for src, row in zip(frontier, sims, strict=True):
-            top = np.argpartition(-row, min(k, len(row) - 1))[:k]
-            for j in top[row[top] >= alpha]:
-                found.append(_add(graph, src, inputs.item_ids[j], "semantic", float(row[j]), hop))
-        pairs = co[co["src"].isin(frontier) | co["dst"].isin(frontier)]
-        for src, dst, count in pairs[["src", "dst", "count"]].itertuples(index=False):
-            here, other = (src, dst) if src in frontier else (dst, src)
-            found.append(_add(graph, here, other, "co-occurrence", float(count), hop))
-        frontier = sorted({f for f in found if f is not None})
-    return graph
+def load_inputs(store: Store, dataset: str, protocol_id: str) -> GraphInputs:
+    """The stored item text embeddings (from `mmrec graph`) and the protocol's training interactions."""
+    stored = store.embeddings(dataset, ITEM_TEXT_KIND)
+    if stored.empty:
+        raise KeyError(f"No item embeddings for '{dataset}' yet: build the item graph first (`mmrec graph {dataset}`).")
+    vectors = np.stack([np.asarray(v, dtype=np.float32) for v in stored["vector"]])
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return GraphInputs(stored["key"].to_numpy(dtype=object), vectors, train_interactions(store, protocol_id))
 
 
-def _add(graph: nx.Graph, src: str, dst: str, reason: str, weight: float, hop: int) -> str | None:
-    """Add (or merge into 'both') an edge; returns the neighbour if it is new to the graph."""
-    new = dst not in graph
-    if new:
-        graph.add_node(dst, hop=hop)
-    if graph.has_edge(src, dst):
-        if graph.edges[src, dst]["reason"] != reason:
-            graph.edges[src, dst]["reason"] = "both"
-        graph.edges[src, dst][reason] = weight
-    else:
-        graph.add_edge(src, dst, reason=reason, **{reason: weight})
-    return dst if new else None
+def edges_for(inputs: GraphInputs, alpha: float, k: int, window: int, min_count: int) -> pd.DataFrame:
+    """The refined graph's edges (src, dst, weight, reason, cosine, count) for these settings."""
+    semantic = semantic_edges(inputs.vectors, k, alpha)
+    co = cooccurrence_edges(inputs.train, window, min_count)
+    item_users = inputs.train.drop_duplicates(["user_id", "item_id"])["item_id"].value_counts()
+    return merge_edges(inputs.item_ids, semantic, co, item_users)
 
 
 def thumbnails(paths: dict[str, str], size: int = 96) -> dict[str, bytes]:

@@ -1,4 +1,4 @@
-"""The Item graph page's ego networks: hand-made vectors and counts where the right edges are obvious."""
+"""The Item graph page's rebuilt graphs and drawing: hand-made vectors and sequences with obvious edges."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmrec_core.graph_view import GraphInputs, ego_network, graph_figure
+from mmrec_core.graph_view import GraphInputs, edges_for, graph_figure
+from mmrec_core.item_graph import ego_network
 
-# a, b, c point almost the same way; d is between c and e; e, f point elsewhere
+# cosines: a-b .95, a-c .90, b-c .85, c-d .83, d-e .87; f is close to nothing
 VECTORS = {
     "a": [1, 0, 0],
     "b": [0.95, 0.31, 0],
@@ -19,51 +20,41 @@ VECTORS = {
 }
 
 
-def inputs(co: list[tuple[str, str, int]]) -> GraphInputs:
+def inputs(sequences: dict[str, list[str]]) -> GraphInputs:
     ids = np.array(list(VECTORS), dtype=object)
     vecs = np.array(list(VECTORS.values()), dtype=np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    return GraphInputs(ids, vecs, pd.DataFrame(co, columns=["src", "dst", "count"]))
+    rows = [(u, p, i) for u, seq in sequences.items() for p, i in enumerate(seq)]
+    return GraphInputs(ids, vecs, pd.DataFrame(rows, columns=["user_id", "seq", "item_id"]))
+
+
+TWO_USERS_A_THEN_F = {"u1": ["a", "f"], "u2": ["a", "e", "f"]}
 
 
 @pytest.mark.parametrize(
-    "alpha, k, min_count, radius, co, edges",
+    "alpha, k, window, min_count, sequences, edges",
     [
-        (0.8, 5, 1, 1, [], {("a", "b"): "semantic", ("a", "c"): "semantic"}),
-        (0.8, 1, 1, 1, [], {("a", "b"): "semantic"}),  # k keeps only the closest
-        (0.99, 5, 1, 1, [], {}),  # nothing passes a strict alpha
-        (0.8, 5, 1, 1, [("a", "f", 3)], {("a", "b"): "semantic", ("a", "c"): "semantic", ("a", "f"): "co-occurrence"}),
-        (0.8, 5, 4, 1, [("a", "f", 3)], {("a", "b"): "semantic", ("a", "c"): "semantic"}),  # below min_count
-        (0.8, 5, 1, 1, [("a", "b", 2)], {("a", "b"): "both", ("a", "c"): "semantic"}),
-        # radius 2 reaches d through c (and the b-c edge found from both sides is one edge)
-        (
-            0.8,
-            5,
-            1,
-            2,
-            [],
-            {("a", "b"): "semantic", ("a", "c"): "semantic", ("b", "c"): "semantic", ("c", "d"): "semantic"},
-        ),
+        (0.8, 5, 1, 1, {}, {("a", "b"): "semantic", ("a", "c"): "semantic", ("b", "c"): "semantic",
+                            ("c", "d"): "semantic", ("d", "e"): "semantic"}),
+        (0.8, 1, 1, 1, {}, {("a", "b"): "semantic", ("a", "c"): "semantic", ("d", "e"): "semantic"}),  # top-1 each
+        (0.99, 5, 1, 1, {}, {}),  # a strict alpha keeps nothing
+        # a-f co-occur for 2 users only when the window spans the e in between
+        (0.99, 5, 1, 2, TWO_USERS_A_THEN_F, {}),
+        (0.99, 5, 2, 2, TWO_USERS_A_THEN_F, {("a", "f"): "co-occurrence"}),
+        (0.99, 5, 2, 3, TWO_USERS_A_THEN_F, {}),  # below min_count
+        (0.8, 1, 1, 1, {"u1": ["a", "b"]}, {("a", "b"): "both", ("a", "c"): "semantic", ("d", "e"): "semantic"}),
     ],
 )
-def test_ego_network_edges(alpha, k, min_count, radius, co, edges):
-    graph = ego_network(inputs(co), "a", alpha=alpha, k=k, min_count=min_count, radius=radius)
-    got = {tuple(sorted(e)): data["reason"] for *e, data in graph.edges(data=True)}
-    assert got == edges
-    assert graph.nodes["a"]["hop"] == 0
+def test_rebuilt_edges_follow_alpha_k_and_window(alpha, k, window, min_count, sequences, edges):
+    got = edges_for(inputs(sequences), alpha, k, window, min_count)
+    assert dict(zip(zip(got["src"], got["dst"], strict=True), got["reason"], strict=True)) == edges
 
 
-def test_ego_network_refuses_unknown_items_and_radius():
-    with pytest.raises(KeyError, match="Unknown item 'zz'"):
-        ego_network(inputs([]), "zz", 0.5, 3, 1)
-    with pytest.raises(ValueError, match="radius"):
-        ego_network(inputs([]), "a", 0.5, 3, 1, radius=3)
-
-
-def test_figure_has_one_trace_per_reason_and_every_node():
-    graph = ego_network(inputs([("a", "b", 2), ("a", "f", 1)]), "a", 0.8, 5, 1)
+def test_figure_draws_every_reason_and_node_of_an_ego_network():
+    edges = edges_for(inputs({"u1": ["a", "b"], "u2": ["a", "f"]}), 0.8, 5, 1, 1)
+    graph = ego_network(edges, "a", radius=1)
+    assert set(graph) == {"a", "b", "c", "f"}
     items = pd.DataFrame({"title": list("ABCDEF"), "category": "x"}, index=list(VECTORS))
     fig = graph_figure(graph, items, {}, "a")
-    names = [t.name for t in fig.data]
-    assert names == ["semantic", "co-occurrence", "both", "items"]
+    assert [t.name for t in fig.data] == ["semantic", "co-occurrence", "both", "items"]
     assert list(fig.data[-1].customdata) == list(graph)  # a click maps back to an item id

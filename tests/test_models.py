@@ -163,3 +163,24 @@ def test_normalized_adjacency_is_symmetric_and_degree_scaled():
     adj = normalized_adjacency(edges, 4).to_dense().numpy()
     np.testing.assert_allclose(adj, adj.T)
     assert adj[0, 2] == pytest.approx(3.0 / np.sqrt(4.0 * 3.0)) and adj[3].sum() == 0  # isolated item 3
+
+
+@pytest.mark.slow
+def test_item_graph_model_trains_on_the_stored_graph_and_profiles(sample_workspace):
+    from mmrec_core.item_graph import build_item_graph
+    from mmrec_core.profiles import ProfileConfig, build_profiles
+    from tests.fakes import ScriptedEngine
+
+    ws = sample_workspace
+    protocol = create_protocol(ws.store, SAMPLE_DATASET)
+    with pytest.raises(KeyError, match="mmrec graph sample"):
+        train_model(ws, SAMPLE_DATASET, "lightgcn", protocol)
+    engine = ScriptedEngine(ws.settings)
+    build_item_graph(ws, engine, SAMPLE_DATASET, protocol)
+    users = sorted(train_interactions(ws.store, protocol)["user_id"].unique())[:30]
+    build_profiles(ws, engine, SAMPLE_DATASET, protocol, ProfileConfig(users=users))
+    run = train_model(ws, SAMPLE_DATASET, "lightgcn", protocol, ItemGraphConfig(epochs=3, patience=3))
+    params = ws.store.sql_df("SELECT params FROM runs WHERE run_id = ?", [run])["params"].iloc[0]
+    assert '"users_with_profile": 30' in params and '"epochs_run": 3' in params
+    _, table = evaluate_model(ws, SAMPLE_DATASET, "lightgcn", protocol)
+    assert table.loc["all", "users"] == len(load_train_data(ws.store, SAMPLE_DATASET, protocol).parts["test"].users)
