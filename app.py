@@ -17,6 +17,7 @@ pages = [
     st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
     st.Page("pages/catalog.py", title="Catalog", icon=":material/photo_library:"),
     st.Page("pages/customers.py", title="Customers", icon=":material/person_search:"),
+    st.Page("pages/item_graph.py", title="Item graph", icon=":material/hub:"),
 ]
 page = st.navigation(pages)
 

@@ -13,8 +13,11 @@ from widgets import current_dataset, get_workspace, item_card, item_text_version
 
 PAGE_SIZE = 24
 SELECTED, SHOWN, NOTICE, UPLOADER = "catalog_selected", "catalog_shown", "catalog_notice", "catalog_uploader"
+GO_GRAPH = "catalog_go_graph"
 
 ws = get_workspace()
+if st.session_state.pop(GO_GRAPH, False):  # set by the item's "Item graph" button
+    st.switch_page("pages/item_graph.py")
 dataset = current_dataset()
 
 
@@ -113,6 +116,12 @@ if view is not None:
                 args=([view["item_id"]], True),
                 disabled=running,
                 help="Textualize this item again with the current engine, even if nothing changed.",
+            )
+            st.button(
+                "Item graph",
+                on_click=st.session_state.update,
+                kwargs={"graph_item": view["item_id"], GO_GRAPH: True},
+                help="See this item's neighbours in the refined item graph.",
             )
         with text_col:
             item_text_version(view["latest"])

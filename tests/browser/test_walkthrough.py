@@ -2,7 +2,7 @@
 
 Each step waits for Streamlit's script run to finish (the app root's data-test-script-state), then
 checks that no page shows an exception or error box and that the server logged no traceback.
-Extend the walk as pages land (Item graph: open an item's graph; Recommend: score and see the rationale).
+Extend the walk as pages land (Recommend: score candidates and see the rationale).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def test_every_page_renders_without_errors(page: Page, server) -> None:
     settle(page)
     links = page.locator('[data-testid="stSidebarNavLink"]')
     titles = [t.strip().splitlines()[-1] for t in links.all_inner_texts()]  # after the icon's name
-    assert titles[:3] == ["Overview", "Catalog", "Customers"], titles
+    assert titles[:4] == ["Overview", "Catalog", "Customers", "Item graph"], titles
     for title in titles:
         open_page(page, server, title)
         assert_no_errors(page, server)
@@ -89,4 +89,23 @@ def test_upload_an_image_and_see_its_description(page: Page, server) -> None:
     expect(page.locator("h3").first).to_have_text("Browser upload tights")
     expect(page.get_by_text("Keywords", exact=True)).to_be_visible()
     assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1  # the rewards chart
+    assert_no_errors(page, server)
+
+
+def test_open_an_items_graph(page: Page, server) -> None:
+    page.goto(f"{server.url}/catalog")
+    settle(page)
+    page.get_by_role("button", name="Details").first.click()
+    settle(page)
+    title = page.locator("h3").first.inner_text()
+    page.get_by_role("button", name="Item graph").click()
+    settle(page)
+    expect(page.locator("h1").first).to_contain_text("Item graph")
+    build = page.get_by_role("button", name="Build item graph")
+    if build.count():  # first visit: embed the catalog's texts in a background job
+        build.click()
+        expect(page.get_by_text("Graph settings")).to_be_visible(timeout=300_000)
+        settle(page, timeout=120)
+    expect(page.get_by_text(re.compile(rf"direct neighbours of {re.escape(title)} "))).to_be_visible()
+    assert page.locator('[data-testid="stPlotlyChart"]').count() == 1
     assert_no_errors(page, server)
