@@ -11,6 +11,7 @@
     mmrec graph hm --alpha 0.5 -k 10             the refined item graph (semantic + co-occurrence edges)
     mmrec train sasrec hm                        train a model on the protocol's training data
     mmrec eval sasrec hm                         HR/NDCG/AUC on stored candidates + full ranking
+    mmrec similar-users hm USER                  k most similar users (SASRec) and what they bought next
 
 The data folder comes from MMREC_DATA_DIR (default ./mmrec_data) or --data-dir.
 """
@@ -98,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10, help="most semantic neighbours per item (10)")
     p.add_argument("--window", type=int, default=3, help="K_c: co-occurrence window in training sequences (3)")
     p.add_argument("--min-count", type=int, default=2, help="m: users a pair must co-occur for (2)")
+
+    p = sub.add_parser("similar-users", help="a user's most similar users (trained SASRec) and their next items")
+    p.add_argument("dataset")
+    p.add_argument("user")
+    p.add_argument("-k", type=int, default=3, help="similar users (default 3)")
+    p.add_argument("--protocol", help="protocol id (default: the data set's default protocol)")
 
     p = sub.add_parser("train", help="train a recommender (popularity, sasrec, ...) on training interactions")
     p.add_argument("model")
@@ -287,6 +294,19 @@ def cmd_graph(ws: Workspace, args: argparse.Namespace) -> None:
     print(f"{args.dataset}: {report}")
 
 
+def cmd_similar_users(ws: Workspace, args: argparse.Namespace) -> None:
+    from .evaluate import load_trained
+    from .models.data import load_train_data
+    from .similar_users import similar_user_context, with_keywords
+
+    protocol = args.protocol or create_protocol(ws.store, args.dataset)
+    model, run_id = load_trained(ws, args.dataset, "sasrec", protocol)
+    data = load_train_data(ws.store, args.dataset, protocol)
+    context = with_keywords(ws.store, args.dataset, similar_user_context(model, data, [args.user], args.k))
+    print(f"{args.user}: similar users by SASRec run {run_id} (training sequences only)")
+    print(context.drop(columns=["user_id"]).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+
+
 def cmd_train(ws: Workspace, args: argparse.Namespace) -> None:
     import dataclasses
 
@@ -325,6 +345,7 @@ COMMANDS = {
     "profiles": cmd_profiles,
     "eval-profiles": cmd_eval_profiles,
     "graph": cmd_graph,
+    "similar-users": cmd_similar_users,
     "train": cmd_train,
     "eval": cmd_eval,
 }

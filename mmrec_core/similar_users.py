@@ -14,6 +14,7 @@ import torch
 
 from mmrec_core.models.data import TrainData
 from mmrec_core.models.sasrec import SASRec
+from mmrec_core.store import Store
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -65,3 +66,15 @@ def similar_user_context(model: SASRec, data: TrainData, users: list[str], k: in
                 }
             )
     return pd.DataFrame(rows, columns=["user_id", "rank", "similar_user", "cosine", "match_pos", "next_item"])
+
+
+def with_keywords(store: Store, dataset: str, context: pd.DataFrame) -> pd.DataFrame:
+    """Add the next item's title and keywords (newest keyword set; its category before textualization)."""
+    items = store.items(dataset).set_index("item_id")
+    keywords = store.latest_keywords(dataset).set_index("item_id")["keywords"]
+    out = context.copy()
+    out["title"] = [items.at[i, "title"] for i in out["next_item"]]
+    out["keywords"] = [
+        list(keywords[i]) if i in keywords.index else [items.at[i, "category"] or ""] for i in out["next_item"]
+    ]
+    return out

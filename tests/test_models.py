@@ -12,7 +12,7 @@ from mmrec_core.models.data import Candidates, TrainData, load_train_data
 from mmrec_core.models.lightgcn import ItemGraphConfig, ItemGraphLightGCN, normalized_adjacency
 from mmrec_core.models.popularity import Popularity, PopularityConfig
 from mmrec_core.models.sasrec import SASRec, SASRecConfig
-from mmrec_core.similar_users import similar_user_context
+from mmrec_core.similar_users import similar_user_context, with_keywords
 from mmrec_core.splits import create_protocol, train_interactions
 
 FAST = SASRecConfig(hidden=32, layers=1, heads=1, max_len=12, dropout=0.0, lr=5e-3, epochs=40, patience=40)
@@ -119,6 +119,15 @@ def test_train_and_eval_record_runs_over_all_test_users(sample_workspace):
     runs = ws.store.sql_df("SELECT kind, method, params FROM runs WHERE dataset = ? ORDER BY kind", [SAMPLE_DATASET])
     assert runs[["kind", "method"]].values.tolist() == [["eval", "sasrec"], ["train", "sasrec"]]
     assert '"train_run"' in runs["params"].iloc[0] and '"hidden": 64' in runs["params"].iloc[1]
+
+    data = load_train_data(ws.store, SAMPLE_DATASET, protocol)
+    user = data.parts["test"].users[0]
+    context = with_keywords(ws.store, SAMPLE_DATASET, similar_user_context(model, data, [user], 3))
+    assert len(context) == 3 and user not in set(context["similar_user"])
+    items = ws.store.items(SAMPLE_DATASET).set_index("item_id")
+    for row in context.itertuples():  # the next item is the similar user's TRAINING purchase after the match
+        seq = [data.item_ids[i] for i in data.sequences[row.similar_user]]
+        assert seq[row.match_pos + 1] == row.next_item and row.keywords == [items.at[row.next_item, "category"]]
 
     pop_run, pop = evaluate_model(ws, SAMPLE_DATASET, "popularity", protocol)  # fitted on the spot
     assert pop.loc["all", "users"] == n_users and 0 <= pop.loc["all", "AUC"] <= 1
