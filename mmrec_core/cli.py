@@ -274,7 +274,8 @@ def cmd_eval_profiles(ws: Workspace, args: argparse.Namespace) -> None:
     a = table.attrs
     print(
         f"{args.dataset} ({protocol}): {a['profiled']} profiles, {a['flagged']} flagged; "
-        f"{a['evaluated']} users with held-out items, each against {config.n_random} random users"
+        f"{a['evaluated']} users with held-out items, each against "
+        f"{min(config.n_random, a['evaluated'] - 1)} random other users"
     )
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(
