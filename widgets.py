@@ -215,3 +215,20 @@ def item_text_version(version: Mapping[str, Any] | None) -> None:
     )
     chart = px.bar(rewards, x="reward", y="value", title="Keyword rewards", height=260, text_auto=".2f")
     st.plotly_chart(chart.update_layout(margin={"t": 40, "b": 0}), width="stretch")
+
+
+def live_job(store, kind: str, **params: Any) -> bool:
+    """The newest `kind` job with these params; re-read every second while it runs, and the whole page
+    redrawn once it ends (so new results show). Returns whether one is running (to disable start buttons)."""
+    latest = jobs.latest_job(store, kind, **params)
+    running = latest is not None and latest["status"] == "running"
+
+    @st.fragment(run_every=1.0 if running else None)
+    def panel() -> None:
+        now = jobs.latest_job(store, kind, **params)
+        if running and now["status"] != "running":
+            st.rerun()
+        job_status(now)
+
+    panel()
+    return running

@@ -182,8 +182,3 @@ def start_textualize(
         params,
         lambda progress: textualize(ws, engine, dataset, item_ids=item_ids, config=config, progress=progress),
     )
-
-
-def latest_textualize_job(store: Store, dataset: str) -> dict | None:
-    """The newest textualization job of `dataset` (any status), or None."""
-    return jobs.latest_job(store, TEXTUALIZE_JOB, dataset=dataset)

@@ -9,7 +9,7 @@ import streamlit as st
 from mmrec_core import catalog
 from mmrec_core.engines import get_engine
 from mmrec_core.images import BadImageError
-from widgets import current_dataset, get_workspace, item_card, item_text_version, item_thumbnail, job_status
+from widgets import current_dataset, get_workspace, item_card, item_text_version, item_thumbnail, live_job
 
 PAGE_SIZE = 24
 SELECTED, SHOWN, NOTICE, UPLOADER = "catalog_selected", "catalog_shown", "catalog_notice", "catalog_uploader"
@@ -52,26 +52,15 @@ def upload() -> None:
     start(ids, force=False)
 
 
-job = catalog.latest_textualize_job(ws.store, dataset)
-running = job is not None and job["status"] == "running"
 counts = catalog.textualized_counts(ws.store, dataset)
 
 st.title(f"Catalog · {dataset}")
 st.caption(f"{counts['textualized']:,} of {counts['items']:,} items textualized with engine `{ws.settings.engine}`.")
 
 
-@st.fragment(run_every=1.0 if running else None)
-def job_panel(was_running: bool) -> None:
-    """The newest textualization job; re-read every second while one runs (AppTest: on every rerun)."""
-    latest = catalog.latest_textualize_job(ws.store, dataset)
-    if was_running and latest["status"] != "running":
-        st.rerun()  # it just finished: redraw the whole page with the new texts
-    job_status(latest)
-
-
 left, right = st.columns([3, 1], vertical_alignment="center")
 with left:
-    job_panel(running)
+    running = live_job(ws.store, catalog.TEXTUALIZE_JOB, dataset=dataset)
 right.button(
     "Textualize all",
     on_click=start,

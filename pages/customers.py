@@ -7,30 +7,19 @@ is stored. Held-out (valid/test) purchases are shown apart: they never reach a p
 import plotly.express as px
 import streamlit as st
 
-from mmrec_core import customers, jobs
+from mmrec_core import customers
 from mmrec_core.engines import get_engine
 from mmrec_core.profiles import PROFILES_JOB, start_profiles
 from mmrec_core.splits import create_protocol
-from widgets import current_dataset, get_workspace, job_status, thumbnail_row
+from widgets import current_dataset, get_workspace, live_job, thumbnail_row
 
 SELECTED = "customer_selected"
 
 ws = get_workspace()
 dataset = current_dataset()
 protocol = create_protocol(ws.store, dataset)  # the default protocol (stored once, then looked up)
-job = jobs.latest_job(ws.store, PROFILES_JOB, dataset=dataset, protocol_id=protocol)
-running = job is not None and job["status"] == "running"
 
 st.title(f"Customers · {dataset}")
-
-
-@st.fragment(run_every=1.0 if running else None)
-def job_panel(was_running: bool) -> None:
-    """The newest profiles job; re-read every second while it runs."""
-    latest = jobs.latest_job(ws.store, PROFILES_JOB, dataset=dataset, protocol_id=protocol)
-    if was_running and latest["status"] != "running":
-        st.rerun()  # finished: redraw with the new summaries
-    job_status(latest)
 
 
 def build() -> None:
@@ -39,7 +28,7 @@ def build() -> None:
 
 left, right = st.columns([3, 1], vertical_alignment="center")
 with left:
-    job_panel(running)
+    running = live_job(ws.store, PROFILES_JOB, dataset=dataset, protocol_id=protocol)
 right.button(
     "Build profiles",
     on_click=build,

@@ -13,7 +13,7 @@ from mmrec_core import catalog, graph_view, jobs
 from mmrec_core.engines import get_engine
 from mmrec_core.item_graph import GraphConfig, build_item_graph, ego_network, graph_stats, stored_graphs
 from mmrec_core.splits import create_protocol
-from widgets import current_dataset, data_version, get_workspace, job_status
+from widgets import current_dataset, data_version, get_workspace, live_job
 
 SELECTED, PENDING, JOB = "graph_item", "graph_clicked", "item-graph"
 
@@ -39,19 +39,9 @@ def build() -> None:
     jobs.start_job(ws.store, JOB, {"dataset": dataset, "protocol_id": protocol}, work)
 
 
-job = jobs.latest_job(ws.store, JOB, dataset=dataset, protocol_id=protocol)
-running = job is not None and job["status"] == "running"
 
 
-@st.fragment(run_every=1.0 if running else None)
-def job_panel(was_running: bool) -> None:
-    latest = jobs.latest_job(ws.store, JOB, dataset=dataset, protocol_id=protocol)
-    if was_running and latest["status"] != "running":
-        st.rerun()
-    job_status(latest)
-
-
-job_panel(running)
+running = live_job(ws.store, JOB, dataset=dataset, protocol_id=protocol)
 n_vectors = ws.store.scalar("SELECT count(*) FROM embeddings WHERE dataset = ? AND kind = 'item:text'", [dataset])
 built = [json.loads(p).get("protocol_id") for p in stored_graphs(ws.store, dataset)["params"]]
 if protocol not in built or running:  # the embeddings alone may be a build still under way
