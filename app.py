@@ -18,6 +18,7 @@ pages = [
     st.Page("pages/catalog.py", title="Catalog", icon=":material/photo_library:"),
     st.Page("pages/customers.py", title="Customers", icon=":material/person_search:"),
     st.Page("pages/item_graph.py", title="Item graph", icon=":material/hub:"),
+    st.Page("pages/recommend.py", title="Recommend", icon=":material/recommend:"),
 ]
 page = st.navigation(pages)
 

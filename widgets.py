@@ -6,7 +6,7 @@ these helpers only open things, remember choices and draw; every number comes fr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -232,3 +232,12 @@ def live_job(store, kind: str, **params: Any) -> bool:
 
     panel()
     return running
+
+
+def session_cached(key: tuple, build: Callable[[], Any]) -> Any:
+    """`build()` once per browser session and `key` (e.g. data version + settings); rebuilt when the key changes."""
+    cache = st.session_state.setdefault("_session_cache", {})
+    if key not in cache:
+        cache.clear()  # one entry at a time: these objects hold whole data sets
+        cache[key] = build()
+    return cache[key]

@@ -12,6 +12,8 @@
     mmrec train sasrec hm                        train a model on the protocol's training data
     mmrec eval sasrec hm                         HR/NDCG/AUC on stored candidates + full ranking
     mmrec similar-users hm USER                  k most similar users (SASRec) and what they bought next
+    mmrec score sample USER                      the LLM's ranked candidates with rationale and evidence
+    mmrec eval llm sample --mode listwise        the LLM recommender on the stored test candidates
 
 The data folder comes from MMREC_DATA_DIR (default ./mmrec_data) or --data-dir.
 """
@@ -113,11 +115,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="most epochs (early stopping on valid decides)")
     p.add_argument("--seed", type=int, help="training seed")
 
-    p = sub.add_parser("eval", help="evaluate the newest trained model on the test part of the protocol")
-    p.add_argument("model")
+    p = sub.add_parser("eval", help="evaluate the newest trained model (or the LLM: `eval llm`) on the test part")
+    p.add_argument("model", help="popularity, sasrec, lightgcn or llm")
     p.add_argument("dataset")
     p.add_argument("--protocol", help="protocol id (default: the data set's default protocol)")
+    _llm_options(p)
+    p.add_argument("--users", type=int, help="llm: a seeded subset of this many users (default: all)")
+
+    p = sub.add_parser("score", help="rank candidates for one customer with the LLM, with rationale and evidence")
+    p.add_argument("dataset")
+    p.add_argument("user")
+    p.add_argument("--protocol", help="protocol id (default: the data set's default protocol)")
+    p.add_argument("--from-model", help="candidates: the top --top items of this trained model (default: stored)")
+    p.add_argument("--items", help="candidates: comma-separated item ids (default: the stored test candidates)")
+    p.add_argument("--top", type=int, default=20, help="candidates taken from --from-model (default 20)")
+    p.add_argument("--explain", type=int, default=3, help="pointwise: rationales for the top k (default 3)")
+    p.add_argument("--show-prompt", action="store_true", help="print the exact prompt of the first candidate")
+    _llm_options(p)
     return parser
+
+
+def _llm_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", choices=("pointwise", "listwise"), default="pointwise", help="llm: scoring mode")
+    p.add_argument("--history", type=int, default=5, help="llm: last purchases in the prompt (default 5)")
+    p.add_argument("--similar-users", type=int, default=3, help="llm: similar customers in the prompt (default 3)")
+    p.add_argument("--max-prompt-tokens", type=int, default=1536, help="llm: prompt budget (default 1536)")
+
+
+def _rec_config(args: argparse.Namespace):
+    from .llm_recommender import RecommendConfig
+
+    return RecommendConfig(
+        mode=args.mode,
+        n_history=args.history,
+        n_similar=args.similar_users,
+        max_prompt_tokens=args.max_prompt_tokens,
+        explain_top=getattr(args, "explain", 0),
+    )
 
 
 def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> None:
@@ -330,9 +364,73 @@ def cmd_train(ws: Workspace, args: argparse.Namespace) -> None:
 def cmd_eval(ws: Workspace, args: argparse.Namespace) -> None:
     from .evaluate import evaluate_model
 
+    if args.model == "llm":
+        return cmd_eval_llm(ws, args)
     run_id, table = evaluate_model(ws, args.dataset, args.model, args.protocol)
     print(f"{args.dataset}: {args.model}, run {run_id}, test part, all evaluated users")
     print(table.to_string(float_format=lambda x: f"{x:.4f}"))
+
+
+def cmd_eval_llm(ws: Workspace, args: argparse.Namespace) -> None:
+    from .engines import get_engine
+    from .llm_eval import evaluate_llm
+
+    engine, config = get_engine(ws.settings), _rec_config(args)
+    result = _with_progress(
+        "user", lambda p: evaluate_llm(ws, engine, args.dataset, args.protocol, config, args.users, progress=p)
+    )
+    users = len(result.per_user)
+    print(
+        f"{args.dataset}: LLM {config.mode} ({engine.model_names()['llm']}), run {result.run_id}, test part, "
+        f"{users} users ({result.scored} scored now, {result.reused} read back from earlier runs)"
+    )
+    if args.users:
+        print(f"   a seeded subset of {users} users, not all evaluated users")
+    print(result.table.to_string(float_format=lambda x: f"{x:.4f}"))
+    print("\nSame users, same stored candidates:")
+    print(result.compare.to_string(float_format=lambda x: f"{x:.4f}"))
+
+
+def cmd_score(ws: Workspace, args: argparse.Namespace) -> None:
+    import textwrap
+
+    from .engines import get_engine
+    from .evidence import EvidenceFinder
+    from .llm_recommender import LLMRecommender
+    from .rec_context import ContextBuilder
+    from .recommend import model_candidates, score_customer, stored_candidates
+
+    config = _rec_config(args)
+    protocol = args.protocol or create_protocol(ws.store, args.dataset)
+    builder = ContextBuilder(ws, args.dataset, protocol, "test", config.n_history, config.n_similar)
+    if args.items:
+        candidates, source = [i.strip() for i in args.items.split(",") if i.strip()], "chosen by hand"
+    elif args.from_model:
+        candidates = model_candidates(ws, builder, args.from_model, args.user, args.top)
+        source = f"top {args.top} of {args.from_model}"
+    else:
+        candidates, source = stored_candidates(builder, args.user), "stored test candidates"
+    recommender = LLMRecommender(get_engine(ws.settings), builder, config)
+    rec, table = _with_progress(
+        "step", lambda p: score_customer(recommender, EvidenceFinder(builder), args.user, candidates, progress=p)
+    )
+    print(f"{args.user}: {len(candidates)} candidates ({source}), {config.mode}, {rec.seconds:.1f} s")
+    for note in rec.context.notes:
+        print(f"   note: {note}")
+    if rec.prompt.trimmed:
+        print(f"   prompt trimmed to fit {recommender.max_tokens} tokens: {rec.prompt.trimmed}")
+    if rec.answer is not None and not rec.answer.valid:
+        print(f"   INVALID listwise answer ({rec.answer.problem}): {rec.answer.raw[:200]!r}")
+    for row in table.itertuples():
+        print(f"{row.rank:>3}. {row.score:7.4f}  {row.item_id}  {row.title}")
+        print(f"       evidence: {row.evidence}")
+        if row.rationale:
+            print(textwrap.indent(textwrap.fill(f"rationale: {row.rationale}", 100), "       "))
+        if row.flags:
+            print(f"       FLAG: the rationale names {', '.join(row.flags)}, which the item's texts never mention")
+    if args.show_prompt:
+        print("\n--- exact prompt (first candidate) ---")
+        print(recommender.render(rec.prompt.full(0)))
 
 
 COMMANDS = {
@@ -349,6 +447,7 @@ COMMANDS = {
     "similar-users": cmd_similar_users,
     "train": cmd_train,
     "eval": cmd_eval,
+    "score": cmd_score,
 }
 
 

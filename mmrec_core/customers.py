@@ -43,7 +43,7 @@ def customer_list(store: Store, dataset: str, protocol_id: str, query: str = "",
     return store.sql_df(_LIST_SQL, params)
 
 
-def _item_keywords(store: Store, dataset: str) -> dict[str, list[str]]:
+def item_keywords(store: Store, dataset: str) -> dict[str, list[str]]:
     """Newest keywords per item; an item not textualized yet falls back to its category."""
     items = store.items(dataset).set_index("item_id")["category"]
     keywords = store.latest_keywords(dataset).set_index("item_id")["keywords"]
@@ -110,5 +110,5 @@ def customer_view(store: Store, dataset: str, protocol_id: str, user_id: str, bl
         "blocks": chain,
         "profile": chain["summary"].iloc[-1] if len(chain) else None,
         "stale": bool(len(chain)) and covered != history["item_id"].tolist(),
-        "weights": keyword_weights(blocks, _item_keywords(store, dataset)),
+        "weights": keyword_weights(blocks, item_keywords(store, dataset)),
     }

@@ -43,7 +43,7 @@ def _model_class(method: str) -> tuple[type[Recommender], type]:
     return MODELS[method]
 
 
-def _record_run(
+def record_run(
     ws: Workspace,
     dataset: str,
     protocol_id: str,
@@ -83,18 +83,13 @@ def _record_run(
 
 def attach_graph_inputs(ws: Workspace, data: TrainData) -> TrainData:
     """Add the newest item graph of the protocol, the item text vectors and the profile embeddings."""
-    from mmrec_core.item_graph import ITEM_TEXT_KIND, load_graph, stored_graphs
+    from mmrec_core.item_graph import ITEM_TEXT_KIND, latest_graph_id, load_graph
 
-    graphs = stored_graphs(ws.store, data.dataset)
-    mine = [
-        g
-        for g, p in zip(graphs["graph_id"], graphs["params"], strict=True)
-        if json.loads(p).get("protocol_id") == data.protocol_id
-    ]
-    if not mine:
+    graph_id = latest_graph_id(ws.store, data.dataset, data.protocol_id)
+    if graph_id is None:
         raise KeyError(f"No item graph for {data.protocol_id}; build one with `mmrec graph {data.dataset}`.")
     index = data.index()
-    edges = load_graph(ws.store, data.dataset, mine[0])
+    edges = load_graph(ws.store, data.dataset, graph_id)
     data.edges = (
         pd.DataFrame({"src": edges["src"].map(index), "dst": edges["dst"].map(index), "weight": edges["weight"]})
         .dropna()
@@ -141,7 +136,7 @@ def train_model(
     }
     if data.user_features is not None:  # the item-graph model: how many users had an LLM profile
         params["users_with_profile"] = sum(u in data.user_features for u in data.sequences)
-    return _record_run(ws, dataset, protocol_id, "train", method, params, folder)
+    return record_run(ws, dataset, protocol_id, "train", method, params, folder)
 
 
 def load_trained(ws: Workspace, dataset: str, method: str, protocol_id: str) -> tuple[Recommender, str]:
@@ -198,5 +193,5 @@ def evaluate_model(
     metrics = pd.concat([long, extra, speed], ignore_index=True).assign(part="test")
     metrics = metrics.dropna(subset=["value"])  # a subset with no users (no repeat targets) has no means
     params = {"train_run": train_run, "negatives": data.parts["test"].items.shape[1] - 1}
-    run_id = _record_run(ws, dataset, protocol_id, "eval", method, params, None, metrics)
+    run_id = record_run(ws, dataset, protocol_id, "eval", method, params, None, metrics)
     return run_id, table

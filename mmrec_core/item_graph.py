@@ -435,6 +435,15 @@ def stored_graphs(store: Store, dataset: str) -> pd.DataFrame:
     )
 
 
+def latest_graph_id(store: Store, dataset: str, protocol_id: str) -> str | None:
+    """The newest stored graph built from this protocol's training data, or None."""
+    graphs = stored_graphs(store, dataset)
+    for graph_id, params in zip(graphs["graph_id"], graphs["params"], strict=True):
+        if json.loads(params).get("protocol_id") == protocol_id:
+            return graph_id
+    return None
+
+
 def load_graph(store: Store, dataset: str, graph_id: str) -> pd.DataFrame:
     """The stored edges of one graph (src, dst, weight, reason and provenance), by src, dst."""
     edges = store.sql_df(

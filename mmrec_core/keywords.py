@@ -158,7 +158,7 @@ def grounded(keyword: str, source: str) -> bool:
     return all(w in words or w.rstrip("s") in words or f"{w}s" in words for w in re.findall(r"[\w-]+", keyword))
 
 
-def _contains(text: str, term: str) -> bool:
+def contains_term(text: str, term: str) -> bool:
     return re.search(rf"(?<![\w-]){re.escape(term)}(?![\w-])", text) is not None
 
 
@@ -166,7 +166,7 @@ def facet_of(keyword: str, categories: Sequence[str]) -> str:
     """The facet a keyword belongs to, by vocabulary (catalog categories first); 'style' if none matches."""
     vocab = {"category": categories, "colour": COLOURS, "pattern": PATTERNS, "material": MATERIALS, "use": USES}
     for facet, terms in vocab.items():
-        if any(keyword == t or _contains(keyword, t) for t in terms):
+        if any(keyword == t or contains_term(keyword, t) for t in terms):
             return facet
     return "style"
 
@@ -185,7 +185,7 @@ def build_facets(
     text = source.lower()
     fill = {"category": categories, "colour": COLOURS, "pattern": PATTERNS, "material": MATERIALS, "use": USES}
     for facet, terms in fill.items():
-        found = next((t for t in sorted(terms, key=len, reverse=True) if _contains(text, t)), None)
+        found = next((t for t in sorted(terms, key=len, reverse=True) if contains_term(text, t)), None)
         if not facets[facet] and found and found not in keywords and len(keywords) < budget:
             keywords.append(found)
             facets[facet].append(found)

@@ -65,3 +65,23 @@ PROFILE_UPDATE = Template(
         "add what is new."
     ),
 )
+
+# Stage 4: the LLM recommender (MLLM-MSR / MMSRARec yes-no scoring, MLLMRec-R1 listwise reasoning).
+# A prompt is context sections (profile, recent purchases, similar customers) then the candidate(s) LAST,
+# so the context is a prefix shared by every candidate. `recommend_prompt.py` assembles and trims them.
+REC_VERSION = "rec-v1"
+REC_SYSTEM = "You are a fashion recommender. You judge from a customer's history whether they will buy an item."
+REC_PROFILE = "Customer profile: {profile}\n\n"
+REC_HISTORY = "Their last purchases, oldest first:\n{items}\n\n"
+REC_SIMILAR = "What customers with similar taste bought next:\n{items}\n\n"
+REC_POINTWISE = "Candidate item: {candidate}\nWill this customer buy the candidate item? Answer Yes or No."
+REC_LISTWISE = (
+    "Candidate items:\n{candidates}\n\n"
+    "Which candidate will this customer buy next? First give your reasons inside <think></think>, "
+    "then the candidate's number inside <answer></answer>, for example <think>...</think><answer>3</answer>."
+)
+REC_EXPLAIN = (
+    "Candidate item: {candidate}\n"
+    "In one or two sentences, say why this customer would or would not buy the candidate item, "
+    "naming only attributes the item really has."
+)

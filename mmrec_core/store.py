@@ -163,6 +163,22 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         "profile chains: each block summary points at the block it continues",
         "ALTER TABLE profiles ADD COLUMN prev_hash VARCHAR;  -- input_hash of block k-1 ('' for block 1)",
     ),
+    (
+        5,
+        "LLM recommender results per user (resumable evaluation, per-user comparison)",
+        f"""
+        CREATE TABLE llm_scores (
+            dataset VARCHAR NOT NULL, protocol_id VARCHAR NOT NULL, part VARCHAR NOT NULL,
+            user_id VARCHAR NOT NULL, mode VARCHAR NOT NULL,  -- 'pointwise' | 'listwise'
+            item_ids VARCHAR[] NOT NULL,      -- the stored candidates, positive first
+            scores DOUBLE[] NOT NULL,         -- aligned with item_ids
+            valid BOOLEAN NOT NULL,           -- listwise: the answer named only candidates
+            answer VARCHAR,                   -- listwise: the model's raw output
+            problem VARCHAR,                  -- listwise: why the answer is invalid
+            prompt_tokens INTEGER, seconds DOUBLE NOT NULL, {_PROVENANCE}
+        );
+        """,
+    ),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -177,7 +193,17 @@ _DATASET_TABLES = (
     "profiles",
     "graph_edges",
     "runs",
+    "llm_scores",
 )
+
+
+def _replace_rows(tx: duckdb.DuckDBPyConnection, table: str, rows: pd.DataFrame, key: tuple[str, ...]) -> None:
+    """Insert `rows` into `table`, first deleting stored rows with the same `key` columns (upsert)."""
+    cols, keys = ", ".join(rows.columns), ", ".join(key)
+    tx.register("_rows", rows)
+    tx.execute(f"DELETE FROM {table} WHERE ({keys}) IN (SELECT {keys} FROM _rows)")
+    tx.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _rows")
+    tx.unregister("_rows")
 
 
 class StoreError(RuntimeError):
@@ -422,14 +448,7 @@ class Store:
         return dict(rows.fetchall())
 
     def write_profile_blocks(self, tx: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> None:
-        tx.register("_rows", rows)
-        tx.execute(
-            "DELETE FROM profiles WHERE (dataset, protocol_id, user_id, input_hash) IN "
-            "(SELECT dataset, protocol_id, user_id, input_hash FROM _rows)"
-        )
-        cols = ", ".join(rows.columns)
-        tx.execute(f"INSERT INTO profiles ({cols}) SELECT {cols} FROM _rows")
-        tx.unregister("_rows")
+        _replace_rows(tx, "profiles", rows, ("dataset", "protocol_id", "user_id", "input_hash"))
 
     def mark_final_profiles(
         self, tx: duckdb.DuckDBPyConnection, dataset: str, protocol_id: str, final_hashes: dict[str, str]
@@ -474,14 +493,23 @@ class Store:
 
     def write_embeddings(self, tx: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> None:
         """Replace the (dataset, kind, key) vectors in `rows` (columns as the embeddings table)."""
-        tx.register("_rows", rows)
-        tx.execute("DELETE FROM embeddings WHERE (dataset, kind, key) IN (SELECT dataset, kind, key FROM _rows)")
-        cols = ", ".join(rows.columns)
-        tx.execute(f"INSERT INTO embeddings ({cols}) SELECT {cols} FROM _rows")
-        tx.unregister("_rows")
+        _replace_rows(tx, "embeddings", rows, ("dataset", "kind", "key"))
 
     def embeddings(self, dataset: str, kind: str) -> pd.DataFrame:
         return self.sql_df(
             "SELECT key, vector, model, input_hash FROM embeddings WHERE dataset = ? AND kind = ? ORDER BY key",
             [dataset, kind],
+        )
+
+    # -- LLM recommender results ------------------------------------------------------------------
+    def write_llm_scores(self, tx: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> None:
+        """Replace the per-user rows with the same input hashes (columns as the llm_scores table)."""
+        _replace_rows(tx, "llm_scores", rows, ("input_hash",))
+
+    def llm_scores(self, dataset: str, protocol_id: str, mode: str, part: str = "test") -> pd.DataFrame:
+        """Every stored per-user LLM result of a protocol part and mode, one row per input hash."""
+        return self.sql_df(
+            "SELECT * FROM llm_scores WHERE dataset = ? AND protocol_id = ? AND part = ? AND mode = ? "
+            "QUALIFY row_number() OVER (PARTITION BY input_hash ORDER BY created_at DESC) = 1",
+            [dataset, protocol_id, part, mode],
         )

@@ -43,14 +43,18 @@ def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture
-def sample_workspace(sample_db: Path, tmp_path: Path) -> Workspace:
-    """A private copy of the ingested sample workspace (safe to modify)."""
+def _private_copy(source: Path, tmp_path: Path):
     root = tmp_path / "data"
-    shutil.copytree(sample_db, root)
+    shutil.copytree(source, root)
     ws = open_workspace(load_settings(root))
     yield ws
     ws.close()
+
+
+@pytest.fixture
+def sample_workspace(sample_db: Path, tmp_path: Path) -> Workspace:
+    """A private copy of the ingested sample workspace (safe to modify)."""
+    yield from _private_copy(sample_db, tmp_path)
 
 
 @pytest.fixture
@@ -96,3 +100,31 @@ def data_dir(sample_db: Path, tmp_path: Path, app_env: pytest.MonkeyPatch) -> Pa
     shutil.copytree(sample_db, root)
     app_env.setenv("MMREC_DATA_DIR", str(root))
     return root
+
+
+@pytest.fixture(scope="session")
+def rec_db(sample_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample ingested, with scripted profiles, a scripted-embedding item graph and a briefly trained SASRec."""
+    from mmrec_core.evaluate import train_model
+    from mmrec_core.item_graph import GraphConfig, build_item_graph
+    from mmrec_core.models.sasrec import SASRecConfig
+    from mmrec_core.profiles import build_profiles
+    from mmrec_core.splits import create_protocol
+    from tests.fakes import ScriptedEngine
+
+    root = tmp_path_factory.mktemp("rec") / "data"
+    shutil.copytree(sample_db, root)
+    ws = open_workspace(load_settings(root))
+    engine = ScriptedEngine(ws.settings)
+    pid = create_protocol(ws.store, "sample")
+    build_profiles(ws, engine, "sample", pid)
+    build_item_graph(ws, engine, "sample", pid, GraphConfig(alpha=0.3))
+    train_model(ws, "sample", "sasrec", pid, SASRecConfig(epochs=3, patience=1))
+    ws.close()
+    return root
+
+
+@pytest.fixture
+def rec_ws(rec_db: Path, tmp_path: Path) -> Workspace:
+    """A private copy of `rec_db` (safe to modify)."""
+    yield from _private_copy(rec_db, tmp_path)

@@ -37,6 +37,10 @@ class ScriptedEngine:
         self.prompts.extend(prompts)
         out = []
         for prompt in prompts:
+            prompt = prompt if isinstance(prompt, str) else prompt[-1]["content"]
+            if "Candidate item" in prompt:
+                out.append(self._answer(prompt))
+                continue
             items = re.findall(r"^- (.+?)(?: \(|$)", prompt, flags=re.M)
             out.append(f"This shopper keeps choosing {' and '.join(items)} in a consistent style.")
         return out
@@ -47,3 +51,40 @@ class ScriptedEngine:
             for word in re.findall(r"\w+", text.lower()):
                 vecs[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % 64] += 1.0
         return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+
+    # -- the recommender's calls ---------------------------------------------------------------
+    # Scores and answers follow word overlap between a candidate and the context, so tests can
+    # predict them; every listwise prompt whose context has an odd number of words gets an
+    # out-of-range answer, so the invalid-answer path is exercised too.
+    def render_prompt(self, prompt, system: str | None = None) -> str:
+        text = prompt if isinstance(prompt, str) else "\n\n".join(m["content"] for m in prompt)
+        return f"[system] {system}\n[user] {text}\n[assistant]" if system else f"[user] {text}\n[assistant]"
+
+    def count_tokens(self, prompt, system: str | None = None) -> int:
+        return len(self.render_prompt(prompt, system).split())
+
+    def context_length(self) -> int:
+        return 2048
+
+    def score_yes_no(self, prefix: str, suffixes: Sequence[str], system: str | None = None) -> np.ndarray:
+        self.prompts.extend(prefix + s for s in suffixes)
+        return np.asarray([_overlap(prefix, s) for s in suffixes], dtype=np.float32)
+
+    def _answer(self, prompt: str) -> str:
+        if "Candidate items:" in prompt:
+            context, listing = prompt.split("Candidate items:", 1)
+            lines = re.findall(r"^\[(\d+)\] (.+)$", listing, flags=re.M)
+            if len(context.split()) % 2:
+                return f"<think>I am unsure.</think><answer>{len(lines) + 5}</answer>"
+            best = max(lines, key=lambda nl: _overlap(context, nl[1]))
+            return f"<think>The customer often buys {best[1].split(':')[0]}.</think><answer>{best[0]}</answer>"
+        if "Candidate item:" in prompt:
+            name = re.search(r"Candidate item: ([^:\n]+)", prompt).group(1)
+            return f"The customer likes items like {name}. It is a red wool coat."
+        return ""
+
+
+def _overlap(context: str, candidate: str) -> float:
+    words = set(re.findall(r"\w+", context.lower()))
+    mine = re.findall(r"\w+", candidate.lower().split("will this customer")[0])
+    return (sum(w in words for w in mine) + 0.5) / (len(mine) + 1.0)

@@ -123,6 +123,20 @@ class Engine(ABC):
         with self._lock:
             return self.lm.score_yes_no(prefix, suffixes, system, batch_size=self.settings.score_batch_size)
 
+    def render_prompt(self, prompt: Prompt, system: str | None = None) -> str:
+        """The exact text the LLM reads for `prompt` (chat template and system message applied)."""
+        return self.lm.render(prompt, system)
+
+    def count_tokens(self, prompt: Prompt, system: str | None = None) -> int:
+        """Tokens of the rendered prompt: what must fit in the model's context."""
+        lm = self.lm
+        return len(lm.tokenizer(lm.render(prompt, system), add_special_tokens=not lm.has_chat_template)["input_ids"])
+
+    def context_length(self) -> int:
+        """The LLM's context window in tokens (its config's max_position_embeddings)."""
+        config = self.lm.model.config.get_text_config()
+        return int(getattr(config, "max_position_embeddings", None) or 2048)
+
     def target_logprob(
         self, prompts: Sequence[Prompt], targets: Sequence[str], system: str | None = None
     ) -> np.ndarray:

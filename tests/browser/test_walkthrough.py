@@ -2,7 +2,7 @@
 
 Each step waits for Streamlit's script run to finish (the app root's data-test-script-state), then
 checks that no page shows an exception or error box and that the server logged no traceback.
-Extend the walk as pages land (Recommend: score candidates and see the rationale).
+On the Recommend page it scores a customer's stored candidates with the builtin model.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def test_every_page_renders_without_errors(page: Page, server) -> None:
     settle(page)
     links = page.locator('[data-testid="stSidebarNavLink"]')
     titles = [t.strip().splitlines()[-1] for t in links.all_inner_texts()]  # after the icon's name
-    assert titles[:4] == ["Overview", "Catalog", "Customers", "Item graph"], titles
+    assert titles[:5] == ["Overview", "Catalog", "Customers", "Item graph", "Recommend"], titles
     for title in titles:
         open_page(page, server, title)
         assert_no_errors(page, server)
@@ -108,4 +108,18 @@ def test_open_an_items_graph(page: Page, server) -> None:
         settle(page, timeout=120)
     expect(page.get_by_text(re.compile(rf"direct neighbours of {re.escape(title)} "))).to_be_visible()
     assert page.locator('[data-testid="stPlotlyChart"]').count() == 1
+    assert_no_errors(page, server)
+
+
+def test_score_a_customer_and_read_the_rationale(page: Page, server) -> None:
+    page.goto(f"{server.url}/recommend")
+    settle(page)
+    expect(page.locator("h1").first).to_contain_text("Recommend")
+    page.get_by_role("button", name="Score").click()
+    # the builtin LLM scores 21 candidates, then writes rationales for the top 3 (CPU: seconds)
+    expect(page.get_by_text(re.compile(r"^21 candidates · pointwise"))).to_be_visible(timeout=300_000)
+    settle(page, timeout=120)
+    expect(page.get_by_text("Rationale:").first).to_be_visible()
+    assert page.get_by_text("Evidence", exact=True).count() == 21
+    assert page.locator('[data-testid="stImage"]').count() == 21  # every candidate with its photo
     assert_no_errors(page, server)

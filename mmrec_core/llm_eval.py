@@ -1,0 +1,178 @@
+"""`mmrec eval llm`: the LLM recommender on a protocol's stored test candidates, beside the other models.
+
+Every evaluated user (or a seeded subset, stated as such) is scored with the candidates stored in the
+protocol (1 positive + n negatives, never re-drawn). Each user's scores are stored in `llm_scores`
+with an input hash over the exact prompt, the candidates and the engine's provenance, in batches of
+users per transaction: an interrupted run resumes where it stopped, and a re-run with the same
+inputs only reads. Metrics come from the stored scores (HR@K, NDCG@K, MRR, AUC; listwise adds the
+invalid-answer rate), seconds per user from the time each user took. The same users' candidates are
+then scored by popularity, SASRec and the item-graph model where trained, for a fair comparison.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from mmrec_core.evaluate import MODELS, SAMPLED_KS, load_trained, ranking_metrics, record_run
+from mmrec_core.llm_recommender import LLMRecommender, RecommendConfig
+from mmrec_core.metrics import metrics_from_counts, rank_counts, summarize
+from mmrec_core.models.data import load_train_data
+from mmrec_core.rec_context import ContextBuilder
+from mmrec_core.splits import create_protocol
+from mmrec_core.workspace import Workspace
+
+Progress = Callable[[int, int, str], None]
+COMPARE_COLUMNS = ["HR@5", "NDCG@5", "HR@10", "NDCG@10", "MRR", "AUC"]
+
+
+@dataclass
+class LLMEvalResult:
+    run_id: str
+    table: pd.DataFrame  # summarize(): rows all / no_repeat / repeat
+    compare: pd.DataFrame  # the LLM and the other models on the same users and candidates
+    per_user: pd.DataFrame  # user_id, metrics, valid, seconds
+    scored: int  # users scored by this call
+    reused: int  # users read back from earlier (resumed) runs
+
+
+def pick_users(users: list[str], n: int | None, seed: int = 0) -> list[str]:
+    """All users, or a seeded random subset of n (in the protocol's order)."""
+    if n is None or n >= len(users):
+        return list(users)
+    if n < 1:
+        raise ValueError("--users must be at least 1.")
+    keep = set(np.random.default_rng(seed).choice(len(users), size=n, replace=False).tolist())
+    return [u for i, u in enumerate(users) if i in keep]
+
+
+def _input_hash(prompt_texts: list[str], candidates: list[str], provenance: dict) -> str:
+    key = json.dumps([prompt_texts, candidates, provenance], sort_keys=True, default=str)
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def evaluate_llm(
+    ws: Workspace,
+    engine,
+    dataset: str,
+    protocol_id: str | None = None,
+    config: RecommendConfig | None = None,
+    n_users: int | None = None,
+    batch: int = 8,
+    progress: Progress | None = None,
+) -> LLMEvalResult:
+    """Score the test candidates of all (or `n_users` seeded) evaluated users; record an eval run."""
+    config = config or RecommendConfig()
+    protocol_id = protocol_id or create_protocol(ws.store, dataset)
+    data = load_train_data(ws.store, dataset, protocol_id)
+    builder = ContextBuilder(ws, dataset, protocol_id, "test", config.n_history, config.n_similar, data)
+    if config.n_similar > 0 and builder.sasrec is None:
+        raise KeyError(f"{builder.similar_note} (or leave similar customers out with --similar-users 0)")
+    recommender = LLMRecommender(engine, builder, config)
+    provenance = recommender.provenance()
+    cand = data.parts["test"]
+    users = pick_users(cand.users, n_users)
+    row_of = {u: r for r, u in enumerate(cand.users)}
+    builder.prepare_similar(users)
+    stored = ws.store.llm_scores(dataset, protocol_id, config.mode).set_index("input_hash")
+    hashes, pending, scored = {}, [], 0
+    for n, user in enumerate(users, start=1):
+        items = [str(data.item_ids[i]) for i in cand.items[row_of[user]]]
+        prompt = recommender.prompt_for(builder.context(user), items)
+        texts = [recommender.render(prompt.full(i)) for i in range(len(prompt.suffixes))]
+        hashes[user] = key = _input_hash(texts, items, provenance)
+        if key not in stored.index:
+            rec = recommender.recommend(user, items, explain=0)
+            answer = rec.answer
+            pending.append(
+                {
+                    "dataset": dataset,
+                    "protocol_id": protocol_id,
+                    "part": "test",
+                    "user_id": user,
+                    "mode": config.mode,
+                    "item_ids": items,
+                    "scores": rec.scores.astype(float).tolist(),
+                    "valid": answer.valid if answer else True,
+                    "answer": answer.raw if answer else None,
+                    "problem": answer.problem if answer else None,
+                    "prompt_tokens": recommender.count(prompt.full(0)),
+                    "seconds": rec.seconds,
+                    "engine": provenance["engine"],
+                    "model": provenance["model"],
+                    "prompt_version": provenance["prompt_version"],
+                    "params": json.dumps(provenance["params"], default=str),
+                    "input_hash": key,
+                }
+            )
+            scored += 1
+        if len(pending) >= batch or (pending and n == len(users)):
+            with ws.store.transaction() as tx:  # a batch of users is stored whole or not at all
+                ws.store.write_llm_scores(tx, pd.DataFrame(pending))
+            pending = []
+        if progress:
+            progress(n, len(users), f"{scored} scored, {n - scored} reused")
+    rows = ws.store.llm_scores(dataset, protocol_id, config.mode).set_index("input_hash")
+    rows = rows.loc[[hashes[u] for u in users]]
+    per_user = _per_user_metrics(rows)
+    repeat = np.asarray([cand.is_repeat[row_of[u]] for u in users])
+    table = summarize(per_user.drop(columns=["user_id", "valid", "seconds", "prompt_tokens"]), repeat)
+    table["invalid_rate"] = 1.0 - per_user["valid"].mean() if config.mode == "listwise" else np.nan
+    table["seconds_per_user"] = per_user["seconds"].mean()
+    run_id = _record(ws, dataset, protocol_id, config.mode, provenance, table, per_user, len(cand.users))
+    compare = compare_models(ws, data, users, table, config.mode)
+    return LLMEvalResult(run_id, table, compare, per_user, scored, len(users) - scored)
+
+
+def _per_user_metrics(rows: pd.DataFrame) -> pd.DataFrame:
+    scores = np.stack([np.asarray(s, dtype=np.float64) for s in rows["scores"]])
+    greater, ties = rank_counts(scores[:, 0], scores[:, 1:])
+    per_user = metrics_from_counts(greater, ties, scores.shape[1] - 1, ks=SAMPLED_KS)
+    return per_user.assign(
+        user_id=rows["user_id"].to_numpy(),
+        valid=rows["valid"].to_numpy(),
+        seconds=rows["seconds"].to_numpy(),
+        prompt_tokens=rows["prompt_tokens"].to_numpy(),
+    )
+
+
+def _record(ws, dataset, protocol_id, mode, provenance, table, per_user, n_evaluated) -> str:
+    long = table.drop(columns=["users"]).stack().rename("value").reset_index()
+    long.columns = ["subset", "name", "value"]
+    users = pd.DataFrame({"subset": table.index, "name": "users", "value": table["users"].astype(float)})
+    metrics = pd.concat([long, users], ignore_index=True).assign(part="test").dropna(subset=["value"])
+    params = {
+        **provenance["params"],
+        "engine": provenance["engine"],
+        "model": provenance["model"],
+        "prompt_version": provenance["prompt_version"],
+        "users": len(per_user),
+        "subset": len(per_user) < n_evaluated,
+        "mean_prompt_tokens": float(per_user["prompt_tokens"].mean()),
+    }
+    return record_run(ws, dataset, protocol_id, "eval", f"llm-{mode}", params, None, metrics)
+
+
+def compare_models(ws: Workspace, data, users: list[str], llm_table: pd.DataFrame, mode: str) -> pd.DataFrame:
+    """The LLM's figures beside every trained model (popularity fitted on the spot) on the same users."""
+    rows = {f"LLM {mode}": llm_table.loc["all", [*COMPARE_COLUMNS, "seconds_per_user"]]}
+    cand = data.parts["test"]
+    keep = np.isin(np.asarray(cand.users, dtype=object), np.asarray(users, dtype=object))
+    for method in MODELS:
+        try:
+            model, _ = load_trained(ws, data.dataset, method, data.protocol_id)
+        except KeyError:
+            if method != "popularity":
+                continue
+            model = MODELS[method][0](MODELS[method][1]())
+            model.fit(data)
+        per_user = ranking_metrics(model, data, "test")
+        rows[method] = per_user.loc[keep, COMPARE_COLUMNS].mean()
+    out = pd.DataFrame(rows).T[[*COMPARE_COLUMNS, "seconds_per_user"]]
+    out["users"] = len(users)
+    return out

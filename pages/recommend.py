@@ -1,0 +1,117 @@
+"""Recommend: score candidates for one customer with the LLM; rationale and evidence side by side.
+
+Candidates: the protocol's stored test list, the top of a trained model, or items chosen by hand.
+Scoring runs here with a progress bar (seconds on CPU); `mmrec_core.recommend` does the work.
+"""
+
+import streamlit as st
+
+from mmrec_core import customers, recommend
+from mmrec_core.engines import get_engine
+from mmrec_core.evidence import EvidenceFinder
+from mmrec_core.llm_recommender import MODES, LLMRecommender, RecommendConfig
+from mmrec_core.rec_context import ContextBuilder
+from mmrec_core.splits import create_protocol
+from widgets import current_dataset, data_version, get_workspace, item_thumbnail, session_cached
+
+ws = get_workspace()
+dataset = current_dataset()
+protocol = create_protocol(ws.store, dataset)
+st.title(f"Recommend · {dataset}")
+
+left, right = st.columns([2, 3])
+with left:
+    query = st.text_input("Search customer id", key="rec_query")
+    found = customers.customer_list(ws.store, dataset, protocol, query)
+    if found.empty:
+        st.info("No customer matches that id.")
+        st.stop()
+    user = st.selectbox("Customer", found["user_id"], key="rec_user", format_func=lambda u: f"{u[:16]}…")
+    mode = st.radio(
+        "Mode",
+        MODES,
+        horizontal=True,
+        key="rec_mode",
+        help="pointwise: p(yes) per candidate; listwise: the model reasons over all candidates, then names one",
+    )
+with right:
+    source = st.radio("Candidates", recommend.SOURCES, key="rec_source")
+    models = recommend.trained_models(ws, dataset, protocol)
+    if source == recommend.SOURCES[1]:
+        method = st.selectbox("Model", models, key="rec_model", placeholder="no trained model")
+        top_n = st.slider("How many", 5, 50, 20, key="rec_top")
+    elif source == recommend.SOURCES[2]:
+        titles = ws.store.items(dataset).set_index("item_id")["title"].to_dict()
+        chosen = st.multiselect("Items", list(titles), key="rec_items", format_func=lambda i: f"{titles[i]} · {i}")
+    with st.expander("Prompt settings"):
+        n_history = st.slider("Last purchases in the prompt", 0, 20, 5, key="rec_history")
+        n_similar = st.slider("Similar customers", 0, 5, 3, key="rec_similar")
+        explain = st.slider("Rationales for the top k (pointwise)", 0, 10, 3, key="rec_explain")
+
+builder, finder = session_cached(
+    ("rec", data_version(ws, dataset), protocol, n_history, n_similar, tuple(models)),
+    lambda: (b := ContextBuilder(ws, dataset, protocol, "test", n_history, n_similar), EvidenceFinder(b)),
+)
+# A flag set on click, read here: survives the extra rerun the navigation may do (see widgets).
+st.button("Score", type="primary", key="rec_score", on_click=lambda: st.session_state.update(rec_go=True))
+if st.session_state.pop("rec_go", False):
+    try:
+        if source == recommend.SOURCES[0]:
+            candidates = recommend.stored_candidates(builder, user)
+        elif source == recommend.SOURCES[1]:
+            if not models:
+                raise KeyError("No trained model yet: run `mmrec train sasrec` (or popularity, lightgcn) first.")
+            candidates = recommend.model_candidates(ws, builder, method, user, top_n)
+        else:
+            candidates = chosen
+        config = RecommendConfig(mode=mode, n_history=n_history, n_similar=n_similar, explain_top=explain)
+        recommender = LLMRecommender(get_engine(ws.settings), builder, config)
+        bar = st.progress(0.0, text="Scoring…")
+        report = lambda done, total, msg: bar.progress(done / max(total, 1), text=msg)  # noqa: E731
+        rec, table = recommend.score_customer(recommender, finder, user, candidates, progress=report)
+        st.session_state["rec_result"] = (user, rec, table, recommender.render(rec.prompt.full(0)))
+    except (KeyError, ValueError) as exc:
+        st.error(exc.args[0] if exc.args else str(exc))
+
+result = st.session_state.get("rec_result")
+if result is None or result[0] != user:
+    st.info("Pick a customer and candidates, then press **Score**.")
+    st.stop()
+_, rec, table, prompt_text = result
+held_out = recommend.held_out_item(builder, user)
+st.subheader(f"{len(table)} candidates · {rec.mode} · {rec.seconds:.1f} s")
+for note in rec.context.notes:
+    st.info(f"Context: {note}")
+if finder.graph_id is None:
+    st.info("Evidence: no item graph for this protocol yet (build it on the Item graph page); neighbours not checked.")
+if rec.prompt.trimmed:
+    st.caption(f"Prompt trimmed to fit the model's budget: {rec.prompt.trimmed}")
+if rec.answer is not None:
+    if rec.answer.valid:
+        st.success(f"Valid answer: {', '.join(rec.answer.ranking)}")
+    else:
+        st.error(f"Invalid answer ({rec.answer.problem}); candidates left unranked. Output: {rec.answer.raw[:300]}")
+with st.expander("Exact prompt (first candidate)"):
+    st.code(prompt_text, language=None)
+
+info = ws.store.items_with_images(dataset, table["item_id"].tolist()).set_index("item_id")
+top = max(float(table["score"].max()), 1e-9)
+for row in table.itertuples():
+    with st.container(border=True):
+        pic, body, why = st.columns([1, 3, 3])
+        with pic:
+            item_thumbnail(
+                ws.images, {"item_id": row.item_id, **info.loc[row.item_id].to_dict()}, caption=f"#{row.rank}"
+            )
+        with body:
+            mark = " · ✓ the held-out next purchase" if row.item_id == held_out else ""
+            st.markdown(f"**{row.rank}. {row.title}** `{row.item_id}`{mark}")
+            st.progress(min(row.score / top, 1.0), text=f"score {row.score:.3f}")
+            st.caption(" · ".join(builder.line(row.item_id).keywords[:8]))
+            if row.rationale:
+                st.markdown(f"*Rationale:* {row.rationale}")
+            if row.flags:
+                st.warning(f"The rationale names {', '.join(row.flags)}, which this item's texts never mention.")
+        with why:
+            st.markdown("**Evidence** (without the LLM)")
+            st.markdown("\n".join(f"- {line}" for line in row.evidence_detail.lines(builder.titles)))
