@@ -14,6 +14,7 @@
     mmrec similar-users hm USER                  k most similar users (SASRec) and what they bought next
     mmrec score sample USER                      the LLM's ranked candidates with rationale and evidence
     mmrec eval llm sample --mode listwise        the LLM recommender on the stored test candidates
+    mmrec train sft sample --steps 200           LoRA SFT of the LLM on the task mix (resumable)
 
 The data folder comes from MMREC_DATA_DIR (default ./mmrec_data) or --data-dir.
 """
@@ -108,12 +109,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=3, help="similar users (default 3)")
     p.add_argument("--protocol", help="protocol id (default: the data set's default protocol)")
 
-    p = sub.add_parser("train", help="train a recommender (popularity, sasrec, ...) on training interactions")
-    p.add_argument("model")
+    p = sub.add_parser("train", help="train a recommender (popularity, sasrec, lightgcn) or the LLM (sft)")
+    p.add_argument("model", help="popularity, sasrec, lightgcn, or sft (LoRA on the engine's LLM)")
     p.add_argument("dataset")
     p.add_argument("--protocol", help="protocol id (default: the data set's default protocol)")
-    p.add_argument("--epochs", type=int, help="most epochs (early stopping on valid decides)")
+    p.add_argument("--epochs", type=float, help="most epochs (early stopping on valid decides)")
     p.add_argument("--seed", type=int, help="training seed")
+    p.add_argument("--examples", type=int, default=2000, help="sft: instruction examples (default 2000)")
+    p.add_argument("--steps", type=int, default=-1, help="sft: optimizer steps (default: one epoch)")
+    p.add_argument("--lr", type=float, default=2e-4, help="sft: learning rate (default 2e-4)")
+    p.add_argument("--lora-r", type=int, default=8, help="sft: LoRA rank (default 8)")
+    p.add_argument("--qlora", action="store_true", help="sft: 4-bit NF4 base (CUDA only)")
+    p.add_argument("--valid-users", type=int, default=64, help="sft: valid users scored per check (default 64)")
+    p.add_argument("--eval-steps", type=int, default=50, help="sft: steps between valid checks (default 50)")
 
     p = sub.add_parser("eval", help="evaluate the newest trained model (or the LLM: `eval llm`) on the test part")
     p.add_argument("model", help="popularity, sasrec, lightgcn or llm")
@@ -140,6 +148,14 @@ def _llm_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--history", type=int, default=5, help="llm: last purchases in the prompt (default 5)")
     p.add_argument("--similar-users", type=int, default=3, help="llm: similar customers in the prompt (default 3)")
     p.add_argument("--max-prompt-tokens", type=int, default=1536, help="llm: prompt budget (default 1536)")
+    p.add_argument("--adapter", help="llm: a LoRA adapter folder (e.g. from `mmrec train sft`) on the engine's LLM")
+
+
+def _with_adapter(ws: Workspace, args: argparse.Namespace):
+    """The engine settings, with --adapter (when given) on the LLM."""
+    import dataclasses
+
+    return dataclasses.replace(ws.settings, adapter=args.adapter) if args.adapter else ws.settings
 
 
 def _rec_config(args: argparse.Namespace):
@@ -347,8 +363,12 @@ def cmd_train(ws: Workspace, args: argparse.Namespace) -> None:
 
     from .evaluate import MODELS, train_model
 
+    if args.model == "sft":
+        return cmd_train_sft(ws, args)
     if args.model not in MODELS:
-        raise ValueError(f"Unknown model '{args.model}'; choose one of {', '.join(MODELS)}.")
+        raise ValueError(f"Unknown model '{args.model}'; choose one of {', '.join(MODELS)}, sft.")
+    if args.epochs is not None:
+        args.epochs = int(args.epochs)
     config = MODELS[args.model][1]()
     overrides = {k: getattr(args, k) for k in ("epochs", "seed") if getattr(args, k) is not None}
     config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if hasattr(config, k)})
@@ -359,6 +379,37 @@ def cmd_train(ws: Workspace, args: argparse.Namespace) -> None:
         close()
     params = ws.store.sql_df("SELECT params FROM runs WHERE run_id = ?", [run_id])["params"].iloc[0]
     print(f"{args.dataset}: trained {args.model} as run {run_id} {params}")
+
+
+def cmd_train_sft(ws: Workspace, args: argparse.Namespace) -> None:
+    import json
+
+    from .engines import get_engine
+    from .finetune.data import TrainDataConfig
+    from .finetune.sft import SFTRunConfig, train_sft
+
+    config = SFTRunConfig(
+        data=TrainDataConfig(n_examples=args.examples, seed=args.seed or 0),
+        epochs=args.epochs or 1.0,
+        max_steps=args.steps,
+        learning_rate=args.lr,
+        lora_r=args.lora_r,
+        lora_alpha=2 * args.lora_r,
+        qlora=args.qlora,
+        valid_users=args.valid_users,
+        eval_steps=args.eval_steps,
+        seed=args.seed or 0,
+    )
+    engine = get_engine(ws.settings)
+    run_id = _with_progress("step", lambda p: train_sft(ws, engine, args.dataset, args.protocol, config, p))
+    row = ws.store.sql_df("SELECT artifact_path, params FROM runs WHERE run_id = ?", [run_id]).iloc[0]
+    meta = json.loads(row["params"])
+    print(f"{args.dataset}: LoRA SFT run {run_id}: {meta['steps']} steps in {meta['train_seconds']} s")
+    for v in meta["valid"]:
+        figures = "  ".join(f"{k[6:]} {v[k]:.4f}" for k in ("valid_HR@5", "valid_NDCG@5", "valid_AUC"))
+        print(f"   step {v['step']:>5}: valid {figures}")
+    print(f"best adapter (step {meta['best_step']}): {row['artifact_path']}")
+    print(f"score with it: mmrec eval llm {args.dataset} --adapter {row['artifact_path']}")
 
 
 def cmd_eval(ws: Workspace, args: argparse.Namespace) -> None:
@@ -375,7 +426,7 @@ def cmd_eval_llm(ws: Workspace, args: argparse.Namespace) -> None:
     from .engines import get_engine
     from .llm_eval import evaluate_llm
 
-    engine, config = get_engine(ws.settings), _rec_config(args)
+    engine, config = get_engine(_with_adapter(ws, args)), _rec_config(args)
     result = _with_progress(
         "user", lambda p: evaluate_llm(ws, engine, args.dataset, args.protocol, config, args.users, progress=p)
     )
@@ -410,7 +461,7 @@ def cmd_score(ws: Workspace, args: argparse.Namespace) -> None:
         source = f"top {args.top} of {args.from_model}"
     else:
         candidates, source = stored_candidates(builder, args.user), "stored test candidates"
-    recommender = LLMRecommender(get_engine(ws.settings), builder, config)
+    recommender = LLMRecommender(get_engine(_with_adapter(ws, args)), builder, config)
     rec, table = _with_progress(
         "step", lambda p: score_customer(recommender, EvidenceFinder(builder), args.user, candidates, progress=p)
     )

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from mmrec_core.customers import item_keywords
 from mmrec_core.models.data import TrainData, load_train_data
 from mmrec_core.workspace import Workspace
@@ -79,17 +81,23 @@ class ContextBuilder:
                 self.sasrec, self.sasrec_run = load_trained(ws, dataset, "sasrec", protocol_id)
             except KeyError as exc:
                 self.similar_note = str(exc.args[0])
-        self._similar_cache: dict[str, list[SimilarLine]] = {}
+        self._similar_cache: dict[tuple[str, int | None], list[SimilarLine]] = {}
 
     def _current_profiles(self) -> dict[str, str]:
-        """Final summaries whose chain still covers exactly the user's training sequence."""
+        """Final summaries whose chain still covers exactly the user's training sequence.
+
+        Also keeps every chain as (items covered so far, summary) steps for `context(user, cut)`.
+        """
         chains = self.ws.store.profile_blocks(self.dataset, self.protocol_id)
         ids = self.data.item_ids
-        out = {}
+        out: dict[str, str] = {}
+        self.chains: dict[str, list[tuple[int, str]]] = {}
         for user, chain in chains.groupby("user_id", sort=False):
             covered = [i for block in chain["item_ids"] for i in block]
             if covered == [ids[i] for i in self.data.sequences.get(user, [])]:
                 out[user] = str(chain["summary"].iloc[-1])
+                ends = np.cumsum([len(block) for block in chain["item_ids"]])
+                self.chains[user] = list(zip(ends.tolist(), chain["summary"].astype(str), strict=True))
         return out
 
     def line(self, item_id: str) -> ItemLine:
@@ -108,23 +116,38 @@ class ContextBuilder:
             )
         return [self.data.item_ids[i] for i in seq]
 
-    def prepare_similar(self, users: list[str]) -> None:
-        """Compute similar customers for many users in one pass (cached)."""
-        todo = [u for u in users if u not in self._similar_cache and u in self.data.sequences]
+    def prepare_similar(self, users: list[str], cuts: dict[str, int] | None = None) -> None:
+        """Compute similar customers for many users in one pass (cached); `cuts` as in `context`."""
+        cuts = cuts or {}
+        todo = [u for u in users if (u, cuts.get(u)) not in self._similar_cache and u in self.data.sequences]
         if self.sasrec is None or not todo:
             return
         from mmrec_core.similar_users import similar_user_context
 
-        table = similar_user_context(self.sasrec, self.data, todo, self.n_similar)
+        queries = {u: self.data.sequences[u][: cuts[u]] for u in todo if u in cuts}
+        table = similar_user_context(self.sasrec, self.data, todo, self.n_similar, queries)
         for user in todo:
-            self._similar_cache[user] = []
+            self._similar_cache[(user, cuts.get(user))] = []
         for row in table.itertuples():
             base = self.line(row.next_item)
-            self._similar_cache[row.user_id].append(
+            self._similar_cache[(row.user_id, cuts.get(row.user_id))].append(
                 SimilarLine(base.item_id, base.title, base.keywords, row.similar_user, float(row.cosine))
             )
 
-    def context(self, user: str) -> UserContext:
+    def _similar(self, user: str, cut: int | None) -> list[SimilarLine]:
+        if self.sasrec is None or self.n_similar == 0:
+            return []
+        self.prepare_similar([user], {user: cut} if cut is not None else None)
+        return self._similar_cache.get((user, cut), [])
+
+    def context(self, user: str, cut: int | None = None) -> UserContext:
+        """What the model is told about `user`; with `cut`, as if only their first `cut` training items existed.
+
+        A cut context (a training example whose target is training item `cut`) takes the summary of the
+        last profile block that ends before the target and similar customers found from that prefix.
+        """
+        if cut is not None:
+            return self._cut_context(user, cut)
         bought = self.input_history(user)
         notes = []
         profile = self.profiles.get(user, "")
@@ -135,10 +158,19 @@ class ContextBuilder:
             if self.sasrec is None:
                 notes.append(f"no similar customers: {self.similar_note}")
             else:
-                self.prepare_similar([user])
-                similar = self._similar_cache.get(user, [])
+                similar = self._similar(user, None)
         history = [self.line(i) for i in bought[-self.n_history :]] if self.n_history > 0 else []
         return UserContext(user, profile, history, similar, bought, notes)
+
+    def _cut_context(self, user: str, cut: int) -> UserContext:
+        seq = self.data.sequences.get(user, [])
+        if not 1 <= cut < len(seq) + 1:
+            raise ValueError(f"cut must be within 1..{len(seq)} for '{user}'.")
+        bought = [str(self.data.item_ids[i]) for i in seq[:cut]]
+        profile = next((text for end, text in reversed(self.chains.get(user, [])) if end <= cut), "")
+        similar = self._similar(user, cut)
+        history = [self.line(i) for i in bought[-self.n_history :]] if self.n_history > 0 else []
+        return UserContext(user, profile, history, similar, bought, [])
 
     def provenance(self) -> dict:
         return {

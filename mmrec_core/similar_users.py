@@ -29,12 +29,15 @@ def _prefix_states(model: SASRec, sequence: list[int]) -> np.ndarray:
     return states.numpy()
 
 
-def similar_user_context(model: SASRec, data: TrainData, users: list[str], k: int = 3) -> pd.DataFrame:
+def similar_user_context(
+    model: SASRec, data: TrainData, users: list[str], k: int = 3, queries: dict[str, list[int]] | None = None
+) -> pd.DataFrame:
     """Per user: k similar users with cosine, their matching position and the item they bought next.
 
     Columns: user_id, rank (1 = most similar), similar_user, cosine, match_pos, next_item (item id).
     Users and neighbours come from `data.sequences` (training interactions); a neighbour whose
     sequence has a single item has no 'next' item and is skipped in favour of the next neighbour.
+    `queries` replaces a user's own sequence as the query (a training example cut before its target).
     """
     if k < 1:
         raise ValueError("k (similar users) must be at least 1.")
@@ -44,7 +47,8 @@ def similar_user_context(model: SASRec, data: TrainData, users: list[str], k: in
     everyone = [u for u, s in data.sequences.items() if len(s) >= 2]  # neighbours need a 'next' item
     position = {u: i for i, u in enumerate(everyone)}
     vectors = _unit(model.user_vectors([data.sequences[u] for u in everyone]))
-    queries = _unit(model.user_vectors([data.sequences[u] for u in users]))
+    own = queries or {}
+    queries = _unit(model.user_vectors([own.get(u, data.sequences[u]) for u in users]))
     sims = queries @ vectors.T
     rows = []
     for row, user in enumerate(users):

@@ -227,7 +227,7 @@ def test_evaluation_is_resumable_and_matches_the_stored_scores(rec_ws: Workspace
     assert (again.scored, again.reused) == (0, 30) and len(engine.prompts) == n_prompts  # read back, not re-run
     assert again.table.loc["all", "HR@5"] == first.table.loc["all", "HR@5"]
     assert {"LLM pointwise", "popularity", "sasrec"} <= set(first.compare.index)
-    assert (first.compare["users"] == 30).all()
+    assert (first.compare["users"] == 30).all() and (first.compare["seconds_per_user"] > 0).all()
     runs = rec_ws.store.sql_df("SELECT method, params FROM runs WHERE kind = 'eval'")
     assert (runs["method"] == "llm-pointwise").sum() == 2 and '"subset": true' in runs["params"].iloc[0]
 

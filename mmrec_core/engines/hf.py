@@ -39,6 +39,11 @@ class HFEngine(Engine):
         s = self.settings
         return from_pretrained(auto_class, name, setting, s.device, s.dtype, s.quantization)
 
+    def llm_source(self) -> str:
+        if not self.settings.llm:
+            raise MissingModelError("Fine-tuning needs a text LLM: set llm (a Hub id or a folder) for the hf engine.")
+        return resolve_model_source(self.settings.llm, "llm")
+
     def _load_lm(self) -> TextLM:
         s = self.settings
         if s.llm:

@@ -1,0 +1,2 @@
+"""Stage 5: fine-tuning the LLM recommender. `data` builds the task mix from training interactions;
+trainers (one per file, TRL underneath) write PEFT adapters that every engine can load."""

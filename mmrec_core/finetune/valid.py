@@ -1,0 +1,122 @@
+"""Scoring the VALID part with the model being trained: what picks the best checkpoint (never test).
+
+`LiveEngine` lets the recommender (`llm_recommender`) run on a model in training: the same prompts,
+the same shared-prefix yes/no scoring, no reload. The callbacks plug it and a progress report into
+any transformers/TRL trainer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from transformers import TrainerCallback
+
+from mmrec_core.engines.llm import TextLM
+from mmrec_core.llm_recommender import LLMRecommender, RecommendConfig
+from mmrec_core.metrics import metrics_from_counts, rank_counts
+from mmrec_core.rec_context import ContextBuilder
+from mmrec_core.workspace import Workspace
+
+
+class LiveEngine:
+    """The engine calls the recommender makes, served by a model that is being trained."""
+
+    name = "training"
+
+    def __init__(self, model, tokenizer) -> None:
+        was_training = model.training
+        self.lm = TextLM(model, tokenizer, "training")  # puts the model in eval mode
+        model.train(was_training)
+
+    def score_yes_no(self, prefix: str, suffixes: Sequence[str], system: str | None = None) -> np.ndarray:
+        return self.lm.score_yes_no(prefix, suffixes, system)
+
+    def count_tokens(self, prompt, system: str | None = None) -> int:
+        return len(self.lm.tokenizer(self.lm.render(prompt, system), add_special_tokens=False)["input_ids"])
+
+    def render_prompt(self, prompt, system: str | None = None) -> str:
+        return self.lm.render(prompt, system)
+
+    def context_length(self) -> int:
+        return int(getattr(self.lm.model.config.get_text_config(), "max_position_embeddings", None) or 2048)
+
+    def generate(self, prompts, options=None, system=None) -> list[str]:
+        return self.lm.generate(prompts, options, system)
+
+    def provenance(self, task: str, prompt_version: str = "", **params) -> dict:
+        return {"engine": self.name, "model": "in training", "prompt_version": prompt_version, "params": params}
+
+
+class ValidScorer:
+    """HR@5 / NDCG@5 / AUC of the pointwise recommender on the valid candidates of a seeded user sample."""
+
+    def __init__(self, ws: Workspace, dataset: str, protocol_id: str, n_users: int, seed: int = 0) -> None:
+        self.builder = ContextBuilder(ws, dataset, protocol_id, "valid")
+        cand = self.builder.data.parts["valid"]
+        rng = np.random.default_rng(seed)
+        rows = sorted(rng.choice(len(cand.users), size=min(n_users, len(cand.users)), replace=False).tolist())
+        self.users = [cand.users[r] for r in rows]
+        self.items = {cand.users[r]: [str(self.builder.data.item_ids[i]) for i in cand.items[r]] for r in rows}
+        self.builder.prepare_similar(self.users)
+
+    def score(self, model, tokenizer) -> dict[str, float]:
+        was_training = model.training
+        recommender = LLMRecommender(LiveEngine(model, tokenizer), self.builder, RecommendConfig(explain_top=0))
+        model.eval()
+        try:
+            scores = np.stack([recommender.recommend(u, self.items[u], explain=0).scores for u in self.users])
+        finally:
+            model.train(was_training)
+        greater, ties = rank_counts(scores[:, 0], scores[:, 1:])
+        m = metrics_from_counts(greater, ties, scores.shape[1] - 1, ks=(5,)).mean()
+        return {"valid_HR@5": float(m["HR@5"]), "valid_NDCG@5": float(m["NDCG@5"]), "valid_AUC": float(m["AUC"])}
+
+
+class ValidCallback(TrainerCallback):
+    """Every `every` steps: score the valid users, log it, and save the adapter when HR@5 is the best yet."""
+
+    def __init__(self, scorer: ValidScorer, every: int, best_dir: Path, tokenizer) -> None:
+        self.scorer, self.every, self.best_dir, self.tokenizer = scorer, every, best_dir, tokenizer
+        self.history: list[dict] = []
+        self.best, self.best_step = -1.0, -1
+
+    def evaluate(self, model, step: int, state=None) -> dict:
+        row = {"step": step, **self.scorer.score(model, self.tokenizer)}
+        self.history.append(row)
+        if state is not None:
+            state.log_history.append(row)
+        if row["valid_HR@5"] > self.best:
+            self.best, self.best_step = row["valid_HR@5"], step
+            model.save_pretrained(str(self.best_dir))
+            self.tokenizer.save_pretrained(str(self.best_dir))
+        return row
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        # A resumed run: the valid checks before the kill are in the checkpoint's log history.
+        self.history = [dict(r) for r in state.log_history if "valid_HR@5" in r]
+        for row in self.history:
+            if row["valid_HR@5"] > self.best:
+                self.best, self.best_step = row["valid_HR@5"], row["step"]
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if self.every > 0 and state.global_step % self.every == 0:
+            self.evaluate(model, state.global_step, state)
+
+    def finish(self, model, step: int) -> None:
+        if not self.history or self.history[-1]["step"] != step:
+            self.evaluate(model, step)
+
+
+class ProgressCallback(TrainerCallback):
+    """Reports (step, total steps, loss) to a progress callback (tqdm on the CLI, a job in the app)."""
+
+    def __init__(self, progress: Callable[[int, int, str], None] | None) -> None:
+        self.progress = progress
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.progress and logs:
+            shown = {k: v for k, v in logs.items() if k in ("loss", "valid_HR@5", "learning_rate")}
+            text = " ".join(f"{k} {v:.4g}" for k, v in shown.items())
+            self.progress(state.global_step, state.max_steps, text)
