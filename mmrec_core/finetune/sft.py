@@ -92,6 +92,7 @@ def train_sft(
     """Train, keep the best adapter by valid HR@5, write its metadata, record a 'train' run; returns the run id."""
     from datasets import Dataset
     from peft import LoraConfig
+    from transformers.trainer_callback import PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig, SFTTrainer
 
@@ -142,6 +143,7 @@ def train_sft(
         peft_config=lora,
         callbacks=[ProgressCallback(progress), ValidCallback(valid, config.eval_steps, best, tokenizer)],
     )
+    trainer.remove_callback(PrinterCallback)  # it prints every log dict; progress goes through `progress`
     last = get_last_checkpoint(args.output_dir) if (folder / "checkpoints").is_dir() else None
     trainer.train(resume_from_checkpoint=last)
     callback = next(c for c in trainer.callback_handler.callbacks if isinstance(c, ValidCallback))
