@@ -42,6 +42,9 @@ class SFTRunConfig:
     grad_accum: int = field(default=1, metadata={"help": "Steps accumulated per optimizer step."})
     max_length: int = field(default=2048, metadata={"help": "Longest tokenized example; longer ones are cut."})
     qlora: bool = field(default=False, metadata={"help": "4-bit NF4 base (CUDA only), LoRA on top."})
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "Recompute activations to save memory (big models); ~30% slower."}
+    )
     valid_users: int = field(default=64, metadata={"help": "Valid users scored to pick the best checkpoint."})
     eval_steps: int = field(default=50, metadata={"help": "Score the valid users every this many steps."})
     seed: int = field(default=0, metadata={"help": "Seed for LoRA initialisation and data order."})
@@ -131,6 +134,7 @@ def train_sft(
         report_to=[],
         use_cpu=not torch.cuda.is_available(),
         bf16=torch.cuda.is_available() and not config.qlora,
+        gradient_checkpointing=config.gradient_checkpointing,  # TRL turns it on by default
         disable_tqdm=True,
     )
     valid = ValidScorer(ws, dataset, protocol_id, config.valid_users, config.seed)
