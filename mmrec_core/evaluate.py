@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmrec_core.metrics import full_rank_counts, metrics_from_counts, rank_counts, summarize
+from mmrec_core.metrics import full_rank_counts, metrics_from_counts, sampled_metrics, summarize
 from mmrec_core.models.base import Progress, Recommender
 from mmrec_core.models.data import TrainData, load_train_data
 from mmrec_core.models.lightgcn import ItemGraphConfig, ItemGraphLightGCN
@@ -79,6 +79,13 @@ def record_run(
             )
             tx.unregister("_m")
     return run_id
+
+
+def metric_rows(table: pd.DataFrame, part: str = "test") -> pd.DataFrame:
+    """A `summarize` table (users included) as metrics-table rows: part, subset, name, value."""
+    long = table.astype(float).stack().rename("value").reset_index()
+    long.columns = ["subset", "name", "value"]
+    return long.assign(part=part).dropna(subset=["value"])  # a subset with no users has no means
 
 
 def attach_graph_inputs(ws: Workspace, data: TrainData) -> TrainData:
@@ -160,8 +167,7 @@ def ranking_metrics(model: Recommender, data: TrainData, part: str = "test", bat
         rows = slice(first, first + batch)
         scores = model.score(cand.users[rows], cand.histories[rows])
         picked = np.take_along_axis(scores, cand.items[rows], axis=1)
-        g, t = rank_counts(picked[:, 0], picked[:, 1:])
-        sampled.append(metrics_from_counts(g, t, picked.shape[1] - 1, ks=SAMPLED_KS))
+        sampled.append(sampled_metrics(picked, ks=SAMPLED_KS))
         g, t, n = full_rank_counts(scores, cand.items[rows, 0], [np.asarray(h) for h in cand.histories[rows]])
         full.append(metrics_from_counts(g, t, n, ks=FULL_KS).add_prefix("full:"))
     per_user = pd.concat([pd.concat(sampled, ignore_index=True), pd.concat(full, ignore_index=True)], axis=1)
@@ -186,12 +192,8 @@ def evaluate_model(
     per_user = ranking_metrics(model, data, "test")
     seconds = time.perf_counter() - start
     table = summarize(per_user.drop(columns=["user_id"]), data.parts["test"].is_repeat)
-    long = table.drop(columns=["users"]).stack().rename("value").reset_index()
-    long.columns = ["subset", "name", "value"]
-    extra = pd.DataFrame({"subset": table.index, "name": "users", "value": table["users"].astype(float)})
     speed = pd.DataFrame({"subset": ["all"], "name": ["seconds_per_user"], "value": [seconds / len(per_user)]})
-    metrics = pd.concat([long, extra, speed], ignore_index=True).assign(part="test")
-    metrics = metrics.dropna(subset=["value"])  # a subset with no users (no repeat targets) has no means
+    metrics = pd.concat([metric_rows(table), speed.assign(part="test")], ignore_index=True)
     params = {"train_run": train_run, "negatives": data.parts["test"].items.shape[1] - 1}
     run_id = record_run(ws, dataset, protocol_id, "eval", method, params, None, metrics)
     return run_id, table

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mmrec_core.evaluate import MODELS, SAMPLED_KS, load_trained, ranking_metrics, record_run
+from mmrec_core.evaluate import MODELS, SAMPLED_KS, load_trained, metric_rows, ranking_metrics, record_run
 from mmrec_core.llm_recommender import LLMRecommender, RecommendConfig
-from mmrec_core.metrics import metrics_from_counts, rank_counts, summarize
+from mmrec_core.metrics import sampled_metrics, summarize
 from mmrec_core.models.data import load_train_data
 from mmrec_core.rec_context import ContextBuilder
 from mmrec_core.splits import create_protocol
@@ -83,12 +83,13 @@ def evaluate_llm(
     stored = ws.store.llm_scores(dataset, protocol_id, config.mode).set_index("input_hash")
     hashes, pending, scored = {}, [], 0
     for n, user in enumerate(users, start=1):
-        items = [str(data.item_ids[i]) for i in cand.items[row_of[user]]]
-        prompt = recommender.prompt_for(builder.context(user), items)
+        start = time.perf_counter()
+        items = builder.candidates(user)
+        ctx, prompt = recommender.prepare(user, items)
         texts = [recommender.render(prompt.full(i)) for i in range(len(prompt.suffixes))]
         hashes[user] = key = _input_hash(texts, items, provenance)
         if key not in stored.index:
-            rec = recommender.recommend(user, items, explain=0)
+            rec = recommender.recommend(user, items, explain=0, prepared=(ctx, prompt))
             answer = rec.answer
             pending.append(
                 {
@@ -103,7 +104,7 @@ def evaluate_llm(
                     "answer": answer.raw if answer else None,
                     "problem": answer.problem if answer else None,
                     "prompt_tokens": recommender.count(prompt.full(0)),
-                    "seconds": rec.seconds,
+                    "seconds": time.perf_counter() - start,  # the prompt's assembly included
                     "engine": provenance["engine"],
                     "model": provenance["model"],
                     "prompt_version": provenance["prompt_version"],
@@ -131,9 +132,7 @@ def evaluate_llm(
 
 
 def _per_user_metrics(rows: pd.DataFrame) -> pd.DataFrame:
-    scores = np.stack([np.asarray(s, dtype=np.float64) for s in rows["scores"]])
-    greater, ties = rank_counts(scores[:, 0], scores[:, 1:])
-    per_user = metrics_from_counts(greater, ties, scores.shape[1] - 1, ks=SAMPLED_KS)
+    per_user = sampled_metrics(np.stack([np.asarray(s) for s in rows["scores"]]), ks=SAMPLED_KS)
     return per_user.assign(
         user_id=rows["user_id"].to_numpy(),
         valid=rows["valid"].to_numpy(),
@@ -143,10 +142,6 @@ def _per_user_metrics(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _record(ws, dataset, protocol_id, mode, provenance, table, per_user, n_evaluated) -> str:
-    long = table.drop(columns=["users"]).stack().rename("value").reset_index()
-    long.columns = ["subset", "name", "value"]
-    users = pd.DataFrame({"subset": table.index, "name": "users", "value": table["users"].astype(float)})
-    metrics = pd.concat([long, users], ignore_index=True).assign(part="test").dropna(subset=["value"])
     params = {
         **provenance["params"],
         "engine": provenance["engine"],
@@ -156,7 +151,7 @@ def _record(ws, dataset, protocol_id, mode, provenance, table, per_user, n_evalu
         "subset": len(per_user) < n_evaluated,
         "mean_prompt_tokens": float(per_user["prompt_tokens"].mean()),
     }
-    return record_run(ws, dataset, protocol_id, "eval", f"llm-{mode}", params, None, metrics)
+    return record_run(ws, dataset, protocol_id, "eval", f"llm-{mode}", params, None, metric_rows(table))
 
 
 def compare_models(ws: Workspace, data, users: list[str], llm_table: pd.DataFrame, mode: str) -> pd.DataFrame:

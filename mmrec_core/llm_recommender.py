@@ -144,17 +144,29 @@ class LLMRecommender:
             return pointwise_prompt(ctx, shuffled(lines, ctx.user_id, self.config.seed), self.count, self.max_tokens)
         return listwise_prompt(ctx, lines, self.count, self.max_tokens, self.config.seed)
 
-    def recommend(
-        self, user: str, candidates: Sequence[str], explain: int | None = None, progress: Progress | None = None
-    ) -> Recommendation:
-        """Score `candidates` for `user`; pointwise also explains the top `explain` (default config.explain_top)."""
+    def prepare(self, user: str, candidates: Sequence[str]) -> tuple[UserContext, RecPrompt]:
+        """The user's context and the prompt for these candidates (what `recommend` will send)."""
         unknown = [c for c in candidates if c not in self.builder.titles]
         if unknown:
             raise KeyError(f"Unknown item(s) {unknown[:3]} in data set '{self.builder.dataset}'.")
-        candidates = list(dict.fromkeys(candidates))
-        start = time.perf_counter()
         ctx = self.builder.context(user)
-        prompt = self.prompt_for(ctx, candidates)
+        return ctx, self.prompt_for(ctx, list(dict.fromkeys(candidates)))
+
+    def recommend(
+        self,
+        user: str,
+        candidates: Sequence[str],
+        explain: int | None = None,
+        progress: Progress | None = None,
+        prepared: tuple[UserContext, RecPrompt] | None = None,
+    ) -> Recommendation:
+        """Score `candidates` for `user`; pointwise also explains the top `explain` (default config.explain_top).
+
+        `prepared`: what `prepare(user, candidates)` returned, when the caller already built it.
+        """
+        start = time.perf_counter()
+        candidates = list(dict.fromkeys(candidates))
+        ctx, prompt = prepared or self.prepare(user, candidates)
         n_explain = explain if explain is not None else self.config.explain_top
         n_explain = min(n_explain, len(candidates)) if self.config.mode == "pointwise" else 0
         steps = 1 + n_explain

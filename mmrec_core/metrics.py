@@ -69,6 +69,13 @@ def metrics_from_counts(greater: np.ndarray, ties: np.ndarray, n_competitors: np
     return pd.DataFrame(out)
 
 
+def sampled_metrics(scores: np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> pd.DataFrame:
+    """Per-user metrics of candidate lists scored row by row, the positive in column 0 (stored protocol order)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    greater, ties = rank_counts(scores[:, 0], scores[:, 1:])
+    return metrics_from_counts(greater, ties, scores.shape[1] - 1, ks=ks)
+
+
 def summarize(per_user: pd.DataFrame, is_repeat: np.ndarray | None = None) -> pd.DataFrame:
     """Means over ALL users, and (given `is_repeat`) over targets that are / are not repeats.
 

@@ -72,7 +72,9 @@ class ContextBuilder:
         self.keywords = item_keywords(ws.store, dataset)
         cand = self.data.parts[part]
         self.inputs = dict(zip(cand.users, cand.histories, strict=True))  # test part: training + valid item
-        self.profiles = self._current_profiles()
+        self._rows = {u: r for r, u in enumerate(cand.users)}
+        self.chains = self._current_chains()  # for `context(user, cut)`: the summary before a target
+        self.profiles = {user: steps[-1][1] for user, steps in self.chains.items()}  # the final summaries
         self.sasrec, self.sasrec_run, self.similar_note = None, None, ""
         if n_similar > 0:
             from mmrec_core.evaluate import load_trained
@@ -83,26 +85,26 @@ class ContextBuilder:
                 self.similar_note = str(exc.args[0])
         self._similar_cache: dict[tuple[str, int | None], list[SimilarLine]] = {}
 
-    def _current_profiles(self) -> dict[str, str]:
-        """Final summaries whose chain still covers exactly the user's training sequence.
-
-        Also keeps every chain as (items covered so far, summary) steps for `context(user, cut)`.
-        """
+    def _current_chains(self) -> dict[str, list[tuple[int, str]]]:
+        """Per user, the stored block chain as (training items covered so far, summary) steps, kept only
+        when it still covers exactly the user's training sequence (else the profile is stale)."""
         chains = self.ws.store.profile_blocks(self.dataset, self.protocol_id)
         ids = self.data.item_ids
-        out: dict[str, str] = {}
-        self.chains: dict[str, list[tuple[int, str]]] = {}
+        out: dict[str, list[tuple[int, str]]] = {}
         for user, chain in chains.groupby("user_id", sort=False):
             covered = [i for block in chain["item_ids"] for i in block]
             if covered == [ids[i] for i in self.data.sequences.get(user, [])]:
-                out[user] = str(chain["summary"].iloc[-1])
                 ends = np.cumsum([len(block) for block in chain["item_ids"]])
-                self.chains[user] = list(zip(ends.tolist(), chain["summary"].astype(str), strict=True))
+                out[user] = list(zip(ends.tolist(), chain["summary"].astype(str), strict=True))
         return out
 
     def line(self, item_id: str) -> ItemLine:
         # newest keywords; the category for an item not textualized yet (customers.item_keywords)
         return ItemLine(item_id, self.titles.get(item_id, item_id), list(self.keywords.get(item_id, [])))
+
+    def candidates(self, user: str) -> list[str]:
+        """The protocol's stored candidates of an evaluated `user` for this part, positive first."""
+        return [str(self.data.item_ids[i]) for i in self.data.parts[self.part].items[self._rows[user]]]
 
     def input_history(self, user: str) -> list[str]:
         """Item ids the model may see for `user`, oldest first (training, plus valid for the test part)."""

@@ -20,23 +20,18 @@ SOURCES = ("stored test candidates", "top of another model", "chosen by hand")
 
 def stored_candidates(builder: ContextBuilder, user: str) -> list[str]:
     """The protocol's stored candidates of `user` for the builder's part (positive first)."""
-    cand = builder.data.parts[builder.part]
     builder.input_history(user)  # an unknown customer is named as such
     if user not in builder.inputs:
         raise KeyError(
             f"Customer '{user}' has no stored {builder.part} candidates (fewer purchases than the protocol's "
             "minimum); pick candidates from a model or by hand."
         )
-    row = cand.users.index(user)
-    return [str(builder.data.item_ids[i]) for i in cand.items[row]]
+    return builder.candidates(user)
 
 
 def held_out_item(builder: ContextBuilder, user: str) -> str | None:
     """The customer's held-out target of the builder's part (to mark it after scoring), if any."""
-    if user not in builder.inputs:
-        return None
-    cand = builder.data.parts[builder.part]
-    return str(builder.data.item_ids[cand.items[cand.users.index(user), 0]])
+    return builder.candidates(user)[0] if user in builder.inputs else None
 
 
 def model_candidates(ws: Workspace, builder: ContextBuilder, method: str, user: str, n: int = 20) -> list[str]:

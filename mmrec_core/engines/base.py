@@ -133,13 +133,11 @@ class Engine(ABC):
 
     def count_tokens(self, prompt: Prompt, system: str | None = None) -> int:
         """Tokens of the rendered prompt: what must fit in the model's context."""
-        lm = self.lm
-        return len(lm.tokenizer(lm.render(prompt, system), add_special_tokens=not lm.has_chat_template)["input_ids"])
+        return self.lm.count_tokens(prompt, system)
 
     def context_length(self) -> int:
-        """The LLM's context window in tokens (its config's max_position_embeddings)."""
-        config = self.lm.model.config.get_text_config()
-        return int(getattr(config, "max_position_embeddings", None) or 2048)
+        """The LLM's context window in tokens."""
+        return self.lm.context_length()
 
     def target_logprob(
         self, prompts: Sequence[Prompt], targets: Sequence[str], system: str | None = None

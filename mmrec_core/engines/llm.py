@@ -71,6 +71,16 @@ class TextLM:
         text = "\n\n".join(m["content"] for m in messages)
         return text + "\nAnswer:"
 
+    def count_tokens(self, prompt: Prompt, system: str | None = None) -> int:
+        """Tokens of the rendered prompt: what must fit in the model's context."""
+        text = self.render(prompt, system)
+        return len(self.tokenizer(text, add_special_tokens=not self.has_chat_template)["input_ids"])
+
+    def context_length(self) -> int:
+        """The model's context window in tokens (its config's max_position_embeddings)."""
+        config = self.model.config.get_text_config()
+        return int(getattr(config, "max_position_embeddings", None) or 2048)
+
     @torch.inference_mode()
     def generate(
         self, prompts: Sequence[Prompt], options: GenerationOptions | None = None, system: str | None = None

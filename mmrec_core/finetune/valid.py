@@ -15,7 +15,7 @@ from transformers import TrainerCallback
 
 from mmrec_core.engines.llm import TextLM
 from mmrec_core.llm_recommender import LLMRecommender, RecommendConfig
-from mmrec_core.metrics import metrics_from_counts, rank_counts
+from mmrec_core.metrics import sampled_metrics
 from mmrec_core.rec_context import ContextBuilder
 from mmrec_core.workspace import Workspace
 
@@ -34,13 +34,13 @@ class LiveEngine:
         return self.lm.score_yes_no(prefix, suffixes, system)
 
     def count_tokens(self, prompt, system: str | None = None) -> int:
-        return len(self.lm.tokenizer(self.lm.render(prompt, system), add_special_tokens=False)["input_ids"])
+        return self.lm.count_tokens(prompt, system)
 
     def render_prompt(self, prompt, system: str | None = None) -> str:
         return self.lm.render(prompt, system)
 
     def context_length(self) -> int:
-        return int(getattr(self.lm.model.config.get_text_config(), "max_position_embeddings", None) or 2048)
+        return self.lm.context_length()
 
     def generate(self, prompts, options=None, system=None) -> list[str]:
         return self.lm.generate(prompts, options, system)
@@ -58,7 +58,7 @@ class ValidScorer:
         rng = np.random.default_rng(seed)
         rows = sorted(rng.choice(len(cand.users), size=min(n_users, len(cand.users)), replace=False).tolist())
         self.users = [cand.users[r] for r in rows]
-        self.items = {cand.users[r]: [str(self.builder.data.item_ids[i]) for i in cand.items[r]] for r in rows}
+        self.items = {u: self.builder.candidates(u) for u in self.users}
         self.builder.prepare_similar(self.users)
 
     def score(self, model, tokenizer) -> dict[str, float]:
@@ -69,8 +69,7 @@ class ValidScorer:
             scores = np.stack([recommender.recommend(u, self.items[u], explain=0).scores for u in self.users])
         finally:
             model.train(was_training)
-        greater, ties = rank_counts(scores[:, 0], scores[:, 1:])
-        m = metrics_from_counts(greater, ties, scores.shape[1] - 1, ks=(5,)).mean()
+        m = sampled_metrics(scores, ks=(5,)).mean()
         return {"valid_HR@5": float(m["HR@5"]), "valid_NDCG@5": float(m["NDCG@5"]), "valid_AUC": float(m["AUC"])}
 
 

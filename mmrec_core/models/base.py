@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mmrec_core.metrics import metrics_from_counts, rank_counts
+from mmrec_core.metrics import sampled_metrics
 from mmrec_core.models.data import TrainData
 
 Progress = Callable[[int, int, str], None]
@@ -49,9 +49,7 @@ class Recommender(ABC):
             rows = slice(first, first + batch)
             scores = self.score(part.users[rows], part.histories[rows])
             picked.append(np.take_along_axis(scores, part.items[rows], axis=1))
-        picked = np.concatenate(picked)
-        greater, ties = rank_counts(picked[:, 0], picked[:, 1:])
-        return float(metrics_from_counts(greater, ties, picked.shape[1] - 1, ks=(k,))[f"NDCG@{k}"].mean())
+        return float(sampled_metrics(np.concatenate(picked), ks=(k,))[f"NDCG@{k}"].mean())
 
     def train_epochs(self, data: TrainData, net, run_epoch: Callable[[], float], progress: Progress | None) -> None:
         """Call `run_epoch()` (returns the mean loss) until `config.patience` epochs pass without a better
