@@ -19,6 +19,7 @@ pages = [
     st.Page("pages/customers.py", title="Customers", icon=":material/person_search:"),
     st.Page("pages/item_graph.py", title="Item graph", icon=":material/hub:"),
     st.Page("pages/recommend.py", title="Recommend", icon=":material/recommend:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
 ]
 page = st.navigation(pages)
 

@@ -194,6 +194,8 @@ def job_status(job: Mapping[str, Any] | None) -> None:
         st.progress(min(done / total, 1.0) if total else 0.0, text=text)
     elif job["status"] == "done":
         st.success(f"{job['message']} (finished {job['updated_at']:%Y-%m-%d %H:%M})")
+    elif job["status"] == "stopped":
+        st.warning(job["message"])
     else:  # failed | interrupted
         st.error(f"Job {job['status']}: {job['error']}")
 

@@ -24,8 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mmrec_core.config import load_settings  # noqa: E402
 from mmrec_core.engines import get_engine  # noqa: E402
+from mmrec_core.finetune.common import load_policy  # noqa: E402
 from mmrec_core.finetune.data import TrainDataBuilder, TrainDataConfig  # noqa: E402
-from mmrec_core.finetune.sft import load_trainable  # noqa: E402
 from mmrec_core.rec_context import ContextBuilder  # noqa: E402
 from mmrec_core.splits import create_protocol  # noqa: E402
 from mmrec_core.workspace import ensure_sample_dataset, open_workspace  # noqa: E402
@@ -56,7 +56,7 @@ def measure(engine, examples, steps: int, batch: int, checkpointing: bool, out: 
     from transformers.trainer_callback import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
-    model, tokenizer = load_trainable(engine.llm_source(), qlora=False)
+    model, tokenizer = load_policy(engine.llm_source())
     clock = Clock()
     args = SFTConfig(
         output_dir=str(out),

@@ -15,6 +15,8 @@
     mmrec score sample USER                      the LLM's ranked candidates with rationale and evidence
     mmrec eval llm sample --mode listwise        the LLM recommender on the stored test candidates
     mmrec train sft sample --steps 200           LoRA SFT of the LLM on the task mix (resumable)
+    mmrec train grpo sample --from-adapter DIR   GRPO on the listwise task with guarded rewards
+    mmrec train keywords sample                  RLVR of the keyword summarizer (R_info + R_recon + R_len)
 
 The data folder comes from MMREC_DATA_DIR (default ./mmrec_data) or --data-dir.
 """
@@ -27,11 +29,13 @@ from collections.abc import Sequence
 
 from .config import ENGINE_FIELDS, load_settings
 from .engines.assets import MissingModelError
+from .finetune import LLM_METHODS
 from .images import BadImageError
 from .ingest import READERS, IngestError, ingest
 from .splits import create_protocol, repeat_share
 from .stats import dataset_summary
 from .store import StoreError
+from .train_cli import add_llm_train_options, cmd_train_llm
 from .workspace import Workspace, ensure_sample_dataset, open_workspace
 
 # Errors that are the user's to fix: printed as one line, exit status 2, no traceback.
@@ -109,20 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=3, help="similar users (default 3)")
     p.add_argument("--protocol", help="protocol id (default: the data set's default protocol)")
 
-    p = sub.add_parser("train", help="train a recommender (popularity, sasrec, lightgcn) or the LLM (sft)")
-    p.add_argument("model", help="popularity, sasrec, lightgcn, or sft (LoRA on the engine's LLM)")
+    p = sub.add_parser(
+        "train", help="train a recommender (popularity, sasrec, lightgcn) or the LLM (sft, grpo, keywords)"
+    )
+    p.add_argument("model", help="popularity, sasrec, lightgcn; LLM (LoRA): sft, grpo (listwise), keywords (RLVR)")
     p.add_argument("dataset")
     p.add_argument("--protocol", help="protocol id (default: the data set's default protocol)")
     p.add_argument("--epochs", type=float, help="most epochs (early stopping on valid decides)")
     p.add_argument("--seed", type=int, help="training seed")
-    p.add_argument("--examples", type=int, default=2000, help="sft: instruction examples (default 2000)")
-    p.add_argument("--steps", type=int, default=-1, help="sft: optimizer steps (default: one epoch)")
-    p.add_argument("--lr", type=float, default=2e-4, help="sft: learning rate (default 2e-4)")
-    p.add_argument("--lora-r", type=int, default=8, help="sft: LoRA rank (default 8)")
-    p.add_argument("--qlora", action="store_true", help="sft: 4-bit NF4 base (CUDA only)")
-    p.add_argument("--gradient-checkpointing", action="store_true", help="sft: save memory, ~30%% slower")
-    p.add_argument("--valid-users", type=int, default=64, help="sft: valid users scored per check (default 64)")
-    p.add_argument("--eval-steps", type=int, default=50, help="sft: steps between valid checks (default 50)")
+    add_llm_train_options(p)
 
     p = sub.add_parser("eval", help="evaluate the newest trained model (or the LLM: `eval llm`) on the test part")
     p.add_argument("model", help="popularity, sasrec, lightgcn or llm")
@@ -364,10 +363,10 @@ def cmd_train(ws: Workspace, args: argparse.Namespace) -> None:
 
     from .evaluate import MODELS, train_model
 
-    if args.model == "sft":
-        return cmd_train_sft(ws, args)
+    if args.model in LLM_METHODS:
+        return cmd_train_llm(ws, args)
     if args.model not in MODELS:
-        raise ValueError(f"Unknown model '{args.model}'; choose one of {', '.join(MODELS)}, sft.")
+        raise ValueError(f"Unknown model '{args.model}'; choose one of {', '.join([*MODELS, *LLM_METHODS])}.")
     if args.epochs is not None:
         args.epochs = int(args.epochs)
     config = MODELS[args.model][1]()
@@ -380,38 +379,6 @@ def cmd_train(ws: Workspace, args: argparse.Namespace) -> None:
         close()
     params = ws.store.sql_df("SELECT params FROM runs WHERE run_id = ?", [run_id])["params"].iloc[0]
     print(f"{args.dataset}: trained {args.model} as run {run_id} {params}")
-
-
-def cmd_train_sft(ws: Workspace, args: argparse.Namespace) -> None:
-    import json
-
-    from .engines import get_engine
-    from .finetune.data import TrainDataConfig
-    from .finetune.sft import SFTRunConfig, train_sft
-
-    config = SFTRunConfig(
-        data=TrainDataConfig(n_examples=args.examples, seed=args.seed or 0),
-        epochs=args.epochs or 1.0,
-        max_steps=args.steps,
-        learning_rate=args.lr,
-        lora_r=args.lora_r,
-        lora_alpha=2 * args.lora_r,
-        qlora=args.qlora,
-        gradient_checkpointing=args.gradient_checkpointing,
-        valid_users=args.valid_users,
-        eval_steps=args.eval_steps,
-        seed=args.seed or 0,
-    )
-    engine = get_engine(ws.settings)
-    run_id = _with_progress("step", lambda p: train_sft(ws, engine, args.dataset, args.protocol, config, p))
-    row = ws.store.sql_df("SELECT artifact_path, params FROM runs WHERE run_id = ?", [run_id]).iloc[0]
-    meta = json.loads(row["params"])
-    print(f"{args.dataset}: LoRA SFT run {run_id}: {meta['steps']} steps in {meta['train_seconds']} s")
-    for v in meta["valid"]:
-        figures = "  ".join(f"{k[6:]} {v[k]:.4f}" for k in ("valid_HR@5", "valid_NDCG@5", "valid_AUC"))
-        print(f"   step {v['step']:>5}: valid {figures}")
-    print(f"best adapter (step {meta['best_step']}): {row['artifact_path']}")
-    print(f"score with it: mmrec eval llm {args.dataset} --adapter {row['artifact_path']}")
 
 
 def cmd_eval(ws: Workspace, args: argparse.Namespace) -> None:

@@ -29,6 +29,12 @@ Progress = Callable[[int, int | None, str], None]  # (done, total, message)
 INTERRUPTED = "The process running this job stopped before it finished; start it again (finished work is kept)."
 
 log = logging.getLogger(__name__)
+
+
+class JobStopped(Exception):
+    """Raised by work that stopped on request (e.g. a training run's Stop button): status 'stopped', not failed."""
+
+
 _live: set[str] = set()  # ids of jobs whose thread runs in this process
 _live_lock = threading.Lock()
 
@@ -60,6 +66,8 @@ def _run(store: Store, job_id: str, work: Callable[[Progress], Any]) -> None:
     try:
         try:
             result = work(progress)
+        except JobStopped as exc:
+            _update(store, job_id, "status = 'stopped', message = ?", [str(exc)])
         except Exception as exc:  # any failure of the work is the job's result, shown to the user
             log.exception("job %s failed", job_id)
             _update(store, job_id, "status = 'failed', error = ?", [_one_line(exc)])
@@ -104,7 +112,7 @@ def _with_liveness(rows: pd.DataFrame, live: set[str]) -> pd.DataFrame:
 
 
 def job(store: Store, job_id: str) -> dict:
-    """One job's row: status ('running' | 'done' | 'failed' | 'interrupted'), done, total, message, error, params."""
+    """One job's row: status (running, done, stopped, failed, interrupted), done, total, message, error, params."""
     live = _live_now()
     rows = store.sql_df("SELECT * FROM jobs WHERE job_id = ?", [job_id])
     if rows.empty:

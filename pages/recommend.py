@@ -4,11 +4,14 @@ Candidates: the protocol's stored test list, the top of a trained model, or item
 Scoring runs here with a progress bar (seconds on CPU); `mmrec_core.recommend` does the work.
 """
 
+from dataclasses import replace
+
 import streamlit as st
 
 from mmrec_core import customers, recommend
 from mmrec_core.engines import get_engine
 from mmrec_core.evidence import EvidenceFinder
+from mmrec_core.finetune import runs
 from mmrec_core.llm_recommender import MODES, LLMRecommender, RecommendConfig
 from mmrec_core.rec_context import ContextBuilder
 from mmrec_core.splits import create_protocol
@@ -27,6 +30,14 @@ with left:
         st.info("No customer matches that id.")
         st.stop()
     user = st.selectbox("Customer", found["user_id"], key="rec_user", format_func=lambda u: f"{u[:16]}…")
+    trained = runs.adapters(ws, dataset)
+    adapter = st.selectbox(
+        "LLM adapter",
+        ["", *trained[trained["method"] != "llm-keywords"]["adapter"]],
+        key="rec_adapter",
+        format_func=lambda a: a or "none (the engine's setting)",
+        help="A LoRA adapter from the Train page (or `mmrec train sft|grpo`) on the engine's LLM",
+    )
     mode = st.radio(
         "Mode",
         MODES,
@@ -65,7 +76,8 @@ if st.session_state.pop("rec_go", False):
         else:
             candidates = chosen
         config = RecommendConfig(mode=mode, n_history=n_history, n_similar=n_similar, explain_top=explain)
-        recommender = LLMRecommender(get_engine(ws.settings), builder, config)
+        settings = replace(ws.settings, adapter=adapter) if adapter else ws.settings
+        recommender = LLMRecommender(get_engine(settings), builder, config)
         bar = st.progress(0.0, text="Scoring…")
         report = lambda done, total, msg: bar.progress(done / max(total, 1), text=msg)  # noqa: E731
         rec, table = recommend.score_customer(recommender, finder, user, candidates, progress=report)

@@ -128,3 +128,14 @@ def rec_db(sample_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def rec_ws(rec_db: Path, tmp_path: Path) -> Workspace:
     """A private copy of `rec_db` (safe to modify)."""
     yield from _private_copy(rec_db, tmp_path)
+
+
+@pytest.fixture
+def tiny_engine(tmp_path: Path):
+    """The hf engine on a tiny random-weight Llama (SmolLM2's tokenizer): the training paths in seconds."""
+    from mmrec_core.engines import get_engine
+    from tests.tiny_models import make_tiny_causal_lm, smollm2_tokenizer
+
+    smollm2_tokenizer(MODEL_CACHE)
+    folder = make_tiny_causal_lm(tmp_path / "tiny-llama", "llama", MODEL_CACHE / "smollm2-tokenizer")
+    return get_engine(replace(load_settings(tmp_path / "engine"), engine="hf", llm=str(folder), device="cpu"))

@@ -9,22 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from mmrec_core.config import load_settings
 from mmrec_core.engines import get_engine
+from mmrec_core.finetune.common import run_folder
 from mmrec_core.finetune.data import TrainDataConfig
-from mmrec_core.finetune.sft import SFTRunConfig, run_folder, train_sft
+from mmrec_core.finetune.sft import SFTRunConfig, train_sft
 from mmrec_core.splits import create_protocol
 from mmrec_core.workspace import Workspace
-from tests.conftest import MODEL_CACHE
-from tests.tiny_models import make_tiny_causal_lm, smollm2_tokenizer
-
-
-@pytest.fixture
-def tiny_engine(tmp_path: Path):
-    smollm2_tokenizer(MODEL_CACHE)
-    folder = make_tiny_causal_lm(tmp_path / "tiny-llama", "llama", MODEL_CACHE / "smollm2-tokenizer")
-    return get_engine(replace(load_settings(tmp_path / "engine"), engine="hf", llm=str(folder), device="cpu"))
-
 
 CONFIG = SFTRunConfig(
     data=TrainDataConfig(n_examples=24, pick_candidates=5), max_steps=4, batch_size=4, eval_steps=2, valid_users=6
@@ -40,7 +30,7 @@ def test_sft_writes_an_adapter_with_metadata_and_a_run(rec_ws: Workspace, tiny_e
     meta = json.loads((adapter / "mmrec_adapter.json").read_text())
     assert meta["base_model"] == tiny_engine.llm_source() and meta["steps"] == 4
     assert meta["data"]["tasks"] == {"yesno": 12, "pick": 5, "recon": 4, "summary": 4}  # 24 x ratios, rounded
-    assert [v["step"] for v in meta["valid"]] == [2, 4]  # every eval_steps, on the VALID part
+    assert [v["step"] for v in meta["valid"]] == [0, 2, 4]  # before training, then every eval_steps (VALID part)
     best = max(meta["valid"], key=lambda v: v["valid_HR@5"])
     assert meta["best_step"] == best["step"] and meta["best_valid_HR@5"] == best["valid_HR@5"]
     assert any("loss" in r for r in meta["log"])
@@ -57,12 +47,12 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(rec_ws: Workspace, tiny_e
     with pytest.raises(RuntimeError, match="killed"):
         train_sft(rec_ws, tiny_engine, "sample", config=CONFIG, progress=kill_at_step_3)
     pid = create_protocol(rec_ws.store, "sample")
-    folder = run_folder(rec_ws, "sample", pid, CONFIG, tiny_engine.llm_source())
+    folder = run_folder(rec_ws, "sft", "sample", pid, tiny_engine.llm_source(), CONFIG.key())
     assert (folder / "checkpoints" / "checkpoint-2").is_dir()  # saved before the kill
     run_id = train_sft(rec_ws, tiny_engine, "sample", config=CONFIG)
     meta = json.loads((folder / "adapter" / "mmrec_adapter.json").read_text())
     assert meta["steps"] == 4 and (folder / "checkpoints" / "checkpoint-4").is_dir()
-    assert [v["step"] for v in meta["valid"]] == [2, 4]  # the check before the kill is kept
+    assert [v["step"] for v in meta["valid"]] == [0, 2, 4]  # the checks before the kill are kept
     assert rec_ws.store.scalar("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]) == 1
 
 
@@ -76,7 +66,7 @@ def test_cli_trains_then_scores_with_the_adapter(rec_ws: Workspace, tiny_engine,
     args = ["train", "sft", "sample", "--steps", "2", "--examples", "8", "--valid-users", "3", "--eval-steps", "1"]
     assert main(["--data-dir", root, *args]) == 0
     out = capsys.readouterr().out
-    assert "LoRA SFT run train-llm-sft-" in out and "step     1: valid HR@5" in out and "step     2: valid" in out
+    assert "sft-lora run train-llm-sft-" in out and "step     0: valid HR@5" in out and "step     2: valid" in out
     adapter = out.split("score with it: mmrec eval llm sample --adapter ")[1].strip()
     assert main(["--data-dir", root, "eval", "llm", "sample", "--users", "2", "--adapter", adapter]) == 0
     assert "2 users (2 scored now" in capsys.readouterr().out

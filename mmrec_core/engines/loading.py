@@ -94,7 +94,7 @@ def from_pretrained(auto_class, name: str, setting: str, device: str, dtype: str
         raise MissingModelError(f"Could not load model '{name}' for {setting}: {first}") from exc
 
 
-def attach_adapter(model, adapter: str):
+def attach_adapter(model, adapter: str, trainable: bool = False):
     """Wrap `model` with a LoRA adapter folder written by PEFT (adapter_config.json + weights)."""
     if not adapter:
         return model
@@ -106,4 +106,6 @@ def attach_adapter(model, adapter: str):
         )
     from peft import PeftModel
 
+    if trainable:  # training goes on from it (GRPO after SFT)
+        return PeftModel.from_pretrained(model, str(path), is_trainable=True)
     return PeftModel.from_pretrained(model, str(path)).eval()

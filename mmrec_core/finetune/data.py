@@ -141,9 +141,24 @@ class TrainDataBuilder:
             lines = [self.builder.line(i) for i in items]
             p = listwise_prompt(ctx, lines, self.count, self.config.max_prompt_tokens, seed=self.config.seed + cut)
             number = p.order.index(target) + 1
-            answer = f"<think>{self._rationale(ctx, target, number)}</think><answer>{number}</answer>"
-            rows.append({**_chat(p.full(), answer), "task": "pick", "user_id": user, "item_id": target, "cut": cut})
+            rationale = self._rationale(ctx, target, number)
+            answer = f"<think>{rationale}</think><answer>{number}</answer>"
+            rows.append(
+                {
+                    **_chat(p.full(), answer),
+                    "task": "pick",
+                    "user_id": user,
+                    "item_id": target,
+                    "cut": cut,
+                    "order": p.order,  # candidates as numbered in the prompt (GRPO checks answers against it)
+                    "rationale": rationale,
+                }
+            )
         return rows
+
+    def pick_examples(self, n: int) -> pd.DataFrame:
+        """n pick-one-of-N examples with the shown `order` and the evidence `rationale` (GRPO's prompts)."""
+        return pd.DataFrame(self._pick(n))
 
     def _rationale(self, ctx, target: str, number: int) -> str:
         """A rationale the data supports: keywords the target shares with the customer's recent purchases."""

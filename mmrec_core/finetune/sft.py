@@ -15,16 +15,20 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-import torch
-
+from mmrec_core.finetune.common import (
+    Progress,
+    ProgressCallback,
+    RunLogCallback,
+    load_policy,
+    run_folder,
+    save_adapter,
+    train_or_resume,
+    trainer_args,
+)
 from mmrec_core.finetune.data import TrainDataBuilder, TrainDataConfig
 from mmrec_core.workspace import Workspace
-
-Progress = Callable[[int, int, str], None]
 
 
 @dataclass
@@ -53,37 +57,6 @@ class SFTRunConfig:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
 
-def load_trainable(source: str, qlora: bool):
-    """A fresh copy of the base LLM for training (fp32 on CPU; 4-bit NF4 + k-bit preparation for QLoRA)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from mmrec_core.engines.loading import offline, quantization_config
-
-    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline())
-    if qlora:
-        if not torch.cuda.is_available():
-            raise ValueError("QLoRA needs a CUDA GPU (bitsandbytes 4-bit); train plain LoRA on this machine.")
-        from peft import prepare_model_for_kbit_training
-
-        model = AutoModelForCausalLM.from_pretrained(
-            source, quantization_config=quantization_config("4bit"), device_map={"": 0}, local_files_only=offline()
-        )
-        model = prepare_model_for_kbit_training(model)
-    else:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        dtype = torch.bfloat16 if device == "cuda" else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, local_files_only=offline()).to(device)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
-
-
-def run_folder(ws: Workspace, dataset: str, protocol_id: str, config: SFTRunConfig, base: str) -> Path:
-    """Same settings, same folder: that is how a re-run finds the checkpoints of a killed run."""
-    key = hashlib.sha256(f"{dataset}|{protocol_id}|{base}|{config.key()}".encode()).hexdigest()[:12]
-    return ws.settings.data_dir / "runs" / f"sft-{key}"
-
-
 def train_sft(
     ws: Workspace,
     engine,
@@ -95,23 +68,20 @@ def train_sft(
     """Train, keep the best adapter by valid HR@5, write its metadata, record a 'train' run; returns the run id."""
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers.trainer_callback import PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig, SFTTrainer
 
-    from mmrec_core.evaluate import record_run
-    from mmrec_core.finetune.valid import ProgressCallback, ValidCallback, ValidScorer
+    from mmrec_core.finetune.valid import ValidCallback, ValidScorer
     from mmrec_core.rec_context import ContextBuilder
     from mmrec_core.splits import create_protocol
 
     config = config or SFTRunConfig()
     protocol_id = protocol_id or create_protocol(ws.store, dataset)
     base = engine.llm_source()
-    folder = run_folder(ws, dataset, protocol_id, config, base)
+    folder = run_folder(ws, "sft", dataset, protocol_id, base, config.key())
     start = time.perf_counter()
     train_ctx = ContextBuilder(ws, dataset, protocol_id, "test")  # its cut contexts use training items only
     examples = TrainDataBuilder(train_ctx, lambda t: engine.count_tokens(t), config.data).build()
-    model, tokenizer = load_trainable(base, config.qlora)
+    model, tokenizer = load_policy(base, config.qlora)
     lora = LoraConfig(
         r=config.lora_r,
         lora_alpha=config.lora_alpha,
@@ -120,39 +90,29 @@ def train_sft(
         task_type="CAUSAL_LM",
     )
     args = SFTConfig(
-        output_dir=str(folder / "checkpoints"),
         num_train_epochs=config.epochs,
         max_steps=config.max_steps,
         per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.grad_accum,
         learning_rate=config.learning_rate,
         max_length=config.max_length,
-        logging_steps=1,
-        save_steps=config.eval_steps,
-        save_total_limit=2,
-        seed=config.seed,
-        report_to=[],
-        use_cpu=not torch.cuda.is_available(),
-        bf16=torch.cuda.is_available() and not config.qlora,
         gradient_checkpointing=config.gradient_checkpointing,  # TRL turns it on by default
-        disable_tqdm=True,
+        **trainer_args(folder, config.eval_steps, config.seed, config.qlora),
     )
     valid = ValidScorer(ws, dataset, protocol_id, config.valid_users, config.seed)
-    best = folder / "adapter"
+    log, best = RunLogCallback(folder), folder / "adapter"
+    callback = ValidCallback(valid, config.eval_steps, best, tokenizer)
     trainer = SFTTrainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_pandas(examples[["prompt", "completion"]], preserve_index=False),
         processing_class=tokenizer,
         peft_config=lora,
-        callbacks=[ProgressCallback(progress), ValidCallback(valid, config.eval_steps, best, tokenizer)],
+        callbacks=[ProgressCallback(progress), callback, log],
     )
-    trainer.remove_callback(PrinterCallback)  # it prints every log dict; progress goes through `progress`
-    last = get_last_checkpoint(args.output_dir) if (folder / "checkpoints").is_dir() else None
-    trainer.train(resume_from_checkpoint=last)
-    callback = next(c for c in trainer.callback_handler.callbacks if isinstance(c, ValidCallback))
+    train_or_resume(trainer, folder, log, "SFT")
     callback.finish(trainer.model, trainer.state.global_step)  # the final weights get scored too
-    log = [row for row in trainer.state.log_history if "loss" in row or "valid_HR@5" in row]
+    log.write(trainer.state)
     meta = {
         "base_model": base,
         "engine": engine.provenance("llm", "rec-v1")["model"],
@@ -166,8 +126,6 @@ def train_sft(
         "best_valid_HR@5": callback.best,
         "train_seconds": round(time.perf_counter() - start, 1),
         "steps": trainer.state.global_step,
-        "log": log,
+        "log": [row for row in trainer.state.log_history if "loss" in row or "valid_HR@5" in row],
     }
-    (best / "mmrec_adapter.json").write_text(json.dumps(meta, indent=1, default=str))
-    params = {k: v for k, v in meta.items() if k != "log"}
-    return record_run(ws, dataset, protocol_id, "train", "llm-sft", params, best)
+    return save_adapter(ws, dataset, protocol_id, "llm-sft", best, meta)

@@ -7,7 +7,7 @@ any transformers/TRL trainer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +50,12 @@ class LiveEngine:
 
 
 class ValidScorer:
-    """HR@5 / NDCG@5 / AUC of the pointwise recommender on the valid candidates of a seeded user sample."""
+    """HR@5 / NDCG@5 / AUC of the recommender on the valid candidates of a seeded user sample."""
 
-    def __init__(self, ws: Workspace, dataset: str, protocol_id: str, n_users: int, seed: int = 0) -> None:
+    def __init__(
+        self, ws: Workspace, dataset: str, protocol_id: str, n_users: int, seed: int = 0, mode: str = "pointwise"
+    ) -> None:
+        self.mode = mode  # listwise for GRPO: its answers are what it learns to give
         self.builder = ContextBuilder(ws, dataset, protocol_id, "valid")
         cand = self.builder.data.parts["valid"]
         rng = np.random.default_rng(seed)
@@ -63,7 +66,9 @@ class ValidScorer:
 
     def score(self, model, tokenizer) -> dict[str, float]:
         was_training = model.training
-        recommender = LLMRecommender(LiveEngine(model, tokenizer), self.builder, RecommendConfig(explain_top=0))
+        recommender = LLMRecommender(
+            LiveEngine(model, tokenizer), self.builder, RecommendConfig(mode=self.mode, explain_top=0)
+        )
         model.eval()
         try:
             scores = np.stack([recommender.recommend(u, self.items[u], explain=0).scores for u in self.users])
@@ -74,30 +79,36 @@ class ValidScorer:
 
 
 class ValidCallback(TrainerCallback):
-    """Every `every` steps: score the valid users, log it, and save the adapter when HR@5 is the best yet."""
+    """Every `every` steps: score the valid users, log it, and save the adapter when `metric` is the best yet.
 
-    def __init__(self, scorer: ValidScorer, every: int, best_dir: Path, tokenizer) -> None:
+    `scorer.score(model, tokenizer)` returns a dict of `valid_*` figures that includes `metric`.
+    """
+
+    def __init__(self, scorer, every: int, best_dir: Path, tokenizer, metric: str = "valid_HR@5") -> None:
         self.scorer, self.every, self.best_dir, self.tokenizer = scorer, every, best_dir, tokenizer
+        self.metric = metric
         self.history: list[dict] = []
-        self.best, self.best_step = -1.0, -1
+        self.best, self.best_step = -float("inf"), -1
 
     def evaluate(self, model, step: int, state=None) -> dict:
         row = {"step": step, **self.scorer.score(model, self.tokenizer)}
         self.history.append(row)
         if state is not None:
             state.log_history.append(row)
-        if row["valid_HR@5"] > self.best:
-            self.best, self.best_step = row["valid_HR@5"], step
+        if row[self.metric] > self.best:
+            self.best, self.best_step = row[self.metric], step
             model.save_pretrained(str(self.best_dir))
             self.tokenizer.save_pretrained(str(self.best_dir))
         return row
 
-    def on_train_begin(self, args, state, control, **kwargs):
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
         # A resumed run: the valid checks before the kill are in the checkpoint's log history.
-        self.history = [dict(r) for r in state.log_history if "valid_HR@5" in r]
+        self.history = [dict(r) for r in state.log_history if self.metric in r]
         for row in self.history:
-            if row["valid_HR@5"] > self.best:
-                self.best, self.best_step = row["valid_HR@5"], row["step"]
+            if row[self.metric] > self.best:
+                self.best, self.best_step = row[self.metric], row["step"]
+        if not self.history and self.every > 0 and model is not None:
+            self.evaluate(model, 0, state)  # the untrained model: the baseline the curve starts from
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if self.every > 0 and state.global_step % self.every == 0:
@@ -106,16 +117,3 @@ class ValidCallback(TrainerCallback):
     def finish(self, model, step: int) -> None:
         if not self.history or self.history[-1]["step"] != step:
             self.evaluate(model, step)
-
-
-class ProgressCallback(TrainerCallback):
-    """Reports (step, total steps, loss) to a progress callback (tqdm on the CLI, a job in the app)."""
-
-    def __init__(self, progress: Callable[[int, int, str], None] | None) -> None:
-        self.progress = progress
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if self.progress and logs:
-            shown = {k: v for k, v in logs.items() if k in ("loss", "valid_HR@5", "learning_rate")}
-            text = " ".join(f"{k} {v:.4g}" for k, v in shown.items())
-            self.progress(state.global_step, state.max_steps, text)

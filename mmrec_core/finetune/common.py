@@ -1,0 +1,207 @@
+"""What every trainer of stage 5 shares: the run folder, the policy model, the live log, stopping.
+
+A run folder is keyed by everything that decides the result (method, data set, protocol, base model,
+config), so starting the same run again finds its checkpoints and resumes. While training, the
+trainer's log history is rewritten to `<run>/log.json` at every log step: that file is what the Train
+page draws its live curves from. A `STOP` file in the run folder asks the trainer to save a checkpoint
+and stop (the page's Stop button); starting the run again resumes from that checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+from mmrec_core.jobs import JobStopped
+from mmrec_core.workspace import Workspace
+
+Progress = Callable[[int, int, str], None]
+LOG_FILE, STOP_FILE = "log.json", "STOP"
+
+
+def run_folder(ws: Workspace, method: str, dataset: str, protocol_id: str, base: str, config_key: str) -> Path:
+    """Same settings, same folder: that is how a re-run finds the checkpoints of a killed run."""
+    key = hashlib.sha256(f"{dataset}|{protocol_id}|{base}|{config_key}".encode()).hexdigest()[:12]
+    return ws.settings.data_dir / "runs" / f"{method}-{key}"
+
+
+def load_policy(source: str, qlora: bool = False, adapter: str = ""):
+    """A fresh copy of the base LLM to train (fp32 on CPU; 4-bit NF4 + k-bit preparation for QLoRA).
+
+    With `adapter` (e.g. an SFT result) the returned model is that PEFT adapter, trainable, so GRPO
+    continues from it and the result is again one adapter on the same base.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mmrec_core.engines.loading import attach_adapter, offline, quantization_config
+
+    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline())
+    if qlora:
+        if not torch.cuda.is_available():
+            raise ValueError("QLoRA needs a CUDA GPU (bitsandbytes 4-bit); train plain LoRA on this machine.")
+        from peft import prepare_model_for_kbit_training
+
+        model = AutoModelForCausalLM.from_pretrained(
+            source, quantization_config=quantization_config("4bit"), device_map={"": 0}, local_files_only=offline()
+        )
+        model = prepare_model_for_kbit_training(model)
+    else:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = torch.bfloat16 if device == "cuda" else torch.float32
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, local_files_only=offline()).to(device)
+    if adapter:
+        model = attach_adapter(model, adapter, trainable=True)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def read_log(folder: Path) -> list[dict]:
+    """The live log of a run (one dict per logged step; valid checks carry `valid_*` keys)."""
+    path = Path(folder) / LOG_FILE
+    try:
+        return json.loads(path.read_text()) if path.is_file() else []
+    except json.JSONDecodeError:  # caught between write and rename on a foreign file system: try next time
+        return []
+
+
+def request_stop(folder: Path) -> None:
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    (Path(folder) / STOP_FILE).write_text("stop requested\n")
+
+
+class RunLogCallback(TrainerCallback):
+    """Rewrites `<run>/log.json` at every log (atomic rename), and stops the run when `<run>/STOP` appears."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.stopped = False
+        (self.folder / STOP_FILE).unlink(missing_ok=True)  # a new start is a resume: the old request is spent
+
+    def write(self, state) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / (LOG_FILE + ".tmp")
+        tmp.write_text(json.dumps(state.log_history, default=float))
+        os.replace(tmp, self.folder / LOG_FILE)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        self.write(state)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if (self.folder / STOP_FILE).is_file():
+            self.stopped = True
+            control.should_save = True  # a checkpoint to resume from
+            control.should_training_stop = True
+        return control
+
+
+class ProgressCallback(TrainerCallback):
+    """Reports (step, total steps, the latest figures) to a progress callback (tqdm on the CLI, a job in the app)."""
+
+    SHOWN = ("loss", "reward", "valid_HR@5", "completions/mean_length")
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.progress and logs:
+            text = " ".join(f"{k.split('/')[-1]} {logs[k]:.4g}" for k in self.SHOWN if k in logs)
+            self.progress(state.global_step, state.max_steps, text)
+
+
+def stopped_message(method: str, step: int, total: int) -> str:
+    return f"{method} stopped at step {step} of {total} on request; start it again with the same settings to resume."
+
+
+def trainer_args(folder: Path, save_steps: int, seed: int, qlora: bool) -> dict:
+    """TrainingArguments every trainer here shares: checkpoints in the run folder, a log row per step."""
+    cuda = torch.cuda.is_available()
+    return {
+        "output_dir": str(folder / "checkpoints"),
+        "logging_steps": 1,
+        "save_steps": save_steps,
+        "save_total_limit": 2,
+        "seed": seed,
+        "report_to": [],
+        "use_cpu": not cuda,
+        "bf16": cuda and not qlora,
+        "disable_tqdm": True,  # progress goes through ProgressCallback
+    }
+
+
+def train_or_resume(trainer, folder: Path, log: RunLogCallback, what: str) -> None:
+    """Train from the run folder's last checkpoint if there is one; JobStopped if stopped on request."""
+    from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_utils import get_last_checkpoint
+
+    trainer.remove_callback(PrinterCallback)  # it prints every log dict; progress goes through `progress`
+    checkpoints = folder / "checkpoints"
+    trainer.train(resume_from_checkpoint=get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None)
+    state = trainer.state
+    if log.stopped and state.global_step < state.max_steps:
+        raise JobStopped(stopped_message(what, state.global_step, state.max_steps))
+
+
+def save_adapter(ws: Workspace, dataset: str, protocol_id: str | None, method: str, best: Path, meta: dict) -> str:
+    """Write `mmrec_adapter.json` (provenance, settings, valid figures, log) beside the adapter; record the run."""
+    (best / "mmrec_adapter.json").write_text(json.dumps(meta, indent=1, default=str))
+    from mmrec_core.evaluate import record_run
+
+    params = {k: v for k, v in meta.items() if k != "log"}
+    return record_run(ws, dataset, protocol_id, "train", method, params, best)
+
+
+@dataclass
+class RLConfig:
+    """What GRPO runs share: the sampled group, the optimiser, LoRA, checks."""
+
+    num_generations: int = field(default=4, metadata={"help": "Completions sampled per prompt (the group)."})
+    prompts_per_step: int = field(default=1, metadata={"help": "Prompts per optimizer step."})
+    max_completion_length: int = field(default=96, metadata={"help": "Longest completion in tokens."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the completions."})
+    beta: float = field(default=0.0, metadata={"help": "KL penalty to the start model (0: none, as Dr. GRPO)."})
+    learning_rate: float = field(default=5e-5, metadata={"help": "AdamW learning rate of the LoRA weights."})
+    max_steps: int = field(default=20, metadata={"help": "Optimizer steps."})
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank (a new adapter)."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling."})
+    qlora: bool = field(default=False, metadata={"help": "4-bit NF4 base (CUDA only)."})
+    eval_steps: int = field(default=10, metadata={"help": "Run the valid check every this many steps."})
+    seed: int = field(default=0, metadata={"help": "Seed of the data sample, sampling and LoRA initialisation."})
+
+    def __post_init__(self) -> None:
+        if self.num_generations < 2:
+            raise ValueError("num_generations must be at least 2: GRPO compares completions of one prompt.")
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+    def lora(self):
+        from peft import LoraConfig
+
+        return LoraConfig(r=self.lora_r, lora_alpha=self.lora_alpha, target_modules="all-linear", task_type="CAUSAL_LM")
+
+    def grpo_args(self, folder: Path, reward_weights: list[float]):
+        """TRL's GRPOConfig: Dr. GRPO's length-unbiased loss and no division by the group's reward std."""
+        from trl import GRPOConfig
+
+        return GRPOConfig(
+            max_steps=self.max_steps,
+            per_device_train_batch_size=self.prompts_per_step * self.num_generations,
+            num_generations=self.num_generations,
+            max_completion_length=self.max_completion_length,
+            temperature=self.temperature,
+            beta=self.beta,
+            loss_type="dr_grpo",
+            scale_rewards="none",  # dividing by the group's std favours too easy and too hard prompts
+            reward_weights=reward_weights,
+            learning_rate=self.learning_rate,
+            gradient_checkpointing=False,
+            **trainer_args(folder, self.eval_steps, self.seed, self.qlora),
+        )

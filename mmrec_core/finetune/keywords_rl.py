@@ -1,0 +1,181 @@
+"""RLVR of the keyword summarizer with GRPO (MMSRARec, stage 5): verifiable rewards, no labels.
+
+MMSRARec trains the model that condenses an item's text into keywords with rewards it can compute:
+R_info (the keywords mean what the source means), R_recon (the LLM can rebuild the source from them)
+and R_len (fewer is better), the very rewards `rewards.keyword_rewards` stores beside every
+textualized item. The policy reads the textualization prompt (`prompts.keyword_chat`) of an item's
+source text (its stored description + catalog text); the FROZEN engine scores each sampled keyword
+list, so the judge does not move with the policy. Every `eval_steps` the policy's greedy keywords
+for held-out items are scored the same way (`valid_reward`), which picks the adapter that is kept.
+Items only (no interactions are read), so no split is involved. Use the adapter for textualization
+by setting it as the engine's `adapter`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from mmrec_core.engines.llm import GenerationOptions, TextLM
+from mmrec_core.finetune.common import (
+    Progress,
+    ProgressCallback,
+    RLConfig,
+    RunLogCallback,
+    load_policy,
+    run_folder,
+    save_adapter,
+    train_or_resume,
+)
+from mmrec_core.keywords import parse_keywords
+from mmrec_core.prompts import KEYWORDS, keyword_chat
+from mmrec_core.rewards import Rewards, keyword_rewards, reward_params
+from mmrec_core.textualize import fused_source, item_context
+from mmrec_core.workspace import Workspace
+
+
+@dataclass
+class KeywordRLConfig(RLConfig):
+    """GRPO of the keyword summarizer on catalog items (the group and optimiser fields: `RLConfig`)."""
+
+    n_items: int = field(default=64, metadata={"help": "Training items (seeded sample of the catalog)."})
+    valid_items: int = field(default=8, metadata={"help": "Held-out items whose greedy keywords are scored."})
+    max_completion_length: int = field(default=48, metadata={"help": "Longest keyword answer in tokens."})
+
+
+def item_sources(ws: Workspace, dataset: str) -> dict[str, str]:
+    """Each item's source text as textualization builds it (stored description first, then catalog text)."""
+    items = ws.store.items(dataset)
+    described = ws.store.latest_keywords(dataset).set_index("item_id")["description"].dropna().to_dict()
+    return {
+        str(row["item_id"]): fused_source(item_context(row), described.get(row["item_id"], ""))
+        for row in items.to_dict("records")
+    }
+
+
+class KeywordJudge:
+    """The three rewards of a batch of completions, computed once and served to TRL's three reward functions."""
+
+    def __init__(self, engine, budget: int) -> None:
+        self.engine, self.budget = engine, budget
+        self._cache: tuple[tuple, list[Rewards]] | None = None
+
+    def rewards(self, completions, source) -> list[Rewards]:
+        texts = [c[-1]["content"] if isinstance(c, list) else str(c) for c in completions]
+        key = (tuple(texts), tuple(source))
+        if self._cache is None or self._cache[0] != key:
+            keyword_sets = [parse_keywords(t, self.budget) for t in texts]
+            self._cache = (key, keyword_rewards(self.engine, keyword_sets, list(source), self.engine.settings))
+        return self._cache[1]
+
+    def functions(self) -> list:
+        def r_info(completions, source, **_) -> list[float]:
+            return [r.r_info for r in self.rewards(completions, source)]
+
+        def r_recon(completions, source, **_) -> list[float]:
+            return [r.r_recon for r in self.rewards(completions, source)]
+
+        def r_len(completions, source, **_) -> list[float]:
+            return [r.r_len for r in self.rewards(completions, source)]
+
+        return [r_info, r_recon, r_len]
+
+
+class HeldOutKeywords:
+    """Mean weighted reward of the policy's greedy keywords for held-out items (higher is better)."""
+
+    def __init__(self, judge: KeywordJudge, sources: list[str], max_new_tokens: int) -> None:
+        self.judge, self.sources, self.max_new_tokens = judge, sources, max_new_tokens
+
+    def score(self, model, tokenizer) -> dict[str, float]:
+        was_training = model.training
+        lm = TextLM(model, tokenizer, "policy")
+        try:
+            answers = lm.generate(
+                [keyword_chat(s) for s in self.sources],
+                GenerationOptions(max_new_tokens=self.max_new_tokens),
+                KEYWORDS.system,
+            )
+        finally:
+            model.train(was_training)
+        rewards = self.judge.rewards(answers, self.sources)
+        return {
+            "valid_reward": float(np.mean([r.reward for r in rewards])),
+            "valid_r_info": float(np.mean([r.r_info for r in rewards])),
+            "valid_r_recon": float(np.mean([r.r_recon for r in rewards])),
+            "valid_keywords": float(np.mean([-r.r_len * self.judge.budget for r in rewards])),
+        }
+
+
+def train_keywords(
+    ws: Workspace, engine, dataset: str, config: KeywordRLConfig | None = None, progress: Progress | None = None
+) -> str:
+    """GRPO on the keyword task; keeps the best adapter by held-out reward, records a run; returns its id."""
+    from datasets import Dataset
+    from trl import GRPOTrainer
+
+    from mmrec_core.finetune.valid import ValidCallback
+
+    config = config or KeywordRLConfig()
+    ws.store.require_dataset(dataset)
+    sources = item_sources(ws, dataset)
+    if len(sources) < config.valid_items + 2:
+        raise ValueError(f"Data set '{dataset}' has {len(sources)} items: too few for keyword RL.")
+    rng = np.random.default_rng(config.seed)
+    ids = sorted(sources)
+    order = rng.permutation(len(ids))
+    held_out = [sources[ids[i]] for i in order[: config.valid_items]]
+    train_ids = [ids[i] for i in order[config.valid_items : config.valid_items + config.n_items]]
+    base = engine.llm_source()
+    folder = run_folder(ws, "keywords", dataset, "items", base, config.key())
+    start = time.perf_counter()
+    model, tokenizer = load_policy(base, config.qlora)
+    judge = KeywordJudge(engine, engine.settings.keyword_budget)
+    system = [{"role": "system", "content": KEYWORDS.system}]
+    train = Dataset.from_dict(
+        {
+            "prompt": [system + keyword_chat(sources[i]) for i in train_ids],
+            "source": [sources[i] for i in train_ids],
+        }
+    )
+    # w_info, w_recon, w_len as in textualization
+    args = config.grpo_args(folder, list(engine.settings.reward_weight_values))
+    best, log = folder / "adapter", RunLogCallback(folder)
+    valid = ValidCallback(
+        HeldOutKeywords(judge, held_out, config.max_completion_length),
+        config.eval_steps,
+        best,
+        tokenizer,
+        "valid_reward",
+    )
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=judge.functions(),
+        args=args,
+        train_dataset=train,
+        processing_class=tokenizer,
+        peft_config=config.lora(),
+        callbacks=[ProgressCallback(progress), valid, log],
+    )
+    train_or_resume(trainer, folder, log, "Keyword RL")
+    valid.finish(trainer.model, trainer.state.global_step)
+    log.write(trainer.state)
+    meta = {
+        "base_model": base,
+        "engine": engine.provenance("llm", KEYWORDS.version)["model"],
+        "dataset": dataset,
+        "method": "keywords-grpo-lora" + ("-qlora" if config.qlora else ""),
+        "prompt_version": KEYWORDS.version,
+        "rewards": reward_params(engine.settings),
+        "config": asdict(config),
+        "data": {"items": len(train_ids), "held_out": len(held_out)},
+        "valid": valid.history,
+        "best_step": valid.best_step,
+        "best_valid_reward": valid.best,
+        "train_seconds": round(time.perf_counter() - start, 1),
+        "steps": trainer.state.global_step,
+        "log": trainer.state.log_history,
+    }
+    return save_adapter(ws, dataset, None, "llm-keywords", best, meta)

@@ -1,0 +1,168 @@
+"""Training runs of the LLM as one API for the CLI and the Train page: configs, start, folders, adapters, curves.
+
+`train_config` turns flat options (CLI flags, page fields) into a trainer's config, so the CLI and the
+app train the same thing for the same settings and land in the same run folder (and resume each other).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mmrec_core.finetune import LLM_METHODS
+from mmrec_core.finetune.common import read_log, request_stop, run_folder
+from mmrec_core.workspace import Workspace
+
+METHOD_NAMES = {"sft": "llm-sft", "grpo": "llm-grpo", "keywords": "llm-keywords"}
+
+
+def train_config(method: str, **options: Any):
+    """The run config of `method` from flat options (CLI flags, Train page fields); None means the default."""
+    from mmrec_core.finetune.data import TrainDataConfig
+    from mmrec_core.finetune.grpo import GRPORunConfig
+    from mmrec_core.finetune.keywords_rl import KeywordRLConfig
+    from mmrec_core.finetune.sft import SFTRunConfig
+
+    o = {k: v for k, v in options.items() if v is not None}
+    seed = o.get("seed", 0)
+    lora = {"lora_r": o.get("lora_r", 8), "lora_alpha": 2 * o.get("lora_r", 8), "qlora": o.get("qlora", False)}
+    if method == "sft":
+        data = TrainDataConfig(n_examples=o.get("examples", 2000), seed=seed)
+        if o.get("ratios"):
+            data.ratios = dict(o["ratios"])
+        return SFTRunConfig(
+            data=data,
+            epochs=o.get("epochs", 1.0),
+            max_steps=o.get("steps", -1),
+            learning_rate=o.get("lr", 2e-4),
+            gradient_checkpointing=o.get("gradient_checkpointing", False),
+            valid_users=o.get("valid_users", 64),
+            eval_steps=o.get("eval_steps", 50),
+            seed=seed,
+            **lora,
+        )
+    if method == "grpo":
+        return GRPORunConfig(
+            data=TrainDataConfig(n_examples=o.get("examples", 64), pick_candidates=o.get("candidates", 5), seed=seed),
+            start_adapter=o.get("from_adapter", ""),
+            reward=o.get("reward", "hit"),
+            format_weight=o.get("format_weight", 0.2),
+            rationale_ratio=o.get("rationale_ratio", 0.1),
+            rationale_confidence=o.get("rationale_confidence", 0.5),
+            rationale_source=o.get("rationale_source", "evidence"),
+            num_generations=o.get("generations", 4),
+            max_completion_length=o.get("max_completion", 96),
+            learning_rate=o.get("lr", 5e-5),
+            max_steps=o.get("steps", 20),
+            valid_users=o.get("valid_users", 16),
+            eval_steps=o.get("eval_steps", 10),
+            seed=seed,
+            **lora,
+        )
+    if method == "keywords":
+        return KeywordRLConfig(
+            n_items=o.get("examples", 64),
+            num_generations=o.get("generations", 4),
+            max_completion_length=o.get("max_completion", 48),
+            learning_rate=o.get("lr", 5e-5),
+            max_steps=o.get("steps", 20),
+            eval_steps=o.get("eval_steps", 10),
+            seed=seed,
+            **lora,
+        )
+    raise ValueError(f"Unknown training method '{method}'; use one of {', '.join(LLM_METHODS)}.")
+
+
+def train_llm(ws, engine, method: str, dataset: str, protocol_id: str | None, config, progress=None) -> str:
+    """Run one LLM trainer; returns the 'train' run id (raises JobStopped when stopped on request)."""
+    from mmrec_core.finetune.grpo import train_grpo
+    from mmrec_core.finetune.keywords_rl import train_keywords
+    from mmrec_core.finetune.sft import train_sft
+
+    if method == "keywords":
+        return train_keywords(ws, engine, dataset, config, progress)
+    trainer = {"sft": train_sft, "grpo": train_grpo}[method]
+    return trainer(ws, engine, dataset, protocol_id, config, progress)
+
+
+def folder_of(ws: Workspace, engine, method: str, dataset: str, protocol_id: str | None, config) -> Path:
+    """Where this run keeps checkpoints, the live log and the adapter (what Stop and the curves look at)."""
+    from mmrec_core.splits import create_protocol
+
+    if method == "keywords":
+        return run_folder(ws, "keywords", dataset, "items", engine.llm_source(), config.key())
+    protocol_id = protocol_id or create_protocol(ws.store, dataset)
+    return run_folder(ws, method, dataset, protocol_id, engine.llm_source(), config.key())
+
+
+def start_training(ws: Workspace, engine, method: str, dataset: str, config, protocol_id: str | None = None) -> str:
+    """Start `method` as a background job (jobs.py); returns the job id. Same settings again = resume."""
+    from dataclasses import asdict
+
+    from mmrec_core import jobs
+
+    folder = folder_of(ws, engine, method, dataset, protocol_id, config)
+    params = {"dataset": dataset, "method": method, "folder": str(folder), "config": asdict(config)}
+    return jobs.start_job(
+        ws.store, "train", params, lambda p: train_llm(ws, engine, method, dataset, protocol_id, config, p)
+    )
+
+
+def stop_training(folder: str | Path) -> None:
+    """Ask the run in `folder` to save a checkpoint and stop at the end of its current step."""
+    request_stop(Path(folder))
+
+
+def adapters(ws: Workspace, dataset: str) -> pd.DataFrame:
+    """Finished LLM training runs of a data set, newest first: run_id, method, adapter folder, best valid, time."""
+    rows = ws.store.sql_df(
+        "SELECT run_id, method, artifact_path AS adapter, params, finished_at FROM runs "
+        "WHERE dataset = ? AND kind = 'train' AND method IN ('llm-sft', 'llm-grpo', 'llm-keywords') "
+        "ORDER BY finished_at DESC",
+        [dataset],
+    )
+    params = [json.loads(p) for p in rows.pop("params")]
+    rows["steps"] = [p.get("steps") for p in params]
+    rows["best"] = [p.get("best_valid_HR@5", p.get("best_valid_reward")) for p in params]
+    rows["seconds"] = [p.get("train_seconds") for p in params]
+    on_disk = rows["adapter"].map(lambda a: Path(a).is_dir()).astype(bool)
+    return rows.loc[on_disk].reset_index(drop=True)
+
+
+def curves(folder: str | Path) -> pd.DataFrame:
+    """The live log in long form (step, metric, value) for plotting; valid checks are metrics `valid_*`."""
+    rows = [
+        {"step": r["step"], "metric": k, "value": float(v)}
+        for r in read_log(Path(folder))
+        for k, v in r.items()
+        if k != "step" and isinstance(v, int | float) and "step" in r
+    ]
+    return pd.DataFrame(rows, columns=["step", "metric", "value"])
+
+
+def warnings_of(folder: str | Path) -> list[str]:
+    return [r["warning"] for r in read_log(Path(folder)) if "warning" in r]
+
+
+def panel_of(metric: str) -> str | None:
+    """Which chart a logged metric belongs on (None: not drawn, e.g. grad norms and clip ratios)."""
+    if metric == "loss":
+        return "loss"
+    if metric == "reward" or (metric.startswith("rewards/") and metric.endswith("/mean")):
+        return "rewards"
+    if metric in ("completions/mean_length", "valid_answers"):
+        return "completions"
+    if metric.startswith("valid_"):
+        return "valid"
+    return None
+
+
+def latest_training(ws: Workspace, dataset: str) -> dict | None:
+    """The newest training job of a data set (any status) with its run `folder`, or None."""
+    from mmrec_core import jobs
+
+    job = jobs.latest_job(ws.store, "train", dataset=dataset)
+    return None if job is None else {**job, "folder": job["params"]["folder"]}
