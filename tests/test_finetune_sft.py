@@ -76,3 +76,26 @@ def test_cli_trains_then_scores_with_the_adapter(rec_ws: Workspace, tiny_engine,
     params = json.loads(store.scalar("SELECT params FROM llm_scores LIMIT 1"))
     store.close()
     assert params["adapter"] == adapter  # the scores say which adapter made them
+
+
+def test_an_adapter_for_scoring_is_merged_and_gives_the_same_logits(tiny_engine, tmp_path: Path) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from mmrec_core.engines.loading import attach_adapter
+
+    base = tiny_engine.settings.llm
+    trained = get_peft_model(AutoModelForCausalLM.from_pretrained(base), LoraConfig(r=4, target_modules="all-linear"))
+    for name, weight in trained.named_parameters():
+        if "lora_B" in name:  # a non-zero update (B starts at zero)
+            torch.nn.init.normal_(weight, std=0.5)
+    trained.save_pretrained(tmp_path / "adapter")
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        expected = trained.eval()(ids).logits
+        plain = AutoModelForCausalLM.from_pretrained(base)(ids).logits
+        merged = attach_adapter(AutoModelForCausalLM.from_pretrained(base), str(tmp_path / "adapter"))
+        got = merged(ids).logits
+    assert type(merged).__name__ == "LlamaForCausalLM"  # no LoRA branch left to run per layer
+    assert torch.allclose(got, expected, atol=1e-5) and not torch.allclose(got, plain, atol=1e-3)

@@ -108,4 +108,7 @@ def attach_adapter(model, adapter: str, trainable: bool = False):
 
     if trainable:  # training goes on from it (GRPO after SFT)
         return PeftModel.from_pretrained(model, str(path), is_trainable=True)
-    return PeftModel.from_pretrained(model, str(path)).eval()
+    wrapped = PeftModel.from_pretrained(model, str(path)).eval()
+    if getattr(model, "is_quantized", False):  # merging into 4/8-bit weights would round the update away
+        return wrapped
+    return wrapped.merge_and_unload()  # scoring only: fold the update in, no LoRA branch per layer
