@@ -65,3 +65,15 @@ def test_stop_saves_and_start_again_resumes(train_dir: Path) -> None:
     rerun_until(at, lambda a: bool(a.success) or bool(a.error), timeout=300)
     assert not at.error, [e.value for e in at.error]
     assert list(at.dataframe[0].value["steps"]) == [30]
+
+
+@pytest.mark.parametrize(
+    "method, shown",
+    [("sft", "Task mix"), ("grpo", "Correctness reward"), ("keywords", "Rewards: R_info + R_recon + R_len")],
+)
+def test_each_method_shows_its_own_settings(train_dir: Path, method: str, shown: str) -> None:
+    at = run_app(PAGE)
+    at.radio(key="train_method").set_value(method).run()
+    assert not at.exception and not at.error
+    texts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [r.label for r in at.radio]
+    assert any(shown in t for t in texts), texts
