@@ -128,6 +128,7 @@ def test_grpo_logs_reward_components_length_and_valid_share(rec_ws: Workspace, t
         assert 0 < r["completions/mean_length"] <= 12 and 0.0 <= r["valid_answers"] <= 1.0
     assert [v["step"] for v in meta["valid"]] == [0, 1, 2] and "valid_HR@5" in meta["valid"][0]
     assert meta["rationales"]["kept"] == 4 and meta["rationales"]["shown_in_prompts"] == 2  # 4 prompts x 0.5
+    assert 0.0 < meta["rationales"]["confidence_of_correct"][1] <= 1.0
     assert meta["loss"] == {"type": "dr_grpo", "scale_rewards": "none"}  # length-unbiased, no std division
     assert read_log(adapter.parent)[-1]["step"] == 2  # the live log the Train page draws
 

@@ -185,6 +185,10 @@ def train_grpo(
             "offered": len(candidates),
             "correct": sum(c.correct for c in candidates),
             "kept": len(kept),
+            "confidence_of_correct": [  # what the threshold was up against: quartiles of p(answer | rationale)
+                float(f"{q:.3g}")
+                for q in np.quantile([c.confidence for c in candidates if c.correct] or [0.0], [0.25, 0.5, 0.75])
+            ],
             "shown_in_prompts": len(hinted),
         },
         "valid": callback.history,
