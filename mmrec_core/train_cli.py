@@ -18,7 +18,7 @@ def add_llm_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, help="LLM: learning rate (sft 2e-4, grpo/keywords 5e-5)")
     p.add_argument("--lora-r", type=int, default=8, help="LLM: LoRA rank (default 8)")
     p.add_argument("--qlora", action="store_true", help="LLM: 4-bit NF4 base (CUDA only)")
-    p.add_argument("--gradient-checkpointing", action="store_true", help="sft: save memory, ~30%% slower")
+    p.add_argument("--gradient-checkpointing", action="store_true", help="sft: recompute activations (memory)")
     p.add_argument("--valid-users", type=int, help="sft/grpo: valid users scored per check (64 / 16)")
     p.add_argument("--eval-steps", type=int, help="LLM: steps between valid checks (sft 50, grpo/keywords 10)")
     p.add_argument("--from-adapter", default="", help="grpo: continue from this adapter (e.g. an SFT run's)")

@@ -47,7 +47,7 @@ class SFTRunConfig:
     max_length: int = field(default=2048, metadata={"help": "Longest tokenized example; longer ones are cut."})
     qlora: bool = field(default=False, metadata={"help": "4-bit NF4 base (CUDA only), LoRA on top."})
     gradient_checkpointing: bool = field(
-        default=False, metadata={"help": "Recompute activations to save memory (big models); ~30% slower."}
+        default=False, metadata={"help": "Recompute activations to save memory (big models)."}
     )
     valid_users: int = field(default=64, metadata={"help": "Valid users scored to pick the best checkpoint."})
     eval_steps: int = field(default=50, metadata={"help": "Score the valid users every this many steps."})
