@@ -12,13 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from transformers import TrainerCallback
 
+from mmrec_core.engines.llm import TextLM
 from mmrec_core.jobs import JobStopped
 from mmrec_core.workspace import Workspace
 
@@ -61,6 +63,21 @@ def load_policy(source: str, qlora: bool = False, adapter: str = ""):
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+@contextmanager
+def inference(model, tokenizer) -> Iterator[TextLM]:
+    """The model being trained as a TextLM in eval mode (no dropout) for the block; training mode comes back after."""
+    was_training = model.training
+    try:
+        yield TextLM(model, tokenizer, "training")  # TextLM puts the model in eval mode
+    finally:
+        model.train(was_training)
+
+
+def completion_text(completion) -> str:
+    """The text of a TRL completion: conversational ([{"role": "assistant", "content": ...}]) or plain."""
+    return completion[-1]["content"] if isinstance(completion, list) else str(completion)
 
 
 def read_log(folder: Path) -> list[dict]:

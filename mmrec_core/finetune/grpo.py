@@ -29,6 +29,8 @@ from mmrec_core.finetune.common import (
     ProgressCallback,
     RLConfig,
     RunLogCallback,
+    completion_text,
+    inference,
     load_policy,
     run_folder,
     save_adapter,
@@ -37,6 +39,7 @@ from mmrec_core.finetune.common import (
 from mmrec_core.finetune.data import TrainDataBuilder, TrainDataConfig
 from mmrec_core.finetune.monitor import InflationCallback, reward_inflation
 from mmrec_core.llm_recommender import parse_answer
+from mmrec_core.prompts import REC_VERSION
 from mmrec_core.workspace import Workspace
 
 _WELL_FORMED = re.compile(r"\s*<think>.+?</think>\s*<answer>.+?</answer>\s*", re.DOTALL)
@@ -67,10 +70,6 @@ class GRPORunConfig(RLConfig):
             raise ValueError(f"Unknown reward '{self.reward}'; use hit or rank.")
 
 
-def _text(completion) -> str:
-    return completion[-1]["content"] if isinstance(completion, list) else str(completion)
-
-
 def correctness(text: str, order: list[str], target: str, reward: str = "hit", top_k: int = 5) -> tuple[float, bool]:
     """(correctness reward, answer valid) of one completion."""
     answer = parse_answer(text, order)
@@ -87,7 +86,7 @@ def make_rewards(config: GRPORunConfig) -> list:
 
     def correct(completions, order, target, log_metric=None, **_) -> list[float]:
         scored = [
-            correctness(_text(c), o, t, config.reward, config.top_k)
+            correctness(completion_text(c), o, t, config.reward, config.top_k)
             for c, o, t in zip(completions, order, target, strict=True)
         ]
         if log_metric is not None:
@@ -97,7 +96,7 @@ def make_rewards(config: GRPORunConfig) -> list:
     def format(completions, order, target, **_) -> list[float]:  # noqa: A001 (the name TRL logs)
         out = []
         for c, o, t in zip(completions, order, target, strict=True):
-            text = _text(c)
+            text = completion_text(c)
             good = _WELL_FORMED.fullmatch(text) is not None
             out.append(float(good and correctness(text, o, t, config.reward, config.top_k)[0] > 0))
         return out
@@ -117,7 +116,6 @@ def train_grpo(
     from datasets import Dataset
     from trl import GRPOTrainer
 
-    from mmrec_core.engines.llm import TextLM
     from mmrec_core.finetune.rationales import curate, with_hints
     from mmrec_core.finetune.valid import ValidCallback, ValidScorer
     from mmrec_core.rec_context import ContextBuilder
@@ -135,9 +133,8 @@ def train_grpo(
     model, tokenizer = load_policy(base, config.qlora, config.start_adapter)
 
     # Confidence-aware curation, then the kept rationales shown in a `rationale_ratio` share of prompts.
-    was_training = model.training
-    candidates = curate(TextLM(model, tokenizer, "policy"), picks, config.rationale_source)
-    model.train(was_training)
+    with inference(model, tokenizer) as lm:
+        candidates = curate(lm, picks, config.rationale_source)
     kept = {}
     for c in candidates:
         if c.kept(config.rationale_confidence) and c.row not in kept:
@@ -174,7 +171,7 @@ def train_grpo(
     history = trainer.state.log_history
     meta = {
         "base_model": base,
-        "engine": engine.provenance("llm", "rec-v1")["model"],
+        "engine": engine.provenance("llm", REC_VERSION)["model"],
         "dataset": dataset,
         "protocol_id": protocol_id,
         "method": "grpo-lora" + ("-qlora" if config.qlora else ""),

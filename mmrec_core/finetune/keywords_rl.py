@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from mmrec_core.engines.llm import GenerationOptions, TextLM
+from mmrec_core.engines.llm import GenerationOptions
 from mmrec_core.finetune.common import (
     Progress,
     ProgressCallback,
     RLConfig,
     RunLogCallback,
+    completion_text,
+    inference,
     load_policy,
     run_folder,
     save_adapter,
@@ -45,6 +48,11 @@ class KeywordRLConfig(RLConfig):
     max_completion_length: int = field(default=48, metadata={"help": "Longest keyword answer in tokens."})
 
 
+def keywords_folder(ws: Workspace, dataset: str, base: str, config: KeywordRLConfig) -> Path:
+    """The run folder: keyed by items, not a protocol (no interactions are read)."""
+    return run_folder(ws, "keywords", dataset, "items", base, config.key())
+
+
 def item_sources(ws: Workspace, dataset: str) -> dict[str, str]:
     """Each item's source text as textualization builds it (stored description first, then catalog text)."""
     items = ws.store.items(dataset)
@@ -63,7 +71,7 @@ class KeywordJudge:
         self._cache: tuple[tuple, list[Rewards]] | None = None
 
     def rewards(self, completions, source) -> list[Rewards]:
-        texts = [c[-1]["content"] if isinstance(c, list) else str(c) for c in completions]
+        texts = [completion_text(c) for c in completions]
         key = (tuple(texts), tuple(source))
         if self._cache is None or self._cache[0] != key:
             keyword_sets = [parse_keywords(t, self.budget) for t in texts]
@@ -90,16 +98,9 @@ class HeldOutKeywords:
         self.judge, self.sources, self.max_new_tokens = judge, sources, max_new_tokens
 
     def score(self, model, tokenizer) -> dict[str, float]:
-        was_training = model.training
-        lm = TextLM(model, tokenizer, "policy")
-        try:
-            answers = lm.generate(
-                [keyword_chat(s) for s in self.sources],
-                GenerationOptions(max_new_tokens=self.max_new_tokens),
-                KEYWORDS.system,
-            )
-        finally:
-            model.train(was_training)
+        with inference(model, tokenizer) as lm:
+            options = GenerationOptions(max_new_tokens=self.max_new_tokens)
+            answers = lm.generate([keyword_chat(s) for s in self.sources], options, KEYWORDS.system)
         rewards = self.judge.rewards(answers, self.sources)
         return {
             "valid_reward": float(np.mean([r.reward for r in rewards])),
@@ -129,7 +130,7 @@ def train_keywords(
     held_out = [sources[ids[i]] for i in order[: config.valid_items]]
     train_ids = [ids[i] for i in order[config.valid_items : config.valid_items + config.n_items]]
     base = engine.llm_source()
-    folder = run_folder(ws, "keywords", dataset, "items", base, config.key())
+    folder = keywords_folder(ws, dataset, base, config)
     start = time.perf_counter()
     model, tokenizer = load_policy(base, config.qlora)
     judge = KeywordJudge(engine, engine.settings.keyword_budget)

@@ -58,6 +58,8 @@ def answer_confidence(lm: TextLM, prompts: Sequence, rationales: Sequence[str], 
 def curate(lm: TextLM, examples, source: str = "evidence", max_new_tokens: int = 96) -> list[Candidate]:
     """Every candidate rationale of the pick `examples` (columns prompt, order, item_id, rationale), scored.
 
+    `lm` is in eval mode (a TextLM puts its model there; `common.inference` for a model in training).
+
     Keep the ones with `Candidate.kept(threshold)`; the others are returned too, so a run can report
     how many were offered and why they were dropped.
     """
@@ -68,12 +70,7 @@ def curate(lm: TextLM, examples, source: str = "evidence", max_new_tokens: int =
     if source in ("evidence", "both"):
         cands += [Candidate(i, "evidence", r.rationale, r.item_id, True) for i, r in enumerate(rows.itertuples())]
     if source in ("model", "both"):
-        was_training = lm.model.training
-        lm.model.eval()
-        try:
-            outputs = lm.generate(list(rows["prompt"]), GenerationOptions(max_new_tokens=max_new_tokens))
-        finally:
-            lm.model.train(was_training)
+        outputs = lm.generate(list(rows["prompt"]), GenerationOptions(max_new_tokens=max_new_tokens))
         for i, (text, r) in enumerate(zip(outputs, rows.itertuples(), strict=True)):
             parsed = parse_answer(text, r.order)
             named = parsed.ranking[0] if parsed.valid else None

@@ -90,10 +90,11 @@ def train_llm(ws, engine, method: str, dataset: str, protocol_id: str | None, co
 
 def folder_of(ws: Workspace, engine, method: str, dataset: str, protocol_id: str | None, config) -> Path:
     """Where this run keeps checkpoints, the live log and the adapter (what Stop and the curves look at)."""
+    from mmrec_core.finetune.keywords_rl import keywords_folder
     from mmrec_core.splits import create_protocol
 
     if method == "keywords":
-        return run_folder(ws, "keywords", dataset, "items", engine.llm_source(), config.key())
+        return keywords_folder(ws, dataset, engine.llm_source(), config)
     protocol_id = protocol_id or create_protocol(ws.store, dataset)
     return run_folder(ws, method, dataset, protocol_id, engine.llm_source(), config.key())
 

@@ -28,6 +28,7 @@ from mmrec_core.finetune.common import (
     trainer_args,
 )
 from mmrec_core.finetune.data import TrainDataBuilder, TrainDataConfig
+from mmrec_core.prompts import REC_VERSION
 from mmrec_core.workspace import Workspace
 
 
@@ -115,7 +116,7 @@ def train_sft(
     log.write(trainer.state)
     meta = {
         "base_model": base,
-        "engine": engine.provenance("llm", "rec-v1")["model"],
+        "engine": engine.provenance("llm", REC_VERSION)["model"],
         "dataset": dataset,
         "protocol_id": protocol_id,
         "method": "sft-lora" + ("-qlora" if config.qlora else ""),

@@ -14,6 +14,7 @@ import numpy as np
 from transformers import TrainerCallback
 
 from mmrec_core.engines.llm import TextLM
+from mmrec_core.finetune.common import inference
 from mmrec_core.llm_recommender import LLMRecommender, RecommendConfig
 from mmrec_core.metrics import sampled_metrics
 from mmrec_core.rec_context import ContextBuilder
@@ -25,10 +26,8 @@ class LiveEngine:
 
     name = "training"
 
-    def __init__(self, model, tokenizer) -> None:
-        was_training = model.training
-        self.lm = TextLM(model, tokenizer, "training")  # puts the model in eval mode
-        model.train(was_training)
+    def __init__(self, lm: TextLM) -> None:
+        self.lm = lm  # from `common.inference`: the model in eval mode while it scores
 
     def score_yes_no(self, prefix: str, suffixes: Sequence[str], system: str | None = None) -> np.ndarray:
         return self.lm.score_yes_no(prefix, suffixes, system)
@@ -65,15 +64,10 @@ class ValidScorer:
         self.builder.prepare_similar(self.users)
 
     def score(self, model, tokenizer) -> dict[str, float]:
-        was_training = model.training
-        recommender = LLMRecommender(
-            LiveEngine(model, tokenizer), self.builder, RecommendConfig(mode=self.mode, explain_top=0)
-        )
-        model.eval()
-        try:
+        config = RecommendConfig(mode=self.mode, explain_top=0)
+        with inference(model, tokenizer) as lm:
+            recommender = LLMRecommender(LiveEngine(lm), self.builder, config)
             scores = np.stack([recommender.recommend(u, self.items[u], explain=0).scores for u in self.users])
-        finally:
-            model.train(was_training)
         m = sampled_metrics(scores, ks=(5,)).mean()
         return {"valid_HR@5": float(m["HR@5"]), "valid_NDCG@5": float(m["NDCG@5"]), "valid_AUC": float(m["AUC"])}
 
