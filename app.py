@@ -20,6 +20,7 @@ pages = [
     st.Page("pages/item_graph.py", title="Item graph", icon=":material/hub:"),
     st.Page("pages/recommend.py", title="Recommend", icon=":material/recommend:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/leaderboard:"),
 ]
 page = st.navigation(pages)
 

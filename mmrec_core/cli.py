@@ -14,6 +14,9 @@
     mmrec similar-users hm USER                  k most similar users (SASRec) and what they bought next
     mmrec score sample USER                      the LLM's ranked candidates with rationale and evidence
     mmrec eval llm sample --mode listwise        the LLM recommender on the stored test candidates
+    mmrec eval --all sample                      every available model, then the leaderboard with intervals
+    mmrec compare RUN_A RUN_B                    two eval runs user by user (paired interval and test)
+    mmrec report sample                          a self-contained HTML report of the data set's runs
     mmrec train sft sample --steps 200           LoRA SFT of the LLM on the task mix (resumable)
     mmrec train grpo sample --from-adapter DIR   GRPO on the listwise task with guarded rewards
     mmrec train keywords sample                  RLVR of the keyword summarizer (R_info + R_recon + R_len)
@@ -29,6 +32,7 @@ from collections.abc import Sequence
 
 from .config import ENGINE_FIELDS, load_settings
 from .engines.assets import MissingModelError
+from .eval_cli import add_parsers, cmd_compare, cmd_eval_all, cmd_report
 from .finetune import LLM_METHODS
 from .images import BadImageError
 from .ingest import READERS, IngestError, ingest
@@ -124,11 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_llm_train_options(p)
 
     p = sub.add_parser("eval", help="evaluate the newest trained model (or the LLM: `eval llm`) on the test part")
-    p.add_argument("model", help="popularity, sasrec, lightgcn or llm")
-    p.add_argument("dataset")
+    p.add_argument("model", nargs="?", help="popularity, sasrec, lightgcn or llm (none with --all)")
+    p.add_argument("dataset", nargs="?")
     p.add_argument("--protocol", help="protocol id (default: the data set's default protocol)")
     _llm_options(p)
     p.add_argument("--users", type=int, help="llm: a seeded subset of this many users (default: all)")
+    p.add_argument("--all", action="store_true", help="every available model, then the leaderboard with intervals")
+    p.add_argument("--llm-modes", default="pointwise", help="--all: zero-shot LLM modes (default pointwise)")
+    p.add_argument("--no-llm", action="store_true", help="--all: leave the LLM (zero-shot and adapters) out")
+    add_parsers(sub)
 
     p = sub.add_parser("score", help="rank candidates for one customer with the LLM, with rationale and evidence")
     p.add_argument("dataset")
@@ -384,6 +392,10 @@ def cmd_train(ws: Workspace, args: argparse.Namespace) -> None:
 def cmd_eval(ws: Workspace, args: argparse.Namespace) -> None:
     from .evaluate import evaluate_model
 
+    if args.all:
+        return cmd_eval_all(ws, args)
+    if not (args.model and args.dataset):
+        raise ValueError("Use `mmrec eval MODEL DATASET`, or `mmrec eval --all DATASET`.")
     if args.model == "llm":
         return cmd_eval_llm(ws, args)
     run_id, table = evaluate_model(ws, args.dataset, args.model, args.protocol)
@@ -468,6 +480,8 @@ COMMANDS = {
     "train": cmd_train,
     "eval": cmd_eval,
     "score": cmd_score,
+    "compare": cmd_compare,
+    "report": cmd_report,
 }
 
 

@@ -5,7 +5,8 @@ under `<data folder>/runs/<run id>/` and records a 'train' run. `evaluate_model`
 of the newest trained model for that protocol: the stored 1 positive + n negatives (HR@K, NDCG@K,
 MRR, AUC) and the full catalog with the user's history items left out (Recall@K = HR@K with one
 positive, NDCG@K), over ALL evaluated users, split by repeat/no-repeat targets; it records an 'eval'
-run with every figure in the metrics table.
+run with every figure in the metrics table and each user's rank of the positive in `user_ranks`
+(what intervals and paired tests are computed from, see `leaderboard`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmrec_core.metrics import full_rank_counts, metrics_from_counts, sampled_metrics, summarize
+from mmrec_core.metrics import full_rank_counts, metrics_from_counts, sampled_metrics, sampled_ranks, summarize
 from mmrec_core.models.base import Progress, Recommender
 from mmrec_core.models.data import TrainData, load_train_data
 from mmrec_core.models.lightgcn import ItemGraphConfig, ItemGraphLightGCN
@@ -35,6 +37,41 @@ MODELS: dict[str, tuple[type[Recommender], type]] = {
     "lightgcn": (ItemGraphLightGCN, ItemGraphConfig),
 }
 SAMPLED_KS, FULL_KS = (5, 10), (10, 20)
+RANK_COLUMNS = ["greater", "ties", "competitors"]
+
+
+def code_version() -> str:
+    """The package version, plus the git commit when run from a checkout (recorded with every eval run)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        base = version("mmrec-studio")
+    except PackageNotFoundError:
+        base = "unknown"
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return base
+    return f"{base}+{commit}" if commit else base
+
+
+def candidates_hash(data: TrainData, users: list[str] | None = None, part: str = "test") -> str:
+    """Fingerprint of the users and their stored candidate lists: runs are ranked together only if equal."""
+    cand = data.parts[part]
+    keep = None if users is None else set(users)
+    rows = [
+        [u, [str(data.item_ids[i]) for i in items]]
+        for u, items in zip(cand.users, cand.items, strict=True)
+        if keep is None or u in keep
+    ]
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
 
 
 def _model_class(method: str) -> tuple[type[Recommender], type]:
@@ -52,7 +89,9 @@ def record_run(
     params: dict,
     artifact: Path | None,
     metrics: pd.DataFrame | None = None,
+    ranks: pd.DataFrame | None = None,
 ) -> str:
+    """Store a run, its metrics and (eval runs) each user's rank counts (user_id + RANK_COLUMNS) at once."""
     run_id = f"{kind}-{method}-{uuid.uuid4().hex[:10]}"
     key = json.dumps([protocol_id, method, params], sort_keys=True, default=str)
     with ws.store.transaction() as tx:
@@ -78,6 +117,13 @@ def record_run(
                 "SELECT run_id, part, subset, name, value FROM _m"
             )
             tx.unregister("_m")
+        if ranks is not None:
+            tx.register("_r", ranks[["user_id", *RANK_COLUMNS]].assign(run_id=run_id))
+            tx.execute(
+                "INSERT INTO user_ranks (run_id, user_id, greater, ties, competitors) "
+                "SELECT run_id, user_id, greater, ties, competitors FROM _r"
+            )
+            tx.unregister("_r")
     return run_id
 
 
@@ -160,17 +206,19 @@ def load_trained(ws: Workspace, dataset: str, method: str, protocol_id: str) -> 
 
 
 def ranking_metrics(model: Recommender, data: TrainData, part: str = "test", batch: int = 1024) -> pd.DataFrame:
-    """Per-user metrics on the stored candidates and on the full catalog (history items left out)."""
+    """Per-user metrics on the stored candidates and on the full catalog (history items left out), and
+    the rank counts on the stored candidates (RANK_COLUMNS)."""
     cand = data.parts[part]
-    sampled, full = [], []
+    sampled, ranks, full = [], [], []
     for first in range(0, len(cand.users), batch):
         rows = slice(first, first + batch)
         scores = model.score(cand.users[rows], cand.histories[rows])
         picked = np.take_along_axis(scores, cand.items[rows], axis=1)
         sampled.append(sampled_metrics(picked, ks=SAMPLED_KS))
+        ranks.append(sampled_ranks(picked))
         g, t, n = full_rank_counts(scores, cand.items[rows, 0], [np.asarray(h) for h in cand.histories[rows]])
         full.append(metrics_from_counts(g, t, n, ks=FULL_KS).add_prefix("full:"))
-    per_user = pd.concat([pd.concat(sampled, ignore_index=True), pd.concat(full, ignore_index=True)], axis=1)
+    per_user = pd.concat([pd.concat(frames, ignore_index=True) for frames in (sampled, full, ranks)], axis=1)
     per_user = per_user.rename(columns={f"full:HR@{k}": f"full:Recall@{k}" for k in FULL_KS})
     return per_user.drop(columns=["full:MRR", "full:AUC"]).assign(user_id=cand.users)
 
@@ -191,9 +239,16 @@ def evaluate_model(
     start = time.perf_counter()
     per_user = ranking_metrics(model, data, "test")
     seconds = time.perf_counter() - start
-    table = summarize(per_user.drop(columns=["user_id"]), data.parts["test"].is_repeat)
+    table = summarize(per_user.drop(columns=["user_id", *RANK_COLUMNS]), data.parts["test"].is_repeat)
     speed = pd.DataFrame({"subset": ["all"], "name": ["seconds_per_user"], "value": [seconds / len(per_user)]})
     metrics = pd.concat([metric_rows(table), speed.assign(part="test")], ignore_index=True)
-    params = {"train_run": train_run, "negatives": data.parts["test"].items.shape[1] - 1}
-    run_id = record_run(ws, dataset, protocol_id, "eval", method, params, None, metrics)
+    params = {
+        "train_run": train_run,
+        "negatives": data.parts["test"].items.shape[1] - 1,
+        "users": len(per_user),
+        "subset": False,
+        "candidates_hash": candidates_hash(data),
+        "code_version": code_version(),
+    }
+    run_id = record_run(ws, dataset, protocol_id, "eval", method, params, None, metrics, per_user)
     return run_id, table

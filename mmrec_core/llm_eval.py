@@ -20,9 +20,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mmrec_core.evaluate import MODELS, SAMPLED_KS, load_trained, metric_rows, ranking_metrics, record_run
+from mmrec_core.evaluate import (
+    MODELS,
+    RANK_COLUMNS,
+    SAMPLED_KS,
+    candidates_hash,
+    code_version,
+    load_trained,
+    metric_rows,
+    ranking_metrics,
+    record_run,
+)
 from mmrec_core.llm_recommender import LLMRecommender, RecommendConfig
-from mmrec_core.metrics import sampled_metrics, summarize
+from mmrec_core.metrics import metrics_from_counts, sampled_ranks, summarize
 from mmrec_core.models.data import load_train_data
 from mmrec_core.rec_context import ContextBuilder
 from mmrec_core.splits import create_protocol
@@ -123,16 +133,22 @@ def evaluate_llm(
     rows = rows.loc[[hashes[u] for u in users]]
     per_user = _per_user_metrics(rows)
     repeat = np.asarray([cand.is_repeat[row_of[u]] for u in users])
-    table = summarize(per_user.drop(columns=["user_id", "valid", "seconds", "prompt_tokens"]), repeat)
+    table = summarize(per_user.drop(columns=["user_id", "valid", "seconds", "prompt_tokens", *RANK_COLUMNS]), repeat)
     table["invalid_rate"] = 1.0 - per_user["valid"].mean() if config.mode == "listwise" else np.nan
     table["seconds_per_user"] = per_user["seconds"].mean()
-    run_id = _record(ws, dataset, protocol_id, config.mode, provenance, table, per_user, len(cand.users))
+    params = {
+        "users": len(users),
+        "subset": len(users) < len(cand.users),
+        "candidates_hash": candidates_hash(data, users),
+    }
+    run_id = _record(ws, dataset, protocol_id, config.mode, {**provenance, "run": params}, table, per_user)
     compare = compare_models(ws, data, users, table, config.mode)
     return LLMEvalResult(run_id, table, compare, per_user, scored, len(users) - scored)
 
 
 def _per_user_metrics(rows: pd.DataFrame) -> pd.DataFrame:
-    per_user = sampled_metrics(np.stack([np.asarray(s) for s in rows["scores"]]), ks=SAMPLED_KS)
+    ranks = sampled_ranks(np.stack([np.asarray(s) for s in rows["scores"]]))
+    per_user = pd.concat([metrics_from_counts(*ranks.T.to_numpy(), ks=SAMPLED_KS), ranks], axis=1)
     return per_user.assign(
         user_id=rows["user_id"].to_numpy(),
         valid=rows["valid"].to_numpy(),
@@ -141,17 +157,18 @@ def _per_user_metrics(rows: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _record(ws, dataset, protocol_id, mode, provenance, table, per_user, n_evaluated) -> str:
+def _record(ws, dataset, protocol_id, mode, provenance, table, per_user) -> str:
     params = {
         **provenance["params"],
         "engine": provenance["engine"],
         "model": provenance["model"],
         "prompt_version": provenance["prompt_version"],
-        "users": len(per_user),
-        "subset": len(per_user) < n_evaluated,
+        **provenance["run"],
         "mean_prompt_tokens": float(per_user["prompt_tokens"].mean()),
+        "code_version": code_version(),
     }
-    return record_run(ws, dataset, protocol_id, "eval", f"llm-{mode}", params, None, metric_rows(table))
+    metrics = metric_rows(table)
+    return record_run(ws, dataset, protocol_id, "eval", f"llm-{mode}", params, None, metrics, per_user)
 
 
 def compare_models(ws: Workspace, data, users: list[str], llm_table: pd.DataFrame, mode: str) -> pd.DataFrame:

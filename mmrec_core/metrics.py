@@ -69,11 +69,17 @@ def metrics_from_counts(greater: np.ndarray, ties: np.ndarray, n_competitors: np
     return pd.DataFrame(out)
 
 
-def sampled_metrics(scores: np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> pd.DataFrame:
-    """Per-user metrics of candidate lists scored row by row, the positive in column 0 (stored protocol order)."""
+def sampled_ranks(scores: np.ndarray) -> pd.DataFrame:
+    """Per user: greater, ties, competitors of the positive in column 0 (what `user_ranks` stores)."""
     scores = np.asarray(scores, dtype=np.float64)
     greater, ties = rank_counts(scores[:, 0], scores[:, 1:])
-    return metrics_from_counts(greater, ties, scores.shape[1] - 1, ks=ks)
+    return pd.DataFrame({"greater": greater, "ties": ties, "competitors": scores.shape[1] - 1})
+
+
+def sampled_metrics(scores: np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> pd.DataFrame:
+    """Per-user metrics of candidate lists scored row by row, the positive in column 0 (stored protocol order)."""
+    r = sampled_ranks(scores)
+    return metrics_from_counts(r["greater"], r["ties"], r["competitors"], ks=ks)
 
 
 def summarize(per_user: pd.DataFrame, is_repeat: np.ndarray | None = None) -> pd.DataFrame:

@@ -179,6 +179,19 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        6,
+        "per-user ranks of every evaluation run (intervals, paired tests, drill-down)",
+        """
+        CREATE TABLE user_ranks (             -- the positive's place among a user's candidates in one run
+            run_id VARCHAR NOT NULL, user_id VARCHAR NOT NULL,
+            greater INTEGER NOT NULL,         -- candidates scored strictly above the positive
+            ties INTEGER NOT NULL,            -- candidates scored equal to it (ranked by expectation)
+            competitors INTEGER NOT NULL,     -- candidates besides the positive
+            PRIMARY KEY (run_id, user_id)
+        );
+        """,
+    ),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -322,7 +335,8 @@ class Store:
 
     def _delete_dataset(self, tx: duckdb.DuckDBPyConnection, dataset: str) -> None:
         protocols = "SELECT protocol_id FROM protocols WHERE dataset = ?"
-        tx.execute("DELETE FROM metrics WHERE run_id IN (SELECT run_id FROM runs WHERE dataset = ?)", [dataset])
+        for table in ("metrics", "user_ranks"):
+            tx.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT run_id FROM runs WHERE dataset = ?)", [dataset])
         for table in ("splits", "negatives"):
             tx.execute(f"DELETE FROM {table} WHERE protocol_id IN ({protocols})", [dataset])
         tx.execute("DELETE FROM protocols WHERE dataset = ?", [dataset])

@@ -93,13 +93,18 @@ def app_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     st.cache_data.clear()
 
 
+def app_data_dir(source: Path, tmp_path: Path, app_env: pytest.MonkeyPatch) -> Path:
+    """A private copy of the data folder `source`, set as the app's data folder."""
+    root = tmp_path / "data"
+    shutil.copytree(source, root)
+    app_env.setenv("MMREC_DATA_DIR", str(root))
+    return root
+
+
 @pytest.fixture
 def data_dir(sample_db: Path, tmp_path: Path, app_env: pytest.MonkeyPatch) -> Path:
     """A private copy of the ingested sample, set as the app's data folder."""
-    root = tmp_path / "data"
-    shutil.copytree(sample_db, root)
-    app_env.setenv("MMREC_DATA_DIR", str(root))
-    return root
+    return app_data_dir(sample_db, tmp_path, app_env)
 
 
 @pytest.fixture(scope="session")
@@ -139,3 +144,39 @@ def tiny_engine(tmp_path: Path):
     smollm2_tokenizer(MODEL_CACHE)
     folder = make_tiny_causal_lm(tmp_path / "tiny-llama", "llama", MODEL_CACHE / "smollm2-tokenizer")
     return get_engine(replace(load_settings(tmp_path / "engine"), engine="hf", llm=str(folder), device="cpu"))
+
+
+def engine_for_adapters(settings):
+    """`eval_all`'s engine_for: the scripted engine, and for an adapter the 'tuned' one (other scores)."""
+    from tests.fakes import ScriptedEngine, TunedScripted
+
+    return lambda adapter: (TunedScripted if adapter else ScriptedEngine)(replace(settings, adapter=adapter))
+
+
+def fake_adapter(ws: Workspace, protocol_id: str, name: str = "sft-0123456789ab") -> str:
+    """A finished SFT training run whose adapter folder exists (the scripted engine never reads it)."""
+    from mmrec_core.evaluate import record_run
+
+    folder = ws.settings.data_dir / "runs" / name / "adapter"
+    folder.mkdir(parents=True)
+    record_run(ws, "sample", protocol_id, "train", "llm-sft", {"steps": 1}, folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def eval_db(rec_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """rec_db after `eval --all` (popularity, SASRec, the LLM zero-shot and with one adapter) and a subset run."""
+    from mmrec_core.eval_all import eval_all
+    from mmrec_core.llm_eval import evaluate_llm
+    from mmrec_core.splits import create_protocol
+    from tests.fakes import ScriptedEngine
+
+    root = tmp_path_factory.mktemp("eval") / "data"
+    shutil.copytree(rec_db, root)
+    ws = open_workspace(load_settings(root))
+    pid = create_protocol(ws.store, "sample")
+    fake_adapter(ws, pid)
+    eval_all(ws, "sample", pid, engine_for=engine_for_adapters(ws.settings))
+    evaluate_llm(ws, ScriptedEngine(ws.settings), "sample", pid, n_users=30)  # a subset: never ranked
+    ws.close()
+    return root

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,7 +31,7 @@ class ScriptedEngine:
             "engine": self.name,
             "model": self.model_names()[task],
             "prompt_version": prompt_version,
-            "params": params,
+            "params": {**params, "adapter": self.settings.adapter} if self.settings.adapter else params,
         }
 
     def generate(self, prompts: Sequence[str], options=None, system: str | None = None) -> list[str]:
@@ -88,3 +89,12 @@ def _overlap(context: str, candidate: str) -> float:
     words = set(re.findall(r"\w+", context.lower()))
     mine = re.findall(r"\w+", candidate.lower().split("will this customer")[0])
     return (sum(w in words for w in mine) + 0.5) / (len(mine) + 1.0)
+
+
+class TunedScripted(ScriptedEngine):
+    """Stands in for the LLM with an adapter: other scores (overlap squared plus a per-candidate jitter)."""
+
+    def score_yes_no(self, prefix: str, suffixes: Sequence[str], system: str | None = None) -> np.ndarray:
+        base = super().score_yes_no(prefix, suffixes, system)
+        jitter = np.asarray([zlib.crc32(s.encode()) % 1000 / 5000 for s in suffixes], dtype=np.float32)
+        return base**2 + jitter

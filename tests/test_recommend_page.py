@@ -4,7 +4,6 @@ listwise), see rationale, flags, evidence and the exact prompt; candidates by ha
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from mmrec_core.recommend import held_out_item, stored_candidates
 from mmrec_core.splits import create_protocol
 from mmrec_core.workspace import open_workspace
 from tests.app_helpers import run_app
+from tests.conftest import app_data_dir
 from tests.fakes import ScriptedEngine
 
 PAGE = "pages/recommend.py"
@@ -25,11 +25,8 @@ PAGE = "pages/recommend.py"
 @pytest.fixture
 def rec_dir(rec_db: Path, tmp_path: Path, app_env: pytest.MonkeyPatch) -> Path:
     """The prepared sample (profiles, graph, SASRec) as the app's data folder, with the scripted engine."""
-    root = tmp_path / "data"
-    shutil.copytree(rec_db, root)
-    app_env.setenv("MMREC_DATA_DIR", str(root))
     app_env.setattr(mmrec_core.engines, "get_engine", ScriptedEngine)
-    return root
+    return app_data_dir(rec_db, tmp_path, app_env)
 
 
 def first_customer(root: Path) -> tuple[str, list[str], str, dict[str, str]]:

@@ -52,7 +52,7 @@ def test_every_page_renders_without_errors(page: Page, server) -> None:
     settle(page)
     links = page.locator('[data-testid="stSidebarNavLink"]')
     titles = [t.strip().splitlines()[-1] for t in links.all_inner_texts()]  # after the icon's name
-    assert titles[:6] == ["Overview", "Catalog", "Customers", "Item graph", "Recommend", "Train"], titles
+    assert titles[:7] == ["Overview", "Catalog", "Customers", "Item graph", "Recommend", "Train", "Evaluate"], titles
     for title in titles:
         open_page(page, server, title)
         assert_no_errors(page, server)
