@@ -30,6 +30,9 @@ def add_llm_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rationale-ratio", type=float, default=0.1, help="grpo: share of prompts with a rationale")
     p.add_argument("--rationale-confidence", type=float, default=0.5, help="grpo: confidence a rationale needs")
     p.add_argument("--rationale-source", default="evidence", help="grpo: evidence, model or both")
+    p.add_argument(
+        "--finish", action="store_true", help="LLM: resume these settings' run and end it now, keeping its best adapter"
+    )
 
 
 def parse_ratios(text: str | None) -> dict[str, float] | None:
@@ -49,7 +52,7 @@ def parse_ratios(text: str | None) -> dict[str, float] | None:
 def cmd_train_llm(ws, args: argparse.Namespace) -> None:
     from mmrec_core.cli import _with_progress
     from mmrec_core.engines import get_engine
-    from mmrec_core.finetune.runs import train_config, train_llm
+    from mmrec_core.finetune.runs import folder_of, stop_training, train_config, train_llm
     from mmrec_core.jobs import JobStopped
 
     keys = ("examples", "steps", "lr", "lora_r", "qlora", "gradient_checkpointing", "valid_users", "eval_steps")
@@ -58,6 +61,8 @@ def cmd_train_llm(ws, args: argparse.Namespace) -> None:
     options = {k: getattr(args, k) for k in keys}
     config = train_config(args.model, ratios=parse_ratios(args.ratios), **options)
     engine = get_engine(ws.settings)
+    if args.finish:  # one more step from the last checkpoint, then the run ends as if it were complete
+        stop_training(folder_of(ws, engine, args.model, args.dataset, args.protocol, config), finish=True)
     try:
         run_id = _with_progress(
             "step", lambda p: train_llm(ws, engine, args.model, args.dataset, args.protocol, config, p)

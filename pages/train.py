@@ -61,7 +61,7 @@ except ValueError as exc:
 folder = runs.folder_of(ws, engine, method, dataset, None, config)
 running = live_job(ws.store, "train", dataset=dataset)
 job = runs.latest_training(ws, dataset)
-start, stop = st.columns(2)
+start, stop, finish = st.columns(3)
 start.button(
     "Start (resumes the same settings)",
     type="primary",
@@ -70,6 +70,20 @@ start.button(
     on_click=lambda: st.session_state.update(train_go=True),
 )
 stop.button("Stop", disabled=not running, key="train_stop", on_click=lambda: runs.stop_training(job["folder"]))
+
+
+def finish_now() -> None:
+    runs.stop_training(job["folder"] if running else folder, finish=True)
+    st.session_state["train_go"] = not running  # a stopped run: resume it only to end it
+
+
+finish.button(
+    "Finish now",
+    disabled=not (running or runs.has_checkpoint(folder)),
+    key="train_finish",
+    on_click=finish_now,
+    help="End the run after the current step and keep its best adapter (a stopped run: from its checkpoint)",
+)
 if st.session_state.pop("train_go", False) and not running:
     runs.start_training(ws, engine, method, dataset, config)
     st.rerun()

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from mmrec_core.engines import get_engine
-from mmrec_core.finetune.common import run_folder
+from mmrec_core.finetune.common import request_stop, run_folder
 from mmrec_core.finetune.data import TrainDataConfig
 from mmrec_core.finetune.sft import SFTRunConfig, train_sft
+from mmrec_core.jobs import JobStopped
 from mmrec_core.splits import create_protocol
 from mmrec_core.workspace import Workspace
 
@@ -54,6 +55,27 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(rec_ws: Workspace, tiny_e
     assert meta["steps"] == 4 and (folder / "checkpoints" / "checkpoint-4").is_dir()
     assert [v["step"] for v in meta["valid"]] == [0, 2, 4]  # the checks before the kill are kept
     assert rec_ws.store.scalar("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]) == 1
+
+
+def test_finish_ends_a_stopped_run_at_once_and_keeps_its_best_adapter(rec_ws: Workspace, tiny_engine) -> None:
+    config = replace(CONFIG, max_steps=8)
+    pid = create_protocol(rec_ws.store, "sample")
+    folder = run_folder(rec_ws, "sft", "sample", pid, tiny_engine.llm_source(), config.key())
+
+    def stop_at_step_3(step: int, total: int, message: str) -> None:
+        if step >= 3:
+            request_stop(folder)
+
+    with pytest.raises(JobStopped):
+        train_sft(rec_ws, tiny_engine, "sample", config=config, progress=stop_at_step_3)
+    request_stop(folder, finish=True)  # `mmrec train sft ... --finish`, the Train page's Finish now
+    run_id = train_sft(rec_ws, tiny_engine, "sample", config=config)
+    meta = json.loads((folder / "adapter" / "mmrec_adapter.json").read_text())
+    assert meta["steps"] == 5 and [v["step"] for v in meta["valid"]] == [0, 2, 4, 5]  # one more step, then the end
+    assert meta["best_valid_HR@5"] == max(v["valid_HR@5"] for v in meta["valid"])
+    assert not (folder / "FINISH").exists() and rec_ws.store.scalar(
+        "SELECT count(*) FROM runs WHERE run_id = ?", [run_id]
+    )
 
 
 def test_cli_trains_then_scores_with_the_adapter(rec_ws: Workspace, tiny_engine, monkeypatch, capsys) -> None:

@@ -67,6 +67,19 @@ def test_stop_saves_and_start_again_resumes(train_dir: Path) -> None:
     assert list(at.dataframe[0].value["steps"]) == [30]
 
 
+def test_finish_now_ends_the_run_early_and_keeps_its_adapter(train_dir: Path) -> None:
+    at = _settings(run_app(PAGE), steps=30, every=15)
+    assert at.button(key="train_finish").disabled  # nothing to finish yet
+    at.button(key="train_start").click().run()
+    rerun_until(at, lambda a: any("loss" in p.proto.text for p in a.get("progress")) or _job_ended(a), 240)
+    at.button(key="train_finish").click().run()
+    rerun_until(at, _job_ended, timeout=240)
+    assert not at.error and not at.warning, [e.value for e in at.error] + [w.value for w in at.warning]
+    finished = at.dataframe[0].value
+    assert list(finished["method"]) == ["llm-sft"] and 0 < finished["steps"].iloc[0] < 30
+    assert Path(finished["adapter"].iloc[0]).is_dir()
+
+
 @pytest.mark.parametrize(
     "method, shown",
     [("sft", "Task mix"), ("grpo", "Correctness reward"), ("keywords", "Rewards: R_info + R_recon + R_len")],

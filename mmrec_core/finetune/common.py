@@ -4,7 +4,9 @@ A run folder is keyed by everything that decides the result (method, data set, p
 config), so starting the same run again finds its checkpoints and resumes. While training, the
 trainer's log history is rewritten to `<run>/log.json` at every log step: that file is what the Train
 page draws its live curves from. A `STOP` file in the run folder asks the trainer to save a checkpoint
-and stop (the page's Stop button); starting the run again resumes from that checkpoint.
+and stop (the page's Stop button); starting the run again resumes from that checkpoint. A `FINISH`
+file ends the run early as if it had reached its last step: the best adapter so far is kept, its
+metadata written and the run recorded (read by the next start when no trainer is running).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from mmrec_core.jobs import JobStopped
 from mmrec_core.workspace import Workspace
 
 Progress = Callable[[int, int, str], None]
-LOG_FILE, STOP_FILE = "log.json", "STOP"
+LOG_FILE, STOP_FILE, FINISH_FILE = "log.json", "STOP", "FINISH"
 
 
 def run_folder(ws: Workspace, method: str, dataset: str, protocol_id: str, base: str, config_key: str) -> Path:
@@ -89,9 +91,10 @@ def read_log(folder: Path) -> list[dict]:
         return []
 
 
-def request_stop(folder: Path) -> None:
+def request_stop(folder: Path, finish: bool = False) -> None:
+    """Stop at the end of the current step: to resume later, or (`finish`) for good, keeping the best adapter."""
     Path(folder).mkdir(parents=True, exist_ok=True)
-    (Path(folder) / STOP_FILE).write_text("stop requested\n")
+    (Path(folder) / (FINISH_FILE if finish else STOP_FILE)).write_text("requested\n")
 
 
 class RunLogCallback(TrainerCallback):
@@ -116,6 +119,9 @@ class RunLogCallback(TrainerCallback):
             self.stopped = True
             control.should_save = True  # a checkpoint to resume from
             control.should_training_stop = True
+        elif (self.folder / FINISH_FILE).is_file():
+            control.should_save = True  # so a later start with the same settings could still go on
+            control.should_training_stop = True  # not `stopped`: the run ends normally, adapter and all
         return control
 
 
@@ -161,6 +167,7 @@ def train_or_resume(trainer, folder: Path, log: RunLogCallback, what: str) -> No
     trainer.remove_callback(PrinterCallback)  # it prints every log dict; progress goes through `progress`
     checkpoints = folder / "checkpoints"
     trainer.train(resume_from_checkpoint=get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None)
+    (folder / FINISH_FILE).unlink(missing_ok=True)  # the request is spent
     state = trainer.state
     if log.stopped and state.global_step < state.max_steps:
         raise JobStopped(stopped_message(what, state.global_step, state.max_steps))

@@ -112,9 +112,15 @@ def start_training(ws: Workspace, engine, method: str, dataset: str, config, pro
     )
 
 
-def stop_training(folder: str | Path) -> None:
-    """Ask the run in `folder` to save a checkpoint and stop at the end of its current step."""
-    request_stop(Path(folder))
+def stop_training(folder: str | Path, finish: bool = False) -> None:
+    """Ask the run in `folder` to save a checkpoint and stop at the end of its current step; with `finish`
+    the run ends there for good and keeps its best adapter (when none is running: at its next start)."""
+    request_stop(Path(folder), finish)
+
+
+def has_checkpoint(folder: str | Path) -> bool:
+    checkpoints = Path(folder) / "checkpoints"
+    return checkpoints.is_dir() and any(checkpoints.glob("checkpoint-*"))
 
 
 def adapters(ws: Workspace, dataset: str) -> pd.DataFrame:
