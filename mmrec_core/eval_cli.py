@@ -31,6 +31,8 @@ def cmd_eval_all(ws: Workspace, args: argparse.Namespace) -> None:
     bars = []
 
     def progress_for(run):
+        if bars:
+            bars[-1][1]()  # the previous LLM run is done
         print(f"{run.label} ...", flush=True)
         bars.append(_tqdm_progress("user"))
         return bars[-1][0]

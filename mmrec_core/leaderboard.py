@@ -105,7 +105,8 @@ def leaderboard(ws: Workspace, dataset: str, protocol_id: str, n_boot: int = 200
     runs = eval_runs(ws, dataset, protocol_id)
     runs["reason"] = [_reason(r, reference, n_users) for r in runs.itertuples()]
     ok = runs[runs["reason"] == ""].drop_duplicates("label")  # newest first: one run per setting
-    apart = runs[runs["reason"] != ""].drop_duplicates("label")  # stated, so no run silently disappears
+    newest = runs.drop_duplicates("label")
+    apart = newest[newest["reason"] != ""]  # a setting's latest run that cannot be ranked is stated, never hidden
     rows = []
     for run in ok.itertuples():
         per_user = user_metrics(ws, run.run_id)[METRICS]
