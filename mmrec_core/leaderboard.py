@@ -223,7 +223,7 @@ def user_groups(ws: Workspace, dataset: str, protocol_id: str, by: str, max_grou
         edges = np.r_[edges[0] - 1, edges[1:] if len(edges) > 1 else edges]
         cut = pd.cut(n, edges)
         labels = {iv: f"{int(iv.left) + 1}-{int(iv.right)} purchases" for iv in cut.cat.categories}
-        return cut.map(labels).astype(str).rename("group")
+        return cut.map(labels).rename("group")  # still categorical: the bins keep their numeric order
     if by == "category":
         cat = ws.store.sql_df(
             "SELECT s.user_id, coalesce(i.category, 'unknown') AS category FROM splits s "
@@ -231,7 +231,9 @@ def user_groups(ws: Workspace, dataset: str, protocol_id: str, by: str, max_grou
             [dataset, protocol_id],
         ).set_index("user_id")["category"]
         top = cat.value_counts().index[:max_groups]
-        return cat.where(cat.isin(top), "other").rename("group")
+        grouped = cat.where(cat.isin(top), "other")
+        order = list(dict.fromkeys([*top, "other"]))  # largest first; a category really named "other" once
+        return grouped.astype(pd.CategoricalDtype(order, ordered=True)).rename("group")
     raise ValueError(f"Unknown breakdown '{by}'; use 'history' or 'category'.")
 
 
@@ -243,6 +245,7 @@ def breakdown(
     frames = []
     for run_id in run_ids:
         values = user_metrics(ws, run_id)[metric].to_frame("value").join(groups, how="inner")
-        agg = values.groupby("group")["value"].agg(["mean", "size"]).reset_index()
+        agg = values.groupby("group", observed=True)["value"].agg(["mean", "size"]).reset_index()
+        agg["group"] = agg["group"].astype(str)
         frames.append(agg.rename(columns={"mean": "value", "size": "users"}).assign(run_id=run_id))
     return pd.concat(frames, ignore_index=True)[["group", "run_id", "value", "users"]]
