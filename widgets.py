@@ -6,7 +6,7 @@ these helpers only open things, remember choices and draw; every number comes fr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,6 @@ import plotly.express as px
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from mmrec_core import jobs
 from mmrec_core.config import (
     CHOICES,
     ENGINE_FIELDS,
@@ -25,10 +24,12 @@ from mmrec_core.config import (
     load_settings,
     save_settings,
 )
-from mmrec_core.images import ImageStore
-from mmrec_core.ingest import IngestError
-from mmrec_core.store import StoreError
-from mmrec_core.workspace import Workspace, ensure_sample_dataset, open_workspace
+from mmrec_core.core import jobs
+from mmrec_core.core.options import options
+from mmrec_core.data.ingest import IngestError, ensure_sample_dataset
+from mmrec_core.store.database import StoreError
+from mmrec_core.store.images import ImageStore
+from mmrec_core.store.workspace import Workspace, open_workspace
 
 # Session-state key of the sidebar's data-set selector; every page reads the choice from here.
 DATASET_KEY = "dataset"
@@ -243,3 +244,56 @@ def session_cached(key: tuple, build: Callable[[], Any]) -> Any:
         cache.clear()  # one entry at a time: these objects hold whole data sets
         cache[key] = build()
     return cache[key]
+
+
+def option_widgets(
+    config: Any,
+    names: Sequence[str],
+    key: str,
+    choices: Mapping[str, Sequence[Any]] | None = None,
+    container: Any = st,
+) -> dict[str, Any]:
+    """One form widget per option `names` of a config (class or instance: its values come first), with the
+    field's help (`core.options`); returns {option name: value}. `choices` overrides an option's choices
+    (a select box of what exists, e.g. adapters). Keys are `<key>_<option dest>`."""
+    found = {o.name: o for o in options(config)}
+    values: dict[str, Any] = {}
+    for name in names:
+        o = found[name]
+        label, wkey = o.help.split(". ")[0].rstrip("."), f"{key}_{o.dest}"
+        low, high, step = o.range or (None, None, None)
+        allowed = (choices or {}).get(name, o.choices)
+        if allowed is not None:
+            allowed = list(allowed)
+            index = allowed.index(o.default) if o.default in allowed else 0
+            widget = container.radio if len(allowed) <= 4 else container.selectbox
+            kwargs = {"horizontal": True} if widget is container.radio else {}
+            values[name] = widget(label, allowed, index=index, key=wkey, help=o.help, **kwargs)
+        elif o.kind is bool:
+            values[name] = container.checkbox(label, o.default, key=wkey, help=o.help)
+        elif o.kind is dict:
+            container.markdown(f"**{label}**")
+            values[name] = {
+                k: container.slider(k, low, high, float(v), step, key=f"{wkey}_{k}", help=o.help)
+                for k, v in o.default.items()
+            }
+        elif o.kind is float and step:
+            values[name] = container.slider(label, low, high, float(o.default), step, key=wkey, help=o.help)
+        elif o.kind is int and low is not None and high is not None and high - low <= 100:
+            values[name] = container.slider(label, low, high, o.default, step or 1, key=wkey, help=o.help)
+        elif o.kind in (int, float):
+            fmt = "%.0e" if o.kind is float and 0 < abs(o.default) < 1e-3 else None
+            kind = o.kind
+            values[name] = container.number_input(
+                label,
+                None if low is None else kind(low),
+                None if high is None else kind(high),
+                kind(o.default),
+                step=None if step is None else kind(step),
+                format=fmt,
+                key=wkey,
+                help=o.help,
+            )
+        else:
+            values[name] = container.text_input(label, o.default, key=wkey, help=o.help)
+    return values

@@ -33,7 +33,7 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from mmrec_core.item_graph import GraphConfig, cooccurrence_edges, graph_stats, merge_edges, semantic_edges  # noqa: E402
+from mmrec_core.graph.edges import GraphConfig, cooccurrence_edges, graph_stats, merge_edges, semantic_edges  # noqa: E402
 
 CLUSTER = 25  # items per synthetic cluster (more than k, so neighbours are mostly same-cluster)
 # Noise norm s around a cluster centre, drawn per cluster: same-cluster cosine ~ 1 / (1 + s^2), from 0.74

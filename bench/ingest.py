@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _one(fmt: str, path: str, out: mp.Queue) -> None:
     from mmrec_core.config import load_settings
-    from mmrec_core.ingest import ingest
-    from mmrec_core.workspace import open_workspace
+    from mmrec_core.data.ingest import ingest
+    from mmrec_core.store.workspace import open_workspace
 
     with tempfile.TemporaryDirectory() as tmp:
         ws = open_workspace(load_settings(tmp))
@@ -43,7 +43,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "datasets")
     args = ap.parse_args()
-    from mmrec_core.ingest import READERS
+    from mmrec_core.data.ingest import READERS
 
     jobs = [("hm", REPO / "sample_data"), ("hm", args.shared / "hm"), ("microlens", args.shared / "microlens50k")]
     print(f"{'data set':<28}{'rows':>10}{'inter.':>10}{'items':>8}{'images':>8}{'ingest s':>10}"

@@ -23,12 +23,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mmrec_core.config import load_settings  # noqa: E402
+from mmrec_core.data.ingest import ensure_sample_dataset  # noqa: E402
 from mmrec_core.engines import get_engine  # noqa: E402
 from mmrec_core.finetune.common import load_policy  # noqa: E402
-from mmrec_core.finetune.data import TrainDataBuilder, TrainDataConfig  # noqa: E402
-from mmrec_core.rec_context import ContextBuilder  # noqa: E402
-from mmrec_core.splits import create_protocol  # noqa: E402
-from mmrec_core.workspace import ensure_sample_dataset, open_workspace  # noqa: E402
+from mmrec_core.finetune.configs import TrainDataConfig  # noqa: E402
+from mmrec_core.finetune.data import TrainDataBuilder  # noqa: E402
+from mmrec_core.recommend.context import ContextBuilder  # noqa: E402
+from mmrec_core.store.workspace import (
+    default_protocol,  # noqa: E402
+    open_workspace,  # noqa: E402
+)
 
 
 class Clock:
@@ -110,7 +114,7 @@ def main() -> None:
         ws = open_workspace(load_settings(Path(tmp) / "data"))
         ensure_sample_dataset(ws)
         engine = get_engine(ws.settings)
-        builder = ContextBuilder(ws, "sample", create_protocol(ws.store, "sample"))
+        builder = ContextBuilder(ws, "sample", default_protocol(ws, "sample"))
         n = (args.steps + 1) * args.batch
         examples = TrainDataBuilder(builder, lambda t: engine.count_tokens(t), TrainDataConfig(n_examples=n)).build()
         print(

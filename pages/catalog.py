@@ -6,9 +6,9 @@ their state, so a plain rerun always shows the current progress and the texts st
 
 import streamlit as st
 
-from mmrec_core import catalog
 from mmrec_core.engines import get_engine
-from mmrec_core.images import BadImageError
+from mmrec_core.store.images import BadImageError
+from mmrec_core.textualize import catalog
 from widgets import current_dataset, get_workspace, item_card, item_text_version, item_thumbnail, live_job
 
 PAGE_SIZE = 24

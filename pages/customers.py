@@ -7,17 +7,17 @@ is stored. Held-out (valid/test) purchases are shown apart: they never reach a p
 import plotly.express as px
 import streamlit as st
 
-from mmrec_core import customers
 from mmrec_core.engines import get_engine
-from mmrec_core.profiles import PROFILES_JOB, start_profiles
-from mmrec_core.splits import create_protocol
+from mmrec_core.profiles import customers
+from mmrec_core.profiles.build import PROFILES_JOB, start_profiles
+from mmrec_core.store.workspace import default_protocol
 from widgets import current_dataset, get_workspace, live_job, thumbnail_row
 
 SELECTED = "customer_selected"
 
 ws = get_workspace()
 dataset = current_dataset()
-protocol = create_protocol(ws.store, dataset)  # the default protocol (stored once, then looked up)
+protocol = default_protocol(ws, dataset)
 
 st.title(f"Customers · {dataset}")
 

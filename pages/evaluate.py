@@ -8,9 +8,8 @@ compared user by user; the customers they disagree on open on the Recommend or C
 
 import streamlit as st
 
-from mmrec_core import leaderboard as lb
-from mmrec_core.report import breakdown_figure, format_table, leaderboard_figure
-from mmrec_core.splits import create_protocol
+from mmrec_core.evaluate import leaderboard as lb
+from mmrec_core.evaluate.report import breakdown_figure, format_table, leaderboard_figure
 from widgets import current_dataset, data_version, get_workspace, session_cached
 
 PAGES = {
@@ -24,7 +23,6 @@ if target := st.session_state.pop("ev_open", None):
     st.switch_page(target)
 st.title(f"Evaluate · {dataset}")
 
-create_protocol(ws.store, dataset)  # the default protocol exists from the first visit
 protocol = st.selectbox(
     "Protocol",
     lb.protocols(ws, dataset),

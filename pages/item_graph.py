@@ -9,17 +9,20 @@ import json
 import pandas as pd
 import streamlit as st
 
-from mmrec_core import catalog, graph_view, jobs
+from mmrec_core.core import jobs
 from mmrec_core.engines import get_engine
-from mmrec_core.item_graph import GraphConfig, build_item_graph, ego_network, graph_stats, stored_graphs
-from mmrec_core.splits import create_protocol
-from widgets import current_dataset, data_version, get_workspace, live_job
+from mmrec_core.graph import view as graph_view
+from mmrec_core.graph.build import ITEM_TEXT_KIND, build_item_graph
+from mmrec_core.graph.edges import GraphConfig, graph_stats
+from mmrec_core.store.workspace import default_protocol
+from mmrec_core.textualize import catalog
+from widgets import current_dataset, data_version, get_workspace, live_job, option_widgets
 
 SELECTED, PENDING, JOB = "graph_item", "graph_clicked", "item-graph"
 
 ws = get_workspace()
 dataset = current_dataset()
-protocol = create_protocol(ws.store, dataset)
+protocol = default_protocol(ws, dataset)
 st.title(f"Item graph · {dataset}")
 
 
@@ -42,8 +45,8 @@ def build() -> None:
 
 
 running = live_job(ws.store, JOB, dataset=dataset, protocol_id=protocol)
-n_vectors = ws.store.scalar("SELECT count(*) FROM embeddings WHERE dataset = ? AND kind = 'item:text'", [dataset])
-built = [json.loads(p).get("protocol_id") for p in stored_graphs(ws.store, dataset)["params"]]
+n_vectors = ws.store.embedding_count(dataset, ITEM_TEXT_KIND)
+built = [json.loads(p).get("protocol_id") for p in ws.store.stored_graphs(dataset)["params"]]
 if protocol not in built or running:  # the embeddings alone may be a build still under way
     st.info("No item graph yet: build it here or with `mmrec graph` (embeds every item's text once).")
     st.button("Build item graph", on_click=build, disabled=running, type="primary")
@@ -51,10 +54,9 @@ if protocol not in built or running:  # the embeddings alone may be a build stil
 
 with st.expander("Graph settings", expanded=True):
     c = st.columns(5)
-    alpha = c[0].slider("alpha (cosine threshold)", 0.0, 1.0, 0.5, 0.05, key="graph_alpha")
-    k = c[1].slider("k (semantic neighbours)", 1, 30, 10, key="graph_k")
-    window = c[2].slider("K_c (co-occurrence window)", 1, 10, 3, key="graph_window")
-    m = c[3].slider("m (min. users per pair)", 1, 5, 2, key="graph_m")
+    names = ("alpha", "k", "window", "min-count")  # the build's own defaults (GraphConfig), as `mmrec graph`
+    chosen = {n: option_widgets(GraphConfig, [n], "graph", container=col)[n] for n, col in zip(names, c, strict=False)}
+    alpha, k, window, m = (chosen[n] for n in names)
     radius = c[4].radio("Radius", [1, 2], horizontal=True, key="graph_radius")
 version = data_version(ws, dataset)
 graph_edges = edges(version, protocol, n_vectors, alpha, k, window, m)
@@ -87,7 +89,7 @@ if not options:
     st.stop()
 item = st.selectbox("Item", options, key=SELECTED, format_func=lambda i: f"{titles.at[i, 'title']} · {i}")
 
-ego = ego_network(graph_edges, item, radius)
+ego = graph_view.ego_network(graph_edges, item, radius)
 paths = {
     i: str(ws.images.path(titles.at[i, "image_sha256"], titles.at[i, "ext"]))
     for i in ego

@@ -4,8 +4,8 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from mmrec_core import stats
-from mmrec_core.store import Store
+from mmrec_core.data import stats
+from mmrec_core.store.database import Store
 from widgets import current_dataset, data_version, get_workspace, thumbnail_row
 
 
@@ -14,9 +14,9 @@ def load_overview(_store: Store, version: str, dataset: str) -> dict:
     """Queries that only change when the data set is re-ingested (`version` changes then)."""
     return {
         "summary": stats.dataset_summary(_store, dataset),
-        "lengths": stats.sequence_lengths(_store, dataset),
-        "categories": stats.category_counts(_store, dataset, top=15),
-        "top_items": stats.sample_items_with_images(_store, dataset, n=8),
+        "lengths": _store.sequence_lengths(dataset),
+        "categories": _store.category_counts(dataset, top=15),
+        "top_items": _store.sample_items_with_images(dataset, n=8),
     }
 
 
@@ -26,7 +26,7 @@ data = load_overview(ws.store, data_version(ws, dataset), dataset)
 summary = data["summary"]
 # Protocols and pipeline counts change without a re-ingest (new splits, background jobs) and are cheap
 # to count, so they are read live on every run instead of being cached.
-protocols = stats.protocol_summaries(ws.store, dataset)
+protocols = ws.store.protocol_summaries(dataset)
 status = stats.pipeline_status(ws.store, dataset)
 
 st.title(f"Overview · {dataset}")

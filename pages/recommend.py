@@ -8,18 +8,19 @@ from dataclasses import replace
 
 import streamlit as st
 
-from mmrec_core import customers, recommend
 from mmrec_core.engines import get_engine
-from mmrec_core.evidence import EvidenceFinder
 from mmrec_core.finetune import runs
-from mmrec_core.llm_recommender import MODES, LLMRecommender, RecommendConfig
-from mmrec_core.rec_context import ContextBuilder
-from mmrec_core.splits import create_protocol
-from widgets import current_dataset, data_version, get_workspace, item_thumbnail, session_cached
+from mmrec_core.profiles import customers
+from mmrec_core.recommend import customer as recommend
+from mmrec_core.recommend.context import ContextBuilder
+from mmrec_core.recommend.evidence import EvidenceFinder
+from mmrec_core.recommend.llm import LLMRecommender, RecommendConfig
+from mmrec_core.store.workspace import default_protocol
+from widgets import current_dataset, data_version, get_workspace, item_thumbnail, option_widgets, session_cached
 
 ws = get_workspace()
 dataset = current_dataset()
-protocol = create_protocol(ws.store, dataset)
+protocol = default_protocol(ws, dataset)
 st.title(f"Recommend · {dataset}")
 
 left, right = st.columns([2, 3])
@@ -38,13 +39,7 @@ with left:
         format_func=lambda a: a or "none (the engine's setting)",
         help="A LoRA adapter from the Train page (or `mmrec train sft|grpo`) on the engine's LLM",
     )
-    mode = st.radio(
-        "Mode",
-        MODES,
-        horizontal=True,
-        key="rec_mode",
-        help="pointwise: p(yes) per candidate; listwise: the model reasons over all candidates, then names one",
-    )
+    mode = option_widgets(RecommendConfig, ["mode"], "rec")["mode"]
 with right:
     source = st.radio("Candidates", recommend.SOURCES, key="rec_source")
     models = recommend.trained_models(ws, dataset, protocol)
@@ -54,10 +49,9 @@ with right:
     elif source == recommend.SOURCES[2]:
         titles = ws.store.items(dataset).set_index("item_id")["title"].to_dict()
         chosen = st.multiselect("Items", list(titles), key="rec_items", format_func=lambda i: f"{titles[i]} · {i}")
-    with st.expander("Prompt settings"):
-        n_history = st.slider("Last purchases in the prompt", 0, 20, 5, key="rec_history")
-        n_similar = st.slider("Similar customers", 0, 5, 3, key="rec_similar")
-        explain = st.slider("Rationales for the top k (pointwise)", 0, 10, 3, key="rec_explain")
+    with st.expander("Prompt settings"):  # RecommendConfig's defaults, as `mmrec score`
+        o = option_widgets(RecommendConfig, ["history", "similar-users", "explain"], "rec")
+        n_history, n_similar, explain = o["history"], o["similar-users"], o["explain"]
 
 builder, finder = session_cached(
     ("rec", data_version(ws, dataset), protocol, n_history, n_similar, tuple(models)),

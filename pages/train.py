@@ -1,7 +1,8 @@
 """Train: fine-tune the recommender LLM (SFT, GRPO) or the keyword summarizer (RLVR) in the background.
 
-The settings build the same config as `mmrec train ...` (`finetune.runs.train_config`): the same
-settings land in the same run folder, so Start after Stop (or after a crash) resumes.
+The form is generated from the trainers' config dataclasses (`finetune.configs`), as `mmrec train`'s
+flags are, and builds the config the same way (`finetune.runs.train_config`): the same settings land
+in the same run folder (shown), so Start after Stop, after a crash, or after the CLI, resumes.
 """
 
 import plotly.express as px
@@ -9,8 +10,7 @@ import streamlit as st
 
 from mmrec_core.engines import get_engine
 from mmrec_core.finetune import LLM_METHODS, runs
-from mmrec_core.finetune.data import TASKS
-from widgets import current_dataset, get_workspace, live_job
+from widgets import current_dataset, get_workspace, live_job, option_widgets
 
 LABELS = {"sft": "SFT (task mix)", "grpo": "GRPO (listwise)", "keywords": "Keyword RLVR"}
 ws = get_workspace()
@@ -22,35 +22,19 @@ left, right = st.columns([2, 3])
 with left:
     method = st.radio("Method", LLM_METHODS, format_func=LABELS.get, horizontal=True, key="train_method")
     st.caption(f"Base model: `{engine.model_names()['llm']}` (the engine's LLM; change it in Engine settings)")
-    o = {"seed": 0}
-    o["examples"] = st.number_input(
-        "Examples / prompts / items", 2, 100_000, 2000 if method == "sft" else 64, key="t_examples"
-    )
-    o["steps"] = st.number_input("Optimizer steps", 1, 100_000, 200 if method == "sft" else 20, key="t_steps")
-    o["eval_steps"] = st.number_input(
-        "Valid check every n steps", 1, 10_000, 50 if method == "sft" else 10, key="t_eval"
-    )
-    o["lr"] = st.number_input("Learning rate", 1e-6, 1e-2, 2e-4 if method == "sft" else 5e-5, format="%.0e")
-    o["lora_r"] = st.select_slider("LoRA rank", [4, 8, 16, 32, 64], 8)
-with right:
+    config_type, key = runs.TRAINERS[method], f"t_{method}"
+    o = option_widgets(config_type, ["examples", "steps", "eval-steps", "lr", "lora-r"], key)
+with right:  # the rest of each trainer's settings: `mmrec train METHOD --help`
     if method == "sft":
-        st.markdown("**Task mix** (shares, normalised)")
-        default = {"yesno": 0.5, "pick": 0.2, "recon": 0.15, "summary": 0.15}
-        o["ratios"] = {t: st.slider(t, 0.0, 1.0, default[t], 0.05, key=f"ratio_{t}") for t in TASKS}
-        o["valid_users"] = st.number_input("Valid users per check", 2, 5000, 64, key="t_valid")
+        o |= option_widgets(config_type, ["ratios", "valid-users"], key)
     elif method == "grpo":
         done = runs.adapters(ws, dataset)
-        sft = done[done["method"] == "llm-sft"]["adapter"].tolist()
-        o["from_adapter"] = st.selectbox("Start from", ["", *sft], format_func=lambda a: a or "the base model")
-        o["reward"] = st.radio("Correctness reward", ["hit", "rank"], horizontal=True)
-        o["candidates"] = st.slider("Candidates per prompt", 2, 20, 5, key="t_cands")
-        o["generations"] = st.slider("Completions per prompt", 2, 16, 4, key="t_gens")
-        o["format_weight"] = st.slider("Format reward weight (paid only when correct)", 0.0, 1.0, 0.2)
-        o["rationale_ratio"] = st.slider("Share of prompts with a curated rationale", 0.0, 1.0, 0.1)
-        o["rationale_confidence"] = st.slider("Rationale confidence needed", 0.0, 1.0, 0.5)
-        o["valid_users"] = st.number_input("Valid users per check (listwise)", 2, 5000, 16, key="t_valid_g")
+        sft = ["", *done[done["method"] == "llm-sft"]["adapter"]]
+        names = ["from-adapter", "reward", "candidates", "generations", "format-weight", "rationale-ratio"]
+        names += ["rationale-confidence", "valid-users"]
+        o |= option_widgets(config_type, names, key, choices={"from-adapter": sft})
     else:
-        o["generations"] = st.slider("Keyword lists per item", 2, 16, 4, key="t_kw_gens")
+        o |= option_widgets(config_type, ["generations"], key)
         st.caption("Rewards: R_info + R_recon + R_len (weights: engine settings), judged by the frozen LLM.")
 
 try:
@@ -59,6 +43,7 @@ except ValueError as exc:
     st.error(str(exc))
     st.stop()
 folder = runs.folder_of(ws, engine, method, dataset, None, config)
+st.caption(f"Run folder: `{folder}` (the same settings resume it; `mmrec train {method}` uses the same)")
 running = live_job(ws.store, "train", dataset=dataset)
 job = runs.latest_training(ws, dataset)
 start, stop, finish = st.columns(3)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from mmrec_core.config import ENGINE_FIELDS, SAMPLE_DATA_DIR, load_settings
-from mmrec_core.workspace import Workspace, ensure_sample_dataset, open_workspace
+from mmrec_core.data.ingest import ensure_sample_dataset
+from mmrec_core.store.workspace import Workspace, open_workspace
 
 REPO = Path(__file__).resolve().parent.parent
 # Real data sets shipped beside the repository (absent on some machines: those tests skip, loudly).
@@ -110,11 +111,12 @@ def data_dir(sample_db: Path, tmp_path: Path, app_env: pytest.MonkeyPatch) -> Pa
 @pytest.fixture(scope="session")
 def rec_db(sample_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample ingested, with scripted profiles, a scripted-embedding item graph and a briefly trained SASRec."""
-    from mmrec_core.evaluate import train_model
-    from mmrec_core.item_graph import GraphConfig, build_item_graph
+    from mmrec_core.data.splits import create_protocol
+    from mmrec_core.graph.build import build_item_graph
+    from mmrec_core.graph.edges import GraphConfig
+    from mmrec_core.models.registry import train_model
     from mmrec_core.models.sasrec import SASRecConfig
-    from mmrec_core.profiles import build_profiles
-    from mmrec_core.splits import create_protocol
+    from mmrec_core.profiles.build import build_profiles
     from tests.fakes import ScriptedEngine
 
     root = tmp_path_factory.mktemp("rec") / "data"
@@ -155,20 +157,18 @@ def engine_for_adapters(settings):
 
 def fake_adapter(ws: Workspace, protocol_id: str, name: str = "sft-0123456789ab") -> str:
     """A finished SFT training run whose adapter folder exists (the scripted engine never reads it)."""
-    from mmrec_core.evaluate import record_run
-
     folder = ws.settings.data_dir / "runs" / name / "adapter"
     folder.mkdir(parents=True)
-    record_run(ws, "sample", protocol_id, "train", "llm-sft", {"steps": 1}, folder)
+    ws.store.record_run("sample", protocol_id, "train", "llm-sft", {"steps": 1}, folder)
     return str(folder)
 
 
 @pytest.fixture(scope="session")
 def eval_db(rec_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """rec_db after `eval --all` (popularity, SASRec, the LLM zero-shot and with one adapter) and a subset run."""
-    from mmrec_core.eval_all import eval_all
-    from mmrec_core.llm_eval import evaluate_llm
-    from mmrec_core.splits import create_protocol
+    from mmrec_core.data.splits import create_protocol
+    from mmrec_core.evaluate.eval_all import eval_all
+    from mmrec_core.evaluate.llm import evaluate_llm
     from tests.fakes import ScriptedEngine
 
     root = tmp_path_factory.mktemp("eval") / "data"

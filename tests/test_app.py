@@ -12,10 +12,10 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from mmrec_core import stats
 from mmrec_core.config import SAMPLE_DATASET, load_settings
-from mmrec_core.ingest import ingest
-from mmrec_core.workspace import open_workspace
+from mmrec_core.data import stats
+from mmrec_core.data.ingest import ingest
+from mmrec_core.store.workspace import open_workspace
 from tests.app_helpers import run_app
 
 pytestmark = pytest.mark.usefixtures("app_env")  # empty Streamlit caches, default engine settings
@@ -26,7 +26,7 @@ def summary_of(root: Path, dataset: str) -> dict:
     ws = open_workspace(load_settings(root))
     try:
         summary = stats.dataset_summary(ws.store, dataset)
-        summary["top_titles"] = stats.sample_items_with_images(ws.store, dataset, n=8)["title"].tolist()
+        summary["top_titles"] = ws.store.sample_items_with_images(dataset, n=8)["title"].tolist()
         return summary
     finally:
         ws.close()  # before the app opens the same file

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mmrec_core import catalog, jobs
 from mmrec_core.config import SAMPLE_DATA_DIR, SAMPLE_DATASET
-from mmrec_core.images import MAX_IMAGE_BYTES, BadImageError
-from mmrec_core.store import Store
-from mmrec_core.workspace import Workspace
+from mmrec_core.core import jobs
+from mmrec_core.store.database import Store
+from mmrec_core.store.images import MAX_IMAGE_BYTES, BadImageError
+from mmrec_core.store.workspace import Workspace
+from mmrec_core.textualize import catalog
 
 SAMPLE_JPG = SAMPLE_DATA_DIR / "images" / "0111586001.jpg"  # item 0111586001, "Shape Up 30 den 1p Tights"
 

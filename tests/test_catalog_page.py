@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import streamlit as st
 
-from mmrec_core import catalog
 from mmrec_core.config import SAMPLE_DATA_DIR, SAMPLE_DATASET, load_settings
-from mmrec_core.workspace import open_workspace
+from mmrec_core.store.workspace import open_workspace
+from mmrec_core.textualize import catalog
 from tests.app_helpers import rerun_until, run_app
 from tests.conftest import MODEL_CACHE
 from tests.test_catalog import add_text_version

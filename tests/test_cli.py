@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from mmrec_core.cli import main
+from mmrec_core.cli.main import main
 from mmrec_core.config import SAMPLE_DATA_DIR
-from mmrec_core.stats import dataset_summary
-from mmrec_core.store import Store
+from mmrec_core.data.stats import dataset_summary
+from mmrec_core.store.database import Store
 
 
 def test_ingest_then_info_prints_the_real_counts(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

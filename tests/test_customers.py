@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmrec_core import customers
 from mmrec_core.config import SAMPLE_DATASET
-from mmrec_core.profile_eval import distinctness, evaluate_profiles, specificity
-from mmrec_core.profiles import ProfileConfig, build_profiles
-from mmrec_core.splits import create_protocol, train_interactions
+from mmrec_core.data.splits import create_protocol, train_interactions
+from mmrec_core.profiles import customers
+from mmrec_core.profiles.build import ProfileConfig, build_profiles
+from mmrec_core.profiles.quality import distinctness, evaluate_profiles, specificity
 from tests.fakes import ScriptedEngine
 
 

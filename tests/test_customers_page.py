@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 import mmrec_core.engines
-from mmrec_core import customers
 from mmrec_core.config import SAMPLE_DATASET, load_settings
-from mmrec_core.profiles import ProfileConfig, build_profiles
-from mmrec_core.splits import create_protocol
-from mmrec_core.workspace import open_workspace
+from mmrec_core.data.splits import create_protocol
+from mmrec_core.profiles import customers
+from mmrec_core.profiles.build import ProfileConfig, build_profiles
+from mmrec_core.store.workspace import open_workspace
 from tests.app_helpers import rerun_until, run_app
 from tests.fakes import ScriptedEngine
 

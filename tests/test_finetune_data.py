@@ -11,10 +11,11 @@ import pytest
 from datasets import Dataset
 
 from mmrec_core.config import load_settings
-from mmrec_core.finetune.data import TrainDataBuilder, TrainDataConfig, grounded_summary
-from mmrec_core.rec_context import ContextBuilder
-from mmrec_core.splits import create_protocol
-from mmrec_core.workspace import Workspace, open_workspace
+from mmrec_core.data.splits import create_protocol
+from mmrec_core.finetune.configs import TrainDataConfig
+from mmrec_core.finetune.data import TrainDataBuilder, grounded_summary
+from mmrec_core.recommend.context import ContextBuilder
+from mmrec_core.store.workspace import Workspace, open_workspace
 
 
 def words(text: str) -> int:

@@ -10,16 +10,17 @@ from pathlib import Path
 
 import pytest
 
+from mmrec_core.core.jobs import JobStopped
+from mmrec_core.data.splits import create_protocol
 from mmrec_core.finetune.common import read_log, request_stop, run_folder
-from mmrec_core.finetune.data import TrainDataBuilder, TrainDataConfig
-from mmrec_core.finetune.grpo import GRPORunConfig, correctness, make_rewards, train_grpo
-from mmrec_core.finetune.keywords_rl import KeywordRLConfig, train_keywords
+from mmrec_core.finetune.configs import GRPORunConfig, KeywordRLConfig, TrainDataConfig
+from mmrec_core.finetune.data import TrainDataBuilder
+from mmrec_core.finetune.grpo import correctness, make_rewards, train_grpo
+from mmrec_core.finetune.keywords_rl import train_keywords
 from mmrec_core.finetune.monitor import reward_inflation
 from mmrec_core.finetune.rationales import HINT, curate, with_hints
-from mmrec_core.jobs import JobStopped
-from mmrec_core.rec_context import ContextBuilder
-from mmrec_core.splits import create_protocol
-from mmrec_core.workspace import Workspace
+from mmrec_core.recommend.context import ContextBuilder
+from mmrec_core.store.workspace import Workspace
 
 ORDER = ["a", "b", "c", "d", "e"]  # shown as [1]..[5]; the target is "c", number 3
 REWARD_CASES = [
@@ -167,7 +168,7 @@ def test_keyword_rl_logs_the_three_rewards_and_held_out_reward(rec_ws: Workspace
 
 
 def test_cli_grpo_prints_the_per_step_reward_table(rec_ws: Workspace, tiny_engine, monkeypatch, capsys) -> None:
-    from mmrec_core.cli import main
+    from mmrec_core.cli.main import main
 
     monkeypatch.setenv("MMREC_ENGINE", "hf")
     monkeypatch.setenv("MMREC_LLM", tiny_engine.settings.llm)

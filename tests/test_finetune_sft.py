@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from mmrec_core.core.jobs import JobStopped
+from mmrec_core.data.splits import create_protocol
 from mmrec_core.engines import get_engine
 from mmrec_core.finetune.common import request_stop, run_folder
-from mmrec_core.finetune.data import TrainDataConfig
-from mmrec_core.finetune.sft import SFTRunConfig, train_sft
-from mmrec_core.jobs import JobStopped
-from mmrec_core.splits import create_protocol
-from mmrec_core.workspace import Workspace
+from mmrec_core.finetune.configs import SFTRunConfig, TrainDataConfig
+from mmrec_core.finetune.sft import train_sft
+from mmrec_core.store.workspace import Workspace
 
 CONFIG = SFTRunConfig(
     data=TrainDataConfig(n_examples=24, pick_candidates=5), max_steps=4, batch_size=4, eval_steps=2, valid_users=6
@@ -79,7 +79,7 @@ def test_finish_ends_a_stopped_run_at_once_and_keeps_its_best_adapter(rec_ws: Wo
 
 
 def test_cli_trains_then_scores_with_the_adapter(rec_ws: Workspace, tiny_engine, monkeypatch, capsys) -> None:
-    from mmrec_core.cli import main
+    from mmrec_core.cli.main import main
 
     monkeypatch.setenv("MMREC_ENGINE", "hf")
     monkeypatch.setenv("MMREC_LLM", tiny_engine.settings.llm)
@@ -92,7 +92,7 @@ def test_cli_trains_then_scores_with_the_adapter(rec_ws: Workspace, tiny_engine,
     adapter = out.split("score with it: mmrec eval llm sample --adapter ")[1].strip()
     assert main(["--data-dir", root, "eval", "llm", "sample", "--users", "2", "--adapter", adapter]) == 0
     assert "2 users (2 scored now" in capsys.readouterr().out
-    from mmrec_core.store import Store
+    from mmrec_core.store.database import Store
 
     store = Store(Path(root) / "mmrec.duckdb")
     params = json.loads(store.scalar("SELECT params FROM llm_scores LIMIT 1"))

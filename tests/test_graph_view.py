@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmrec_core.graph_view import GraphInputs, edges_for, graph_figure
-from mmrec_core.item_graph import ego_network
+from mmrec_core.graph.view import GraphInputs, edges_for, ego_network, graph_figure
 
 # cosines: a-b .95, a-c .90, b-c .85, c-d .83, d-e .87; f is close to nothing
 VECTORS = {

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from mmrec_core.config import SAMPLE_DATA_DIR
-from mmrec_core.ingest import IngestError, ingest
-from mmrec_core.store import Store
-from mmrec_core.workspace import Workspace
+from mmrec_core.data.ingest import IngestError, ingest
+from mmrec_core.store.database import Store
+from mmrec_core.store.workspace import Workspace
 
 from .conftest import HM_DIR, MICROLENS_DIR, needs_hm, needs_microlens
 

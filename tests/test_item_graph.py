@@ -8,21 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmrec_core.item_graph import (
-    GRAPH_VERSION,
-    ITEM_TEXT_KIND,
-    REASONS,
-    GraphConfig,
-    build_item_graph,
-    cooccurrence_edges,
-    ego_network,
-    graph_stats,
-    item_text,
-    load_graph,
-    merge_edges,
-    semantic_edges,
-)
-from mmrec_core.splits import create_protocol, train_interactions
+from mmrec_core.data.splits import create_protocol, train_interactions
+from mmrec_core.graph.build import GRAPH_VERSION, ITEM_TEXT_KIND, build_item_graph, load_graph
+from mmrec_core.graph.edges import REASONS, GraphConfig, cooccurrence_edges, graph_stats, merge_edges, semantic_edges
+from mmrec_core.graph.view import ego_network
+from mmrec_core.textualize.texts import item_text
 from tests.fakes import ScriptedEngine
 
 # a, b, c point almost the same way; d lies between c and e; f points elsewhere. Cosines:

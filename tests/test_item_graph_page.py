@@ -8,10 +8,11 @@ import pytest
 
 import mmrec_core.engines
 from mmrec_core.config import SAMPLE_DATASET, load_settings
-from mmrec_core.graph_view import edges_for, load_inputs
-from mmrec_core.item_graph import build_item_graph, ego_network, graph_stats
-from mmrec_core.splits import create_protocol
-from mmrec_core.workspace import open_workspace
+from mmrec_core.data.splits import create_protocol
+from mmrec_core.graph.build import build_item_graph
+from mmrec_core.graph.edges import graph_stats
+from mmrec_core.graph.view import edges_for, ego_network, load_inputs
+from mmrec_core.store.workspace import open_workspace
 from tests.app_helpers import rerun_until, run_app
 from tests.fakes import ScriptedEngine
 
@@ -81,3 +82,14 @@ def test_the_catalog_opens_an_item_in_the_graph(graph_dir: Path) -> None:
     assert not at.exception
     assert at.title[0].value == f"Item graph · {SAMPLE_DATASET}"
     assert at.selectbox(key="graph_item").value == "0111586001"
+
+
+def test_the_sliders_start_from_the_builds_defaults(graph_dir: Path) -> None:
+    from mmrec_core.cli.main import build_parser
+    from mmrec_core.core.options import build
+    from mmrec_core.graph.edges import GraphConfig
+
+    at = run_app(PAGE)
+    shown = {key: at.slider(key=f"graph_{key}").value for key in ("alpha", "k", "window", "min_count")}
+    cli = build(GraphConfig, vars(build_parser().parse_args(["graph", SAMPLE_DATASET])))
+    assert shown == {key: getattr(GraphConfig(), key) for key in shown} == {key: getattr(cli, key) for key in shown}

@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmrec_core import leaderboard as lb
 from mmrec_core.config import load_settings
-from mmrec_core.eval_all import eval_all, plan
-from mmrec_core.evaluate import evaluate_model, record_run
-from mmrec_core.splits import create_protocol
-from mmrec_core.workspace import Workspace, open_workspace
+from mmrec_core.data.splits import create_protocol
+from mmrec_core.evaluate import leaderboard as lb
+from mmrec_core.evaluate.eval_all import eval_all, plan
+from mmrec_core.evaluate.offline import evaluate_model
+from mmrec_core.store.workspace import Workspace, open_workspace
 from tests.conftest import engine_for_adapters, fake_adapter
 
 
@@ -100,7 +100,7 @@ def _fake_ranks(ws: Workspace, pid: str, greater: np.ndarray, like: str) -> str:
     users = lb.user_metrics(ws, like).index
     params = json.loads(ws.store.scalar("SELECT params FROM runs WHERE run_id = ?", [like]))
     ranks = pd.DataFrame({"user_id": users, "greater": greater, "ties": 0, "competitors": 20})
-    return record_run(ws, "sample", pid, "eval", "handmade", params, None, None, ranks)
+    return ws.store.record_run("sample", pid, "eval", "handmade", params, None, None, ranks)
 
 
 def test_paired_test_finds_a_real_difference_and_none_between_equal_runs(eval_ws: Workspace) -> None:
@@ -128,7 +128,7 @@ def test_the_protocol_guard_keeps_other_candidates_and_subsets_out_of_the_rankin
         "candidates_hash": "0" * 16,
     }
     ranks = lb.user_metrics(eval_ws, pop).reset_index()[["user_id"]].assign(greater=0, ties=0, competitors=20)
-    odd = record_run(eval_ws, "sample", pid, "eval", "odd", params, None, None, ranks)
+    odd = eval_ws.store.record_run("sample", pid, "eval", "odd", params, None, None, ranks)
     board = lb.leaderboard(eval_ws, "sample", pid)
     assert odd not in set(board.table["run_id"])
     assert "candidate lists differ" in board.excluded.set_index("run_id").loc[odd, "reason"]
@@ -172,7 +172,7 @@ def test_breakdown_groups_cover_every_user_and_average_back_to_the_total(eval_ws
 
 
 def test_cli_eval_all_compare_and_a_self_contained_report(eval_ws: Workspace, monkeypatch, capsys) -> None:
-    from mmrec_core.cli import main
+    from mmrec_core.cli.main import main
 
     monkeypatch.setenv("MMREC_DATA_DIR", str(eval_ws.settings.data_dir))
     eval_ws.close()  # the CLI opens the store itself

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from mmrec_core.metrics import full_rank_counts, metrics_from_counts, rank_counts, summarize
+from mmrec_core.data.metrics import full_rank_counts, metrics_from_counts, rank_counts, summarize
 
 L2 = math.log2
 

@@ -7,13 +7,14 @@ import pandas as pd
 import pytest
 
 from mmrec_core.config import SAMPLE_DATASET
-from mmrec_core.evaluate import evaluate_model, load_trained, ranking_metrics, train_model
+from mmrec_core.data.splits import create_protocol, train_interactions
+from mmrec_core.evaluate.offline import evaluate_model, ranking_metrics
 from mmrec_core.models.data import Candidates, TrainData, load_train_data
 from mmrec_core.models.lightgcn import ItemGraphConfig, ItemGraphLightGCN, normalized_adjacency
 from mmrec_core.models.popularity import Popularity, PopularityConfig
+from mmrec_core.models.registry import load_trained, train_model
 from mmrec_core.models.sasrec import SASRec, SASRecConfig
-from mmrec_core.similar_users import similar_user_context, with_keywords
-from mmrec_core.splits import create_protocol, train_interactions
+from mmrec_core.models.similar_users import similar_user_context, with_keywords
 
 FAST = SASRecConfig(hidden=32, layers=1, heads=1, max_len=12, dropout=0.0, lr=5e-3, epochs=40, patience=40)
 
@@ -176,8 +177,8 @@ def test_normalized_adjacency_is_symmetric_and_degree_scaled():
 
 @pytest.mark.slow
 def test_item_graph_model_trains_on_the_stored_graph_and_profiles(sample_workspace):
-    from mmrec_core.item_graph import build_item_graph
-    from mmrec_core.profiles import ProfileConfig, build_profiles
+    from mmrec_core.graph.build import build_item_graph
+    from mmrec_core.profiles.build import ProfileConfig, build_profiles
     from tests.fakes import ScriptedEngine
 
     ws = sample_workspace

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-import mmrec_core.profiles as profiles
-from mmrec_core.profiles import ProfileConfig, build_profiles, degenerate_reason, item_texts
-from mmrec_core.splits import create_protocol, train_interactions
+import mmrec_core.profiles.build as profiles
+from mmrec_core.data.splits import create_protocol, train_interactions
+from mmrec_core.profiles.build import ProfileConfig, build_profiles, degenerate_reason, item_texts
 from tests.fakes import ScriptedEngine
 
 

@@ -9,15 +9,15 @@ import re
 import numpy as np
 import pytest
 
-from mmrec_core.evidence import EvidenceFinder
-from mmrec_core.item_graph import latest_graph_id, load_graph
-from mmrec_core.llm_eval import evaluate_llm
-from mmrec_core.llm_recommender import LLMRecommender, RecommendConfig, answer_scores, parse_answer
-from mmrec_core.rec_context import ContextBuilder, ItemLine, SimilarLine, UserContext
-from mmrec_core.recommend import model_candidates, score_customer, stored_candidates
-from mmrec_core.recommend_prompt import context_text, listwise_prompt, pointwise_prompt, shuffled
-from mmrec_core.splits import create_protocol, train_interactions
-from mmrec_core.workspace import Workspace
+from mmrec_core.data.splits import create_protocol, train_interactions
+from mmrec_core.evaluate.llm import evaluate_llm
+from mmrec_core.graph.build import latest_graph_id, load_graph
+from mmrec_core.recommend.context import ContextBuilder, ItemLine, SimilarLine, UserContext
+from mmrec_core.recommend.customer import model_candidates, score_customer, stored_candidates
+from mmrec_core.recommend.evidence import EvidenceFinder
+from mmrec_core.recommend.llm import LLMRecommender, RecommendConfig, answer_scores, parse_answer
+from mmrec_core.recommend.prompt import context_text, listwise_prompt, pointwise_prompt, shuffled
+from mmrec_core.store.workspace import Workspace
 from tests.fakes import ScriptedEngine
 
 
@@ -287,14 +287,14 @@ def test_builtin_pointwise_scores_do_not_depend_on_the_other_candidates(sample_w
 
 
 def recommender_system() -> str:
-    from mmrec_core.prompts import REC_SYSTEM
+    from mmrec_core.core.prompts import REC_SYSTEM
 
     return REC_SYSTEM
 
 
 # -- the command line (builtin engine) ------------------------------------------------------------
 def test_cli_score_and_eval_llm(sample_workspace: Workspace, monkeypatch, capsys) -> None:
-    from mmrec_core.cli import main
+    from mmrec_core.cli.main import main
     from tests.conftest import MODEL_CACHE
 
     monkeypatch.setenv("MMREC_MODEL_CACHE", str(MODEL_CACHE))

@@ -10,11 +10,11 @@ import pytest
 
 import mmrec_core.engines
 from mmrec_core.config import SAMPLE_DATASET, load_settings
-from mmrec_core.evidence import EvidenceFinder
-from mmrec_core.rec_context import ContextBuilder
-from mmrec_core.recommend import held_out_item, stored_candidates
-from mmrec_core.splits import create_protocol
-from mmrec_core.workspace import open_workspace
+from mmrec_core.data.splits import create_protocol
+from mmrec_core.recommend.context import ContextBuilder
+from mmrec_core.recommend.customer import held_out_item, stored_candidates
+from mmrec_core.recommend.evidence import EvidenceFinder
+from mmrec_core.store.workspace import open_workspace
 from tests.app_helpers import run_app
 from tests.conftest import app_data_dir
 from tests.fakes import ScriptedEngine
@@ -33,7 +33,7 @@ def first_customer(root: Path) -> tuple[str, list[str], str, dict[str, str]]:
     ws = open_workspace(load_settings(root))
     try:
         builder = ContextBuilder(ws, SAMPLE_DATASET, create_protocol(ws.store, SAMPLE_DATASET))
-        from mmrec_core.customers import customer_list
+        from mmrec_core.profiles.customers import customer_list
 
         user = customer_list(ws.store, SAMPLE_DATASET, builder.protocol_id)["user_id"].iloc[0]
         texts = EvidenceFinder(builder).item_texts
@@ -100,3 +100,19 @@ def test_items_chosen_by_hand_and_missing_inputs(data_dir: Path, monkeypatch: py
     notes = [i.value for i in at.info]
     assert any("no current profile" in n for n in notes) and any("mmrec train sasrec" in n for n in notes)
     assert any(n.startswith("Evidence: no item graph") for n in notes)
+
+
+def test_the_prompt_settings_start_from_the_recommenders_defaults(rec_dir: Path) -> None:
+    from mmrec_core.cli.main import build_parser
+    from mmrec_core.core.options import build
+    from mmrec_core.recommend.llm import RecommendConfig
+
+    at = run_app(PAGE)
+    shown = {
+        "mode": at.radio(key="rec_mode").value,
+        "n_history": at.slider(key="rec_history").value,
+        "n_similar": at.slider(key="rec_similar_users").value,
+        "explain_top": at.slider(key="rec_explain").value,
+    }
+    cli = build(RecommendConfig, vars(build_parser().parse_args(["score", SAMPLE_DATASET, "someone"])))
+    assert shown == {k: getattr(RecommendConfig(), k) for k in shown} == {k: getattr(cli, k) for k in shown}

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from mmrec_core.config import load_settings
-from mmrec_core.ingest import ingest
-from mmrec_core.splits import candidates, create_protocol, repeat_share, train_interactions
-from mmrec_core.workspace import Workspace, open_workspace
+from mmrec_core.data.ingest import ingest
+from mmrec_core.data.splits import candidates, create_protocol, repeat_share, train_interactions
+from mmrec_core.store.workspace import Workspace, open_workspace
 
 PID = "sample:loo-min5-neg20-seed42"
 

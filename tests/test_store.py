@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mmrec_core.store import LATEST_VERSION, MIGRATIONS, Store, StoreError
+from mmrec_core.store.database import LATEST_VERSION, MIGRATIONS, Store, StoreError
 
 
 def test_a_file_made_by_an_older_version_opens_and_keeps_its_rows(tmp_path: Path) -> None:

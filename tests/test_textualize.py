@@ -8,11 +8,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from mmrec_core.cli import main
-from mmrec_core.describe_eval import evaluate_descriptions, names_value
-from mmrec_core.keywords import build_facets, grounded, parse_keywords
-from mmrec_core.rewards import keyword_rewards
-from mmrec_core.textualize import TextualizeConfig, textualize
+from mmrec_core.cli.main import main
+from mmrec_core.textualize.build import TextualizeConfig, textualize
+from mmrec_core.textualize.keywords import build_facets, grounded, parse_keywords
+from mmrec_core.textualize.quality import evaluate_descriptions, names_value
+from mmrec_core.textualize.rewards import keyword_rewards
 
 # -- keywords ---------------------------------------------------------------------------------
 

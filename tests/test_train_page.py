@@ -25,10 +25,10 @@ def train_dir(rec_db: Path, tmp_path: Path, app_env: pytest.MonkeyPatch, tiny_en
 
 
 def _settings(at, steps: int, every: int):
-    at.number_input(key="t_examples").set_value(8)
-    at.number_input(key="t_steps").set_value(steps)
-    at.number_input(key="t_eval").set_value(every)
-    at.number_input(key="t_valid").set_value(2)
+    at.number_input(key="t_sft_examples").set_value(8)
+    at.number_input(key="t_sft_steps").set_value(steps)
+    at.number_input(key="t_sft_eval_steps").set_value(every)
+    at.number_input(key="t_sft_valid_users").set_value(2)
     return at.run()
 
 
@@ -90,3 +90,40 @@ def test_each_method_shows_its_own_settings(train_dir: Path, method: str, shown:
     assert not at.exception and not at.error
     texts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [r.label for r in at.radio]
     assert any(shown in t for t in texts), texts
+
+
+def _widget_values(at, key: str) -> dict:
+    """Option name -> value of every generated settings widget (keys `<key>_<option dest>`)."""
+    values = {}
+    for kind in ("number_input", "slider", "radio", "selectbox", "checkbox"):
+        for w in at.get(kind):
+            if w.key and w.key.startswith(key + "_"):
+                name = w.key[len(key) + 1 :].replace("_", "-")
+                values[name] = w.value
+    ratios = {k.removeprefix("ratios-"): v for k, v in values.items() if k.startswith("ratios-")}
+    values = {k: v for k, v in values.items() if not k.startswith("ratios-")}
+    return values | ({"ratios": ratios} if ratios else {})
+
+
+@pytest.mark.parametrize("method", ["sft", "grpo", "keywords"])
+def test_the_form_starts_from_the_same_defaults_as_the_cli(train_dir: Path, method: str) -> None:
+    from mmrec_core.cli.main import build_parser
+    from mmrec_core.cli.train import given_options
+    from mmrec_core.config import load_settings
+    from mmrec_core.engines import get_engine
+    from mmrec_core.finetune.runs import TRAINERS, folder_of, train_config
+    from mmrec_core.store.workspace import open_workspace
+
+    args = build_parser().parse_args(["train", method, SAMPLE_DATASET])
+    cli_config = train_config(method, **given_options(args, method))
+    ws = open_workspace(load_settings(train_dir))
+    try:
+        cli_folder = folder_of(ws, get_engine(ws.settings), method, SAMPLE_DATASET, None, cli_config)
+    finally:
+        ws.close()
+    at = run_app(PAGE)
+    at.radio(key="train_method").set_value(method).run()
+    values = _widget_values(at, f"t_{method}")
+    assert {"examples", "steps", "eval-steps", "lr", "lora-r"} <= set(values)
+    assert train_config(method, **values) == cli_config == TRAINERS[method]()
+    assert any(str(cli_folder) in c.value for c in at.caption)  # same settings, same run folder

@@ -11,28 +11,28 @@ metadata written and the run recorded (read by the next start when no trainer is
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from transformers import TrainerCallback
 
+from mmrec_core.core.hashing import input_hash
+from mmrec_core.core.jobs import JobStopped
+from mmrec_core.core.progress import Progress
+from mmrec_core.core.provenance import Provenance
 from mmrec_core.engines.llm import TextLM
-from mmrec_core.jobs import JobStopped
-from mmrec_core.workspace import Workspace
+from mmrec_core.store.workspace import Workspace
 
-Progress = Callable[[int, int, str], None]
 LOG_FILE, STOP_FILE, FINISH_FILE = "log.json", "STOP", "FINISH"
 
 
 def run_folder(ws: Workspace, method: str, dataset: str, protocol_id: str, base: str, config_key: str) -> Path:
     """Same settings, same folder: that is how a re-run finds the checkpoints of a killed run."""
-    key = hashlib.sha256(f"{dataset}|{protocol_id}|{base}|{config_key}".encode()).hexdigest()[:12]
+    key = input_hash(f"{dataset}|{protocol_id}|{base}|{config_key}", length=12)
     return ws.settings.data_dir / "runs" / f"{method}-{key}"
 
 
@@ -176,56 +176,6 @@ def train_or_resume(trainer, folder: Path, log: RunLogCallback, what: str) -> No
 def save_adapter(ws: Workspace, dataset: str, protocol_id: str | None, method: str, best: Path, meta: dict) -> str:
     """Write `mmrec_adapter.json` (provenance, settings, valid figures, log) beside the adapter; record the run."""
     (best / "mmrec_adapter.json").write_text(json.dumps(meta, indent=1, default=str))
-    from mmrec_core.evaluate import record_run
-
     params = {k: v for k, v in meta.items() if k != "log"}
-    return record_run(ws, dataset, protocol_id, "train", method, params, best)
-
-
-@dataclass
-class RLConfig:
-    """What GRPO runs share: the sampled group, the optimiser, LoRA, checks."""
-
-    num_generations: int = field(default=4, metadata={"help": "Completions sampled per prompt (the group)."})
-    prompts_per_step: int = field(default=1, metadata={"help": "Prompts per optimizer step."})
-    max_completion_length: int = field(default=96, metadata={"help": "Longest completion in tokens."})
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature of the completions."})
-    beta: float = field(default=0.0, metadata={"help": "KL penalty to the start model (0: none, as Dr. GRPO)."})
-    learning_rate: float = field(default=5e-5, metadata={"help": "AdamW learning rate of the LoRA weights."})
-    max_steps: int = field(default=20, metadata={"help": "Optimizer steps."})
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank (a new adapter)."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling."})
-    qlora: bool = field(default=False, metadata={"help": "4-bit NF4 base (CUDA only)."})
-    eval_steps: int = field(default=10, metadata={"help": "Run the valid check every this many steps."})
-    seed: int = field(default=0, metadata={"help": "Seed of the data sample, sampling and LoRA initialisation."})
-
-    def __post_init__(self) -> None:
-        if self.num_generations < 2:
-            raise ValueError("num_generations must be at least 2: GRPO compares completions of one prompt.")
-
-    def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
-
-    def lora(self):
-        from peft import LoraConfig
-
-        return LoraConfig(r=self.lora_r, lora_alpha=self.lora_alpha, target_modules="all-linear", task_type="CAUSAL_LM")
-
-    def grpo_args(self, folder: Path, reward_weights: list[float]):
-        """TRL's GRPOConfig: Dr. GRPO's length-unbiased loss and no division by the group's reward std."""
-        from trl import GRPOConfig
-
-        return GRPOConfig(
-            max_steps=self.max_steps,
-            per_device_train_batch_size=self.prompts_per_step * self.num_generations,
-            num_generations=self.num_generations,
-            max_completion_length=self.max_completion_length,
-            temperature=self.temperature,
-            beta=self.beta,
-            loss_type="dr_grpo",
-            scale_rewards="none",  # dividing by the group's std favours too easy and too hard prompts
-            reward_weights=reward_weights,
-            learning_rate=self.learning_rate,
-            gradient_checkpointing=False,
-            **trainer_args(folder, self.eval_steps, self.seed, self.qlora),
-        )
+    provenance = Provenance(ws.settings.engine, meta["base_model"], meta.get("prompt_version"), {"method": method})
+    return ws.store.record_run(dataset, protocol_id, "train", method, params, best, provenance=provenance)

@@ -20,41 +20,16 @@ messages, `completion` = the assistant's answer, so SFT puts the loss on the ans
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
 
-from mmrec_core import prompts
-from mmrec_core.keywords import facet_of
-from mmrec_core.rec_context import ContextBuilder
-from mmrec_core.recommend_prompt import TokenCounter, listwise_prompt, pointwise_prompt
-
-TASKS = ("yesno", "pick", "recon", "summary")
-
-
-@dataclass
-class TrainDataConfig:
-    """What goes into the instruction-tuning set."""
-
-    n_examples: int = field(default=2000, metadata={"help": "Examples in all (split over tasks by the ratios)."})
-    ratios: dict[str, float] = field(
-        default_factory=lambda: {"yesno": 0.5, "pick": 0.2, "recon": 0.15, "summary": 0.15},
-        metadata={"help": "Share of each task (yesno, pick, recon, summary); normalised to sum to 1."},
-    )
-    targets_per_user: int = field(default=3, metadata={"help": "The last k training items of a user as targets."})
-    pick_candidates: int = field(default=10, metadata={"help": "Candidates shown in a pick-one-of-N example."})
-    max_prompt_tokens: int = field(default=1536, metadata={"help": "Prompt budget, as for the recommender."})
-    seed: int = field(default=0, metadata={"help": "Seed for targets, negatives and the mix."})
-
-    def counts(self) -> dict[str, int]:
-        unknown = set(self.ratios) - set(TASKS)
-        if unknown:
-            raise ValueError(f"Unknown task(s) {sorted(unknown)}; use {', '.join(TASKS)}.")
-        total = sum(max(v, 0.0) for v in self.ratios.values())
-        if total <= 0:
-            raise ValueError("At least one task needs a positive ratio.")
-        return {t: int(round(self.n_examples * max(self.ratios.get(t, 0.0), 0.0) / total)) for t in TASKS}
+from mmrec_core.core import prompts
+from mmrec_core.finetune.configs import TrainDataConfig
+from mmrec_core.recommend.context import ContextBuilder
+from mmrec_core.recommend.prompt import TokenCounter, listwise_prompt, pointwise_prompt
+from mmrec_core.textualize.keywords import facet_of
 
 
 def _chat(user_text: str, answer: str, system: str | None = prompts.REC_SYSTEM) -> dict:

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 import numpy as np
 
+from mmrec_core.core.prompts import REC_VERSION
 from mmrec_core.finetune.common import (
     Progress,
     ProgressCallback,
-    RLConfig,
     RunLogCallback,
     completion_text,
     inference,
@@ -36,38 +36,13 @@ from mmrec_core.finetune.common import (
     save_adapter,
     train_or_resume,
 )
-from mmrec_core.finetune.data import TrainDataBuilder, TrainDataConfig
+from mmrec_core.finetune.configs import GRPORunConfig
+from mmrec_core.finetune.data import TrainDataBuilder
 from mmrec_core.finetune.monitor import InflationCallback, reward_inflation
-from mmrec_core.llm_recommender import parse_answer
-from mmrec_core.prompts import REC_VERSION
-from mmrec_core.workspace import Workspace
+from mmrec_core.recommend.llm import parse_answer
+from mmrec_core.store.workspace import Workspace, default_protocol
 
 _WELL_FORMED = re.compile(r"\s*<think>.+?</think>\s*<answer>.+?</answer>\s*", re.DOTALL)
-
-
-@dataclass
-class GRPORunConfig(RLConfig):
-    """GRPO of the listwise recommender on training cuts (the group and optimiser fields: `RLConfig`)."""
-
-    data: TrainDataConfig = field(
-        default_factory=lambda: TrainDataConfig(n_examples=64, pick_candidates=5),
-        metadata={"help": "Prompts: n_examples pick-one-of-N examples (pick_candidates, targets_per_user, seed)."},
-    )
-    start_adapter: str = field(default="", metadata={"help": "Adapter to continue from (e.g. an SFT run); '' = base."})
-    reward: str = field(default="hit", metadata={"help": "hit (first answer correct) or rank (rank-aware top-k)."})
-    top_k: int = field(default=5, metadata={"help": "rank reward: answered positions that count."})
-    format_weight: float = field(default=0.2, metadata={"help": "Weight of the format reward (paid only if correct)."})
-    rationale_ratio: float = field(default=0.1, metadata={"help": "Share of prompts shown a curated rationale."})
-    rationale_confidence: float = field(
-        default=0.5, metadata={"help": "Keep a rationale only if p(its correct answer | rationale) reaches this."}
-    )
-    rationale_source: str = field(default="evidence", metadata={"help": "evidence, model (own answers) or both."})
-    valid_users: int = field(default=16, metadata={"help": "Valid users scored (listwise) per check."})
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.reward not in ("hit", "rank"):
-            raise ValueError(f"Unknown reward '{self.reward}'; use hit or rank.")
 
 
 def correctness(text: str, order: list[str], target: str, reward: str = "hit", top_k: int = 5) -> tuple[float, bool]:
@@ -118,11 +93,10 @@ def train_grpo(
 
     from mmrec_core.finetune.rationales import curate, with_hints
     from mmrec_core.finetune.valid import ValidCallback, ValidScorer
-    from mmrec_core.rec_context import ContextBuilder
-    from mmrec_core.splits import create_protocol
+    from mmrec_core.recommend.context import ContextBuilder
 
     config = config or GRPORunConfig()
-    protocol_id = protocol_id or create_protocol(ws.store, dataset)
+    protocol_id = default_protocol(ws, dataset, protocol_id)
     base = engine.llm_source()
     folder = run_folder(ws, "grpo", dataset, protocol_id, base, config.key())
     start = time.perf_counter()
@@ -172,6 +146,7 @@ def train_grpo(
     meta = {
         "base_model": base,
         "engine": engine.provenance("llm", REC_VERSION)["model"],
+        "prompt_version": REC_VERSION,
         "dataset": dataset,
         "protocol_id": protocol_id,
         "method": "grpo-lora" + ("-qlora" if config.qlora else ""),

@@ -14,16 +14,16 @@ by setting it as the engine's `adapter`.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from mmrec_core.core.prompts import KEYWORDS, keyword_chat
 from mmrec_core.engines.llm import GenerationOptions
 from mmrec_core.finetune.common import (
     Progress,
     ProgressCallback,
-    RLConfig,
     RunLogCallback,
     completion_text,
     inference,
@@ -32,20 +32,11 @@ from mmrec_core.finetune.common import (
     save_adapter,
     train_or_resume,
 )
-from mmrec_core.keywords import parse_keywords
-from mmrec_core.prompts import KEYWORDS, keyword_chat
-from mmrec_core.rewards import Rewards, keyword_rewards, reward_params
-from mmrec_core.textualize import fused_source, item_context
-from mmrec_core.workspace import Workspace
-
-
-@dataclass
-class KeywordRLConfig(RLConfig):
-    """GRPO of the keyword summarizer on catalog items (the group and optimiser fields: `RLConfig`)."""
-
-    n_items: int = field(default=64, metadata={"help": "Training items (seeded sample of the catalog)."})
-    valid_items: int = field(default=8, metadata={"help": "Held-out items whose greedy keywords are scored."})
-    max_completion_length: int = field(default=48, metadata={"help": "Longest keyword answer in tokens."})
+from mmrec_core.finetune.configs import KeywordRLConfig
+from mmrec_core.store.workspace import Workspace
+from mmrec_core.textualize.build import fused_source, item_context
+from mmrec_core.textualize.keywords import parse_keywords
+from mmrec_core.textualize.rewards import Rewards, keyword_rewards, reward_params
 
 
 def keywords_folder(ws: Workspace, dataset: str, base: str, config: KeywordRLConfig) -> Path:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from mmrec_core.engines.llm import GenerationOptions, TextLM
-from mmrec_core.llm_recommender import parse_answer
+from mmrec_core.recommend.llm import parse_answer
 
 SOURCES = ("evidence", "model", "both")
 HINT = "\nA possible line of reasoning, for reference only:\n<think>{rationale}</think>"

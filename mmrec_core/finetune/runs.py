@@ -12,68 +12,34 @@ from typing import Any
 
 import pandas as pd
 
+from mmrec_core.core.options import build, defaults
 from mmrec_core.finetune import LLM_METHODS
 from mmrec_core.finetune.common import read_log, request_stop, run_folder
-from mmrec_core.workspace import Workspace
+from mmrec_core.finetune.configs import GRPORunConfig, KeywordRLConfig, SFTRunConfig
+from mmrec_core.store.workspace import Workspace, default_protocol
 
 METHOD_NAMES = {"sft": "llm-sft", "grpo": "llm-grpo", "keywords": "llm-keywords"}
 
 
-def train_config(method: str, **options: Any):
-    """The run config of `method` from flat options (CLI flags, Train page fields); None means the default."""
-    from mmrec_core.finetune.data import TrainDataConfig
-    from mmrec_core.finetune.grpo import GRPORunConfig
-    from mmrec_core.finetune.keywords_rl import KeywordRLConfig
-    from mmrec_core.finetune.sft import SFTRunConfig
+TRAINERS = {"sft": SFTRunConfig, "grpo": GRPORunConfig, "keywords": KeywordRLConfig}
 
-    o = {k: v for k, v in options.items() if v is not None}
-    seed = o.get("seed", 0)
-    lora = {"lora_r": o.get("lora_r", 8), "lora_alpha": 2 * o.get("lora_r", 8), "qlora": o.get("qlora", False)}
-    if method == "sft":
-        data = TrainDataConfig(n_examples=o.get("examples", 2000), seed=seed)
-        if o.get("ratios"):
-            data.ratios = dict(o["ratios"])
-        return SFTRunConfig(
-            data=data,
-            epochs=o.get("epochs", 1.0),
-            max_steps=o.get("steps", -1),
-            learning_rate=o.get("lr", 2e-4),
-            gradient_checkpointing=o.get("gradient_checkpointing", False),
-            valid_users=o.get("valid_users", 64),
-            eval_steps=o.get("eval_steps", 50),
-            seed=seed,
-            **lora,
-        )
-    if method == "grpo":
-        return GRPORunConfig(
-            data=TrainDataConfig(n_examples=o.get("examples", 64), pick_candidates=o.get("candidates", 5), seed=seed),
-            start_adapter=o.get("from_adapter", ""),
-            reward=o.get("reward", "hit"),
-            format_weight=o.get("format_weight", 0.2),
-            rationale_ratio=o.get("rationale_ratio", 0.1),
-            rationale_confidence=o.get("rationale_confidence", 0.5),
-            rationale_source=o.get("rationale_source", "evidence"),
-            num_generations=o.get("generations", 4),
-            max_completion_length=o.get("max_completion", 96),
-            learning_rate=o.get("lr", 5e-5),
-            max_steps=o.get("steps", 20),
-            valid_users=o.get("valid_users", 16),
-            eval_steps=o.get("eval_steps", 10),
-            seed=seed,
-            **lora,
-        )
-    if method == "keywords":
-        return KeywordRLConfig(
-            n_items=o.get("examples", 64),
-            num_generations=o.get("generations", 4),
-            max_completion_length=o.get("max_completion", 48),
-            learning_rate=o.get("lr", 5e-5),
-            max_steps=o.get("steps", 20),
-            eval_steps=o.get("eval_steps", 10),
-            seed=seed,
-            **lora,
-        )
-    raise ValueError(f"Unknown training method '{method}'; use one of {', '.join(LLM_METHODS)}.")
+
+def train_config(method: str, **options: Any):
+    """The run config of `method` from flat options (CLI flags, Train page fields; None = the default).
+
+    Option names are `core.options` names (`lr`, `steps`, `examples`, ...; dashes or underscores).
+    Given `lora_r` alone, `lora_alpha` follows as 2 x r (the usual scaling). An option the method
+    does not have is an error, so a flag meant for another trainer never passes silently.
+    """
+    if method not in TRAINERS:
+        raise ValueError(f"Unknown training method '{method}'; use one of {', '.join(LLM_METHODS)}.")
+    given = {k.replace("_", "-"): v for k, v in options.items() if v is not None}
+    if "lora-r" in given and "lora-alpha" not in given:
+        given["lora-alpha"] = 2 * int(given["lora-r"])
+    unknown = sorted(set(given) - set(defaults(TRAINERS[method])))
+    if unknown:
+        raise ValueError(f"{method} has no setting {', '.join('--' + u for u in unknown)}.")
+    return build(TRAINERS[method], given)
 
 
 def train_llm(ws, engine, method: str, dataset: str, protocol_id: str | None, config, progress=None) -> str:
@@ -91,11 +57,10 @@ def train_llm(ws, engine, method: str, dataset: str, protocol_id: str | None, co
 def folder_of(ws: Workspace, engine, method: str, dataset: str, protocol_id: str | None, config) -> Path:
     """Where this run keeps checkpoints, the live log and the adapter (what Stop and the curves look at)."""
     from mmrec_core.finetune.keywords_rl import keywords_folder
-    from mmrec_core.splits import create_protocol
 
     if method == "keywords":
         return keywords_folder(ws, dataset, engine.llm_source(), config)
-    protocol_id = protocol_id or create_protocol(ws.store, dataset)
+    protocol_id = default_protocol(ws, dataset, protocol_id)
     return run_folder(ws, method, dataset, protocol_id, engine.llm_source(), config.key())
 
 
@@ -103,7 +68,7 @@ def start_training(ws: Workspace, engine, method: str, dataset: str, config, pro
     """Start `method` as a background job (jobs.py); returns the job id. Same settings again = resume."""
     from dataclasses import asdict
 
-    from mmrec_core import jobs
+    from mmrec_core.core import jobs
 
     folder = folder_of(ws, engine, method, dataset, protocol_id, config)
     params = {"dataset": dataset, "method": method, "folder": str(folder), "config": asdict(config)}
@@ -125,12 +90,7 @@ def has_checkpoint(folder: str | Path) -> bool:
 
 def adapters(ws: Workspace, dataset: str) -> pd.DataFrame:
     """Finished LLM training runs of a data set, newest first: run_id, method, adapter folder, best valid, time."""
-    rows = ws.store.sql_df(
-        "SELECT run_id, method, artifact_path AS adapter, params, finished_at FROM runs "
-        "WHERE dataset = ? AND kind = 'train' AND method IN ('llm-sft', 'llm-grpo', 'llm-keywords') "
-        "ORDER BY finished_at DESC",
-        [dataset],
-    )
+    rows = ws.store.llm_train_runs(dataset)
     params = [json.loads(p) for p in rows.pop("params")]
     rows["steps"] = [p.get("steps") for p in params]
     rows["best"] = [p.get("best_valid_HR@5", p.get("best_valid_reward")) for p in params]
@@ -169,7 +129,7 @@ def panel_of(metric: str) -> str | None:
 
 def latest_training(ws: Workspace, dataset: str) -> dict | None:
     """The newest training job of a data set (any status) with its run `folder`, or None."""
-    from mmrec_core import jobs
+    from mmrec_core.core import jobs
 
     job = jobs.latest_job(ws.store, "train", dataset=dataset)
     return None if job is None else {**job, "folder": job["params"]["folder"]}

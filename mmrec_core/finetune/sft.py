@@ -12,11 +12,10 @@ last one when started again with the same settings (same run folder).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
+from mmrec_core.core.prompts import REC_VERSION
 from mmrec_core.finetune.common import (
     Progress,
     ProgressCallback,
@@ -27,35 +26,9 @@ from mmrec_core.finetune.common import (
     train_or_resume,
     trainer_args,
 )
-from mmrec_core.finetune.data import TrainDataBuilder, TrainDataConfig
-from mmrec_core.prompts import REC_VERSION
-from mmrec_core.workspace import Workspace
-
-
-@dataclass
-class SFTRunConfig:
-    """LoRA SFT of the recommender LLM on the task mix."""
-
-    data: TrainDataConfig = field(default_factory=TrainDataConfig, metadata={"help": "The task mix to train on."})
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling (alpha / r multiplies the update)."})
-    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA branch."})
-    learning_rate: float = field(default=2e-4, metadata={"help": "AdamW learning rate."})
-    epochs: float = field(default=1.0, metadata={"help": "Passes over the examples (max_steps wins if set)."})
-    max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimizer steps (-1: epochs)."})
-    batch_size: int = field(default=4, metadata={"help": "Examples per device step."})
-    grad_accum: int = field(default=1, metadata={"help": "Steps accumulated per optimizer step."})
-    max_length: int = field(default=2048, metadata={"help": "Longest tokenized example; longer ones are cut."})
-    qlora: bool = field(default=False, metadata={"help": "4-bit NF4 base (CUDA only), LoRA on top."})
-    gradient_checkpointing: bool = field(
-        default=False, metadata={"help": "Recompute activations to save memory (big models)."}
-    )
-    valid_users: int = field(default=64, metadata={"help": "Valid users scored to pick the best checkpoint."})
-    eval_steps: int = field(default=50, metadata={"help": "Score the valid users every this many steps."})
-    seed: int = field(default=0, metadata={"help": "Seed for LoRA initialisation and data order."})
-
-    def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+from mmrec_core.finetune.configs import SFTRunConfig
+from mmrec_core.finetune.data import TrainDataBuilder
+from mmrec_core.store.workspace import Workspace, default_protocol
 
 
 def train_sft(
@@ -72,11 +45,10 @@ def train_sft(
     from trl import SFTConfig, SFTTrainer
 
     from mmrec_core.finetune.valid import ValidCallback, ValidScorer
-    from mmrec_core.rec_context import ContextBuilder
-    from mmrec_core.splits import create_protocol
+    from mmrec_core.recommend.context import ContextBuilder
 
     config = config or SFTRunConfig()
-    protocol_id = protocol_id or create_protocol(ws.store, dataset)
+    protocol_id = default_protocol(ws, dataset, protocol_id)
     base = engine.llm_source()
     folder = run_folder(ws, "sft", dataset, protocol_id, base, config.key())
     start = time.perf_counter()
@@ -117,6 +89,7 @@ def train_sft(
     meta = {
         "base_model": base,
         "engine": engine.provenance("llm", REC_VERSION)["model"],
+        "prompt_version": REC_VERSION,
         "dataset": dataset,
         "protocol_id": protocol_id,
         "method": "sft-lora" + ("-qlora" if config.qlora else ""),

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 from transformers import TrainerCallback
 
+from mmrec_core.data.metrics import sampled_metrics
 from mmrec_core.engines.llm import TextLM
 from mmrec_core.finetune.common import inference
-from mmrec_core.llm_recommender import LLMRecommender, RecommendConfig
-from mmrec_core.metrics import sampled_metrics
-from mmrec_core.rec_context import ContextBuilder
-from mmrec_core.workspace import Workspace
+from mmrec_core.recommend.context import ContextBuilder
+from mmrec_core.recommend.llm import LLMRecommender, RecommendConfig
+from mmrec_core.store.workspace import Workspace
 
 
 class LiveEngine:

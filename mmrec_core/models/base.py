@@ -16,10 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from mmrec_core.metrics import sampled_metrics
+from mmrec_core.core.progress import Progress
+from mmrec_core.data.metrics import sampled_metrics
 from mmrec_core.models.data import TrainData
-
-Progress = Callable[[int, int, str], None]
 
 
 class Recommender(ABC):

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from mmrec_core.splits import candidates, train_interactions
-from mmrec_core.store import Store
+from mmrec_core.data.splits import candidates, train_interactions
+from mmrec_core.store.database import Store
 
 
 @dataclass
@@ -49,7 +49,7 @@ class TrainData:
 def load_train_data(store: Store, dataset: str, protocol_id: str) -> TrainData:
     """The protocol's training sequences and its valid/test candidate lists, as item indices."""
     store.require_dataset(dataset)
-    item_ids = store.sql_df("SELECT item_id FROM items WHERE dataset = ? ORDER BY item_id", [dataset])["item_id"]
+    item_ids = pd.Series(store.item_ids(dataset), dtype=object)
     index = {item: i for i, item in enumerate(item_ids)}
     train = train_interactions(store, protocol_id)
     sequences = {u: [index[i] for i in g["item_id"]] for u, g in train.groupby("user_id", sort=True)}

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmrec_core.models.base import Progress, Recommender
+from mmrec_core.core.progress import Progress
+from mmrec_core.models.base import Recommender
 from mmrec_core.models.data import TrainData
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mmrec_core.models.base import Progress, Recommender
+from mmrec_core.core.progress import Progress
+from mmrec_core.models.base import Recommender
 from mmrec_core.models.data import TrainData
 
 

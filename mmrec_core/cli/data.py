@@ -1,0 +1,116 @@
+"""`mmrec ingest | info | protocol | sample | engine`: data sets, protocols and the engine settings."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from mmrec_core.config import ENGINE_FIELDS
+from mmrec_core.core.options import add_arguments, build
+from mmrec_core.data.ingest import READERS, ensure_sample_dataset, ingest
+from mmrec_core.data.splits import ProtocolConfig, create_protocol, repeat_share
+from mmrec_core.data.stats import dataset_summary
+from mmrec_core.store.workspace import Workspace
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ingest", help="load a data set into the store")
+    p.add_argument("format", choices=sorted(READERS), help="source layout")
+    p.add_argument("path", help="folder (or file, for some formats) to read")
+    p.add_argument("--name", help="data set name (default: the format, or the folder name)")
+    p.add_argument("--replace", action="store_true", help="overwrite a data set of the same name whose content differs")
+    add_arguments(p, {"protocol": ProtocolConfig})
+    p.set_defaults(run=cmd_ingest)
+
+    p = sub.add_parser("info", help="statistics of the stored data sets")
+    p.add_argument("dataset", nargs="?", help="one data set (default: all)")
+    p.set_defaults(run=cmd_info)
+
+    p = sub.add_parser("protocol", help="create another evaluation protocol for a data set")
+    p.add_argument("dataset")
+    add_arguments(p, {"protocol": ProtocolConfig})
+    p.set_defaults(run=cmd_protocol)
+
+    p = sub.add_parser("sample", help="load the bundled sample data set (as the app does on first start)")
+    p.set_defaults(run=cmd_sample)
+
+    p = sub.add_parser("engine", help="show the engine settings (and with --check, load and try each model)")
+    p.add_argument("--check", action="store_true", help="load the LLM and the embedder, generate and score once")
+    p.set_defaults(run=cmd_engine)
+
+
+def cmd_ingest(ws: Workspace, args: argparse.Namespace) -> None:
+    protocol = build(ProtocolConfig, vars(args))
+    report = ingest(
+        ws.store,
+        ws.images,
+        args.format,
+        args.path,
+        name=args.name,
+        replace=args.replace,
+        n_negatives=protocol.n_negatives,
+        seed=protocol.seed,
+        min_history=protocol.min_history,
+    )
+    print(report)
+
+
+def cmd_info(ws: Workspace, args: argparse.Namespace) -> None:
+    names = [args.dataset] if args.dataset else list(ws.store.datasets()["dataset"])
+    if not names:
+        print("No data sets yet. Load one with `mmrec ingest FORMAT PATH` or `mmrec sample`.")
+    for name in names:
+        print(format_summary(dataset_summary(ws.store, name)))
+
+
+def format_summary(s: dict) -> str:
+    lines = [
+        f"== {s['dataset']} ({s['format']}, from {s['source']})",
+        f"   users {s['users']:,}  items {s['items']:,} ({s['items_with_images']:,} with images)  "
+        f"interactions {s['interactions']:,} (source rows {s['source_rows']:,})  density {s['density']:.4%}",
+        f"   sequence length min {s['seq_len_min']}  median {s['seq_len_median']:g}  "
+        f"mean {s['seq_len_mean']:g}  max {s['seq_len_max']}",
+    ]
+    if s["first_ts"] is not None and str(s["first_ts"]) != "NaT":
+        lines.append(f"   time span {s['first_ts']:%Y-%m-%d} .. {s['last_ts']:%Y-%m-%d}")
+    for p in s["protocols"]:
+        share = p["test_repeat_share"] or 0.0
+        lines.append(
+            f"   protocol {p['protocol_id']}: {p['evaluated_users']:,} evaluated users, "
+            f"1 positive + {p['n_negatives']} negatives, {share:.1%} of test targets are repeats"
+        )
+    return "\n".join(lines)
+
+
+def cmd_protocol(ws: Workspace, args: argparse.Namespace) -> None:
+    c = build(ProtocolConfig, vars(args))
+    pid = create_protocol(ws.store, args.dataset, n_negatives=c.n_negatives, seed=c.seed, min_history=c.min_history)
+    print(f"{pid}: stored; {repeat_share(ws.store, pid):.1%} of test targets are repeats")
+
+
+def cmd_sample(ws: Workspace, args: argparse.Namespace) -> None:
+    report = ensure_sample_dataset(ws)
+    print(report or "sample: already loaded")
+
+
+def cmd_engine(ws: Workspace, args: argparse.Namespace) -> None:
+    from mmrec_core.engines import GenerationOptions, get_engine
+
+    settings = ws.settings
+    for name in ENGINE_FIELDS:
+        print(f"{name:>16}: {getattr(settings, name)!s}")
+    engine = get_engine(settings)
+    for task, model in engine.model_names().items():
+        print(f"{task + ' model':>16}: {model or '-'}")
+    if not args.check:
+        return
+    start = time.perf_counter()
+    lm = engine.lm
+    print(f"loaded the LLM in {time.perf_counter() - start:.1f} s ({lm.model.device})")
+    start = time.perf_counter()
+    engine.embed(["warm-up"])
+    print(f"loaded the embedder in {time.perf_counter() - start:.1f} s")
+    start = time.perf_counter()
+    answer = engine.generate(["Name one colour."], GenerationOptions(max_new_tokens=8))[0]
+    score = engine.score_yes_no("Is the sky blue? ", ["Answer Yes or No."])[0]
+    print(f"generate + score in {time.perf_counter() - start:.1f} s: {answer!r}, p(yes)={score:.3f}")

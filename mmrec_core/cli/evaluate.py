@@ -1,0 +1,134 @@
+"""`mmrec eval | compare | report`: stage 6, a model or the LLM on the test part, every model at once
+(`eval --all`, then the leaderboard), two runs user by user, a self-contained HTML report."""
+
+from __future__ import annotations
+
+import argparse
+
+from mmrec_core.cli.profiles import PROTOCOL_HELP
+from mmrec_core.cli.progress import tqdm_progress, with_progress
+from mmrec_core.cli.recommend import add_llm_options, with_adapter
+from mmrec_core.core.options import build
+from mmrec_core.recommend.llm import RecommendConfig
+from mmrec_core.store.workspace import Workspace, default_protocol
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate the newest trained model (or the LLM: `eval llm`) on the test part")
+    p.add_argument("model", nargs="?", help="popularity, sasrec, lightgcn or llm (none with --all)")
+    p.add_argument("dataset", nargs="?")
+    p.add_argument("--protocol", help=PROTOCOL_HELP)
+    add_llm_options(p, skip=("explain",))  # evaluation writes no rationales
+    p.add_argument("--users", type=int, help="llm: a seeded subset of this many users (default: all)")
+    p.add_argument("--all", action="store_true", help="every available model, then the leaderboard with intervals")
+    p.add_argument("--llm-modes", default="pointwise", help="--all: zero-shot LLM modes (default pointwise)")
+    p.add_argument("--no-llm", action="store_true", help="--all: leave the LLM (zero-shot and adapters) out")
+    p.set_defaults(run=cmd_eval)
+
+    p = sub.add_parser("compare", help="two eval runs user by user: paired bootstrap interval and Wilcoxon test")
+    p.add_argument("run_a")
+    p.add_argument("run_b")
+    p.add_argument("--metric", default="NDCG@5", help="HR@5, NDCG@5, HR@10, NDCG@10, MRR or AUC (default NDCG@5)")
+    p.set_defaults(run=cmd_compare)
+    p = sub.add_parser("report", help="a self-contained HTML report of a data set's eval runs")
+    p.add_argument("dataset")
+    p.add_argument("--protocol", help=PROTOCOL_HELP)
+    p.add_argument("--out", help="HTML file to write (default: <data folder>/reports/<dataset>.html)")
+    p.set_defaults(run=cmd_report)
+
+
+def eval_config(args: argparse.Namespace) -> RecommendConfig:
+    """The recommender's settings for evaluation: the flags given, and no rationales (nothing reads them)."""
+    return build(RecommendConfig, {**vars(args), "explain": 0})
+
+
+def cmd_eval(ws: Workspace, args: argparse.Namespace) -> None:
+    from mmrec_core.evaluate.offline import evaluate_model
+
+    if args.all:
+        return cmd_eval_all(ws, args)
+    if not (args.model and args.dataset):
+        raise ValueError("Use `mmrec eval MODEL DATASET`, or `mmrec eval --all DATASET`.")
+    if args.model == "llm":
+        return cmd_eval_llm(ws, args)
+    run_id, table = evaluate_model(ws, args.dataset, args.model, args.protocol)
+    print(f"{args.dataset}: {args.model}, run {run_id}, test part, all evaluated users")
+    print(table.to_string(float_format=lambda x: f"{x:.4f}"))
+
+
+def cmd_eval_llm(ws: Workspace, args: argparse.Namespace) -> None:
+    from mmrec_core.engines import get_engine
+    from mmrec_core.evaluate.llm import evaluate_llm
+
+    engine, config = get_engine(with_adapter(ws, args)), eval_config(args)
+    result = with_progress(
+        "user", lambda p: evaluate_llm(ws, engine, args.dataset, args.protocol, config, args.users, progress=p)
+    )
+    users = len(result.per_user)
+    print(
+        f"{args.dataset}: LLM {config.mode} ({engine.model_names()['llm']}), run {result.run_id}, test part, "
+        f"{users} users ({result.scored} scored now, {result.reused} read back from earlier runs)"
+    )
+    if args.users:
+        print(f"   a seeded subset of {users} users, not all evaluated users")
+    print(result.table.to_string(float_format=lambda x: f"{x:.4f}"))
+    print("\nSame users, same stored candidates:")
+    print(result.compare.to_string(float_format=lambda x: f"{x:.4f}"))
+
+
+def cmd_eval_all(ws: Workspace, args: argparse.Namespace) -> None:
+    from mmrec_core.evaluate.eval_all import eval_all
+
+    dataset = args.dataset or args.model  # `mmrec eval --all sample`: the one positional is the data set
+    if not dataset or (args.dataset and args.model):
+        raise ValueError("Use `mmrec eval --all DATASET` (no model name: every available model runs).")
+    protocol = default_protocol(ws, dataset, args.protocol)
+    modes = tuple(m.strip() for m in args.llm_modes.split(",") if m.strip())
+    bars = []
+
+    def progress_for(run):
+        if bars:
+            bars[-1][1]()  # the previous LLM run is done
+        print(f"{run.label} ...", flush=True)
+        bars.append(tqdm_progress("user"))
+        return bars[-1][0]
+
+    try:
+        done = eval_all(ws, dataset, protocol, modes, args.users, not args.no_llm, progress_for)
+    finally:
+        for _, close in bars:
+            close()
+    for row in done:
+        print(f"   {row['label']}: run {row['run_id']} ({row['seconds']} s)")
+    print_leaderboard(ws, dataset, protocol)
+
+
+def print_leaderboard(ws: Workspace, dataset: str, protocol_id: str) -> None:
+    from mmrec_core.evaluate.leaderboard import leaderboard
+    from mmrec_core.evaluate.report import format_table
+
+    board = leaderboard(ws, dataset, protocol_id)
+    print(f"\n{dataset} · {protocol_id} · {board.users} users · mean [95% bootstrap interval]")
+    print(format_table(board.table).drop(columns=["users"]).to_string(index=False))
+    for row in board.excluded.itertuples():
+        print(f"   not ranked: {row.label} ({row.run_id}): {row.reason}")
+
+
+def cmd_compare(ws: Workspace, args: argparse.Namespace) -> None:
+    from mmrec_core.evaluate.leaderboard import METRICS, paired_test
+
+    if args.metric not in METRICS:
+        raise ValueError(f"Unknown metric {args.metric}; use one of {', '.join(METRICS)}.")
+    r = paired_test(ws, args.run_a, args.run_b, args.metric)
+    print(f"{args.metric} over {r.users} users: {args.run_a} {r.mean_a:.4f} vs {args.run_b} {r.mean_b:.4f}")
+    print(f"   difference {r.diff:+.4f}, 95% paired bootstrap interval [{r.ci[0]:+.4f}, {r.ci[1]:+.4f}]")
+    print(f"   Wilcoxon signed-rank p = {r.p_value:.4f}; users better {r.a_better}, worse {r.b_better}")
+
+
+def cmd_report(ws: Workspace, args: argparse.Namespace) -> None:
+    from mmrec_core.evaluate.report import write_report
+
+    protocol = default_protocol(ws, args.dataset, args.protocol)
+    out = args.out or ws.settings.data_dir / "reports" / f"{args.dataset}.html"
+    path = write_report(ws, args.dataset, protocol, out)
+    print(f"{args.dataset}: report written to {path}")

@@ -1,0 +1,76 @@
+"""`mmrec`: every pipeline stage from the command line (the app calls the same functions).
+
+    mmrec ingest hm ../shared/datasets/hm        load a data set (one transaction, idempotent)
+    mmrec info [DATASET]                         statistics of one or all data sets
+    mmrec protocol DATASET --negatives 50        another leave-one-out protocol (negatives stored)
+    mmrec engine --check                         the engine settings; load each model and time it
+    mmrec textualize sample                      describe, summarise and score every item (resumable)
+    mmrec eval-descriptions hm -n 200            attribute accuracy of the describer from images alone
+    mmrec profiles sample                        recurrent preference summaries per user (resumable)
+    mmrec eval-profiles sample                   how specific and distinct the profiles are
+    mmrec graph hm --alpha 0.5 -k 10             the refined item graph (semantic + co-occurrence edges)
+    mmrec train sasrec hm                        train a model on the protocol's training data
+    mmrec eval sasrec hm                         HR/NDCG/AUC on stored candidates + full ranking
+    mmrec similar-users hm USER                  k most similar users (SASRec) and what they bought next
+    mmrec score sample USER                      the LLM's ranked candidates with rationale and evidence
+    mmrec eval llm sample --mode listwise        the LLM recommender on the stored test candidates
+    mmrec eval --all sample                      every available model, then the leaderboard with intervals
+    mmrec compare RUN_A RUN_B                    two eval runs user by user (paired interval and test)
+    mmrec report sample                          a self-contained HTML report of the data set's runs
+    mmrec train sft sample --steps 200           LoRA SFT of the LLM on the task mix (resumable)
+    mmrec train grpo sample --from-adapter DIR   GRPO on the listwise task with guarded rewards
+    mmrec train keywords sample                  RLVR of the keyword summarizer (R_info + R_recon + R_len)
+
+The data folder comes from MMREC_DATA_DIR (default ./mmrec_data) or --data-dir. Every option's
+default is its config dataclass's (shown in each command's --help).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mmrec_core.cli import data, evaluate, graph, profiles, recommend, textualize, train
+from mmrec_core.config import load_settings
+from mmrec_core.data.ingest import IngestError
+from mmrec_core.engines.assets import MissingModelError
+from mmrec_core.store import StoreError
+from mmrec_core.store.images import BadImageError
+from mmrec_core.store.workspace import open_workspace
+
+# Command groups in pipeline order; each registers its commands (`register(sub)`) with a `run` handler.
+GROUPS = (data, textualize, profiles, graph, train, evaluate, recommend)
+
+# Errors that are the user's to fix: printed as one line, exit status 2, no traceback.
+USER_ERRORS = (IngestError, StoreError, BadImageError, KeyError, ValueError, FileNotFoundError, MissingModelError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mmrec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-dir", help="data folder (default: $MMREC_DATA_DIR or ./mmrec_data)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for group in GROUPS:
+        group.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        ws = open_workspace(load_settings(args.data_dir))
+        try:
+            args.run(ws, args)
+        finally:
+            ws.close()
+    except USER_ERRORS as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"mmrec {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

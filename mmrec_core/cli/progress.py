@@ -1,0 +1,34 @@
+"""Progress on the command line: a tqdm bar (rate and ETA) on stderr for any stage's `progress` callback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from mmrec_core.core.progress import Progress
+
+T = TypeVar("T")
+
+
+def tqdm_progress(unit: str) -> tuple[Progress, Callable[[], None]]:
+    """A progress callback drawing a tqdm bar; returns (callback, close)."""
+    from tqdm import tqdm
+
+    bar = tqdm(unit=unit, dynamic_ncols=True)
+
+    def progress(done: int, total: int | None, message: str) -> None:
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(message, refresh=False)
+        bar.refresh()
+
+    return progress, bar.close
+
+
+def with_progress(unit: str, work: Callable[[Progress], T]) -> T:
+    """Run `work(progress)` with a tqdm bar; returns what it returns."""
+    progress, close = tqdm_progress(unit)
+    try:
+        return work(progress)
+    finally:
+        close()

@@ -1,0 +1,78 @@
+"""`mmrec score DATASET USER`: stage 4, one customer's candidates ranked by the LLM, with rationale and evidence."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import textwrap
+
+from mmrec_core.cli.profiles import PROTOCOL_HELP
+from mmrec_core.cli.progress import with_progress
+from mmrec_core.config import Settings
+from mmrec_core.core.options import add_arguments, build
+from mmrec_core.recommend.llm import RecommendConfig
+from mmrec_core.store.workspace import Workspace, default_protocol
+
+
+def add_llm_options(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """The recommender's settings (`RecommendConfig`) and the adapter to score with."""
+    add_arguments(p, {"llm": RecommendConfig}, skip=skip)
+    p.add_argument("--adapter", help="llm: a LoRA adapter folder (e.g. from `mmrec train sft`) on the engine's LLM")
+
+
+def with_adapter(ws: Workspace, args: argparse.Namespace) -> Settings:
+    """The engine settings, with --adapter (when given) on the LLM."""
+    return dataclasses.replace(ws.settings, adapter=args.adapter) if args.adapter else ws.settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("score", help="rank candidates for one customer with the LLM, with rationale and evidence")
+    p.add_argument("dataset")
+    p.add_argument("user")
+    p.add_argument("--protocol", help=PROTOCOL_HELP)
+    p.add_argument("--from-model", help="candidates: the top --top items of this trained model (default: stored)")
+    p.add_argument("--items", help="candidates: comma-separated item ids (default: the stored test candidates)")
+    p.add_argument("--top", type=int, default=20, help="candidates taken from --from-model (default 20)")
+    p.add_argument("--show-prompt", action="store_true", help="print the exact prompt of the first candidate")
+    add_llm_options(p)
+    p.set_defaults(run=cmd_score)
+
+
+def cmd_score(ws: Workspace, args: argparse.Namespace) -> None:
+    from mmrec_core.engines import get_engine
+    from mmrec_core.recommend.context import ContextBuilder
+    from mmrec_core.recommend.customer import model_candidates, score_customer, stored_candidates
+    from mmrec_core.recommend.evidence import EvidenceFinder
+    from mmrec_core.recommend.llm import LLMRecommender
+
+    config = build(RecommendConfig, vars(args))
+    protocol = default_protocol(ws, args.dataset, args.protocol)
+    builder = ContextBuilder(ws, args.dataset, protocol, "test", config.n_history, config.n_similar)
+    if args.items:
+        candidates, source = [i.strip() for i in args.items.split(",") if i.strip()], "chosen by hand"
+    elif args.from_model:
+        candidates = model_candidates(ws, builder, args.from_model, args.user, args.top)
+        source = f"top {args.top} of {args.from_model}"
+    else:
+        candidates, source = stored_candidates(builder, args.user), "stored test candidates"
+    recommender = LLMRecommender(get_engine(with_adapter(ws, args)), builder, config)
+    rec, table = with_progress(
+        "step", lambda p: score_customer(recommender, EvidenceFinder(builder), args.user, candidates, progress=p)
+    )
+    print(f"{args.user}: {len(candidates)} candidates ({source}), {config.mode}, {rec.seconds:.1f} s")
+    for note in rec.context.notes:
+        print(f"   note: {note}")
+    if rec.prompt.trimmed:
+        print(f"   prompt trimmed to fit {recommender.max_tokens} tokens: {rec.prompt.trimmed}")
+    if rec.answer is not None and not rec.answer.valid:
+        print(f"   INVALID listwise answer ({rec.answer.problem}): {rec.answer.raw[:200]!r}")
+    for row in table.itertuples():
+        print(f"{row.rank:>3}. {row.score:7.4f}  {row.item_id}  {row.title}")
+        print(f"       evidence: {row.evidence}")
+        if row.rationale:
+            print(textwrap.indent(textwrap.fill(f"rationale: {row.rationale}", 100), "       "))
+        if row.flags:
+            print(f"       FLAG: the rationale names {', '.join(row.flags)}, which the item's texts never mention")
+    if args.show_prompt:
+        print("\n--- exact prompt (first candidate) ---")
+        print(recommender.render(rec.prompt.full(0)))

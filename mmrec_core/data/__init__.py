@@ -1,0 +1,1 @@
+"""Data sets and the evaluation protocol: ingest, leave-one-out splits with stored negatives, metrics, statistics."""

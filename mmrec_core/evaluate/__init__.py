@@ -1,0 +1,1 @@
+"""Stage 6, comparing methods: offline and LLM evaluation, eval --all, leaderboard, report."""

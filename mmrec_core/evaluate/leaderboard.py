@@ -1,0 +1,219 @@
+"""Comparing evaluation runs: leaderboard with bootstrap intervals, paired tests, disagreements, breakdowns.
+
+Every eval run stores each user's rank counts (`user_ranks`), so any metric can be recomputed per
+user and two runs compared user by user. Intervals: percentile bootstrap over users (the same seeded
+resamples for every run). Paired test: bootstrap of the mean per-user difference, and the Wilcoxon
+signed-rank test on the users where the two runs differ.
+
+Protocol guard: a ranking only holds runs of one protocol whose users and candidate lists are exactly
+the protocol's (same `candidates_hash`). Runs on a subset of users, or on candidates that are no
+longer the stored ones, are listed apart with the reason and never ranked with the others.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mmrec_core.data.metrics import metrics_from_counts
+from mmrec_core.evaluate.offline import SAMPLED_KS, candidates_hash
+from mmrec_core.models.data import load_train_data
+from mmrec_core.store.workspace import Workspace
+
+METRICS = ["HR@5", "NDCG@5", "HR@10", "NDCG@10", "MRR", "AUC"]
+
+
+def run_label(method: str, params: dict) -> str:
+    """What the leaderboard calls a run: the model, and for the LLM zero-shot or the adapter's training run."""
+    if not method.startswith("llm-"):
+        return method
+    adapter = params.get("adapter")
+    return f"{method} + {Path(adapter).parent.name}" if adapter else f"{method} zero-shot"
+
+
+def eval_runs(ws: Workspace, dataset: str, protocol_id: str) -> pd.DataFrame:
+    """Eval runs of a protocol, newest first: run_id, method, label, users, subset, candidates_hash,
+    seconds_per_user, finished_at, has_ranks (False for runs made before per-user ranks were stored)."""
+    runs = ws.store.eval_runs(dataset, protocol_id)
+    params = [json.loads(p) for p in runs.pop("params")]
+    runs["label"] = [run_label(m, p) for m, p in zip(runs["method"], params, strict=True)]
+    runs["users"] = runs.pop("n_ranks")
+    runs["subset"] = [bool(p.get("subset", False)) for p in params]
+    runs["candidates_hash"] = [p.get("candidates_hash") for p in params]
+    runs["has_ranks"] = runs["users"] > 0
+    return runs
+
+
+def runs_version(ws: Workspace, dataset: str, protocol_id: str) -> str:
+    """Changes whenever an eval run of the protocol is added (a cache key for the leaderboard)."""
+    return ws.store.eval_runs_version(dataset, protocol_id)
+
+
+def protocols(ws: Workspace, dataset: str) -> list[str]:
+    """The data set's protocols, oldest (the default) first."""
+    return ws.store.protocols(dataset)["protocol_id"].tolist()
+
+
+def user_metrics(ws: Workspace, run_id: str, ks: tuple[int, ...] = SAMPLED_KS) -> pd.DataFrame:
+    """Per-user metrics of one run, indexed by user_id (rank = expected rank of the positive)."""
+    r = ws.store.user_ranks(run_id)
+    if r.empty:
+        raise KeyError(f"Run {run_id} has no per-user ranks; re-run it with `mmrec eval --all`.")
+    return metrics_from_counts(r["greater"], r["ties"], r["competitors"], ks=ks).set_index(r["user_id"])
+
+
+def bootstrap_means(values: np.ndarray, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """Means of `n_boot` resamples of the rows (users) of `values` (users x metrics): n_boot x metrics."""
+    values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+    idx = np.random.default_rng(seed).integers(len(values), size=(n_boot, len(values)))
+    return values[idx].mean(axis=1)
+
+
+@dataclass
+class Leaderboard:
+    table: pd.DataFrame  # one row per label (its newest run): metrics with _lo / _hi, seconds_per_user
+    excluded: pd.DataFrame  # run_id, label, reason: runs that may not be ranked with these
+    users: int  # the protocol's evaluated users
+
+
+def leaderboard(ws: Workspace, dataset: str, protocol_id: str, n_boot: int = 2000, seed: int = 0) -> Leaderboard:
+    """The newest comparable run of every model setting, with 95% bootstrap intervals over users."""
+    data = load_train_data(ws.store, dataset, protocol_id)
+    reference, n_users = candidates_hash(data), len(data.parts["test"].users)
+    runs = eval_runs(ws, dataset, protocol_id)
+    runs["reason"] = [_reason(r, reference, n_users) for r in runs.itertuples()]
+    ok = runs[runs["reason"] == ""].drop_duplicates("label")  # newest first: one run per setting
+    newest = runs.drop_duplicates("label")
+    apart = newest[newest["reason"] != ""]  # a setting's latest run that cannot be ranked is stated, never hidden
+    rows = []
+    for run in ok.itertuples():
+        per_user = user_metrics(ws, run.run_id)[METRICS]
+        boot = bootstrap_means(per_user.to_numpy(), n_boot, seed)
+        row = {"label": run.label, "run_id": run.run_id, "method": run.method, "users": len(per_user)}
+        for j, name in enumerate(METRICS):
+            row[name] = per_user[name].mean()
+            row[f"{name}_lo"], row[f"{name}_hi"] = np.percentile(boot[:, j], [2.5, 97.5])
+        rows.append({**row, "seconds_per_user": run.seconds_per_user, "finished_at": run.finished_at})
+    table = pd.DataFrame(
+        rows, columns=["label", "run_id", "method", "users", *_interval_columns(), "seconds_per_user", "finished_at"]
+    )
+    table = table.sort_values("NDCG@5", ascending=False, ignore_index=True)
+    return Leaderboard(table, apart[["run_id", "label", "reason"]].reset_index(drop=True), n_users)
+
+
+def _interval_columns() -> list[str]:
+    return [c for m in METRICS for c in (m, f"{m}_lo", f"{m}_hi")]
+
+
+def _reason(run, reference: str, n_users: int) -> str:
+    """Why a run may not be ranked with the protocol's full runs ('' if it may)."""
+    if not run.has_ranks:
+        return "made before per-user ranks were stored: re-run `mmrec eval --all`"
+    if run.subset or run.users < n_users:
+        return f"scored on {run.users} of {n_users} users (a subset): not comparable with full runs"
+    if run.candidates_hash != reference:
+        return "its users or candidate lists differ from the protocol's stored ones"
+    return ""
+
+
+@dataclass
+class PairedResult:
+    metric: str
+    users: int
+    mean_a: float
+    mean_b: float
+    diff: float  # mean of a - b over the common users
+    ci: tuple[float, float]  # 95% paired bootstrap interval of diff
+    p_value: float  # Wilcoxon signed-rank, two-sided (1.0 when no user differs)
+    a_better: int
+    b_better: int
+
+
+def paired_test(
+    ws: Workspace, run_a: str, run_b: str, metric: str = "NDCG@5", n_boot: int = 10000, seed: int = 0
+) -> PairedResult:
+    """Compare two runs user by user; refuses runs scored on different candidates (the protocol guard)."""
+    from scipy.stats import wilcoxon
+
+    _same_candidates(ws, run_a, run_b)
+    a, b = user_metrics(ws, run_a)[metric], user_metrics(ws, run_b)[metric]
+    d = (a - b).to_numpy()
+    lo, hi = np.percentile(bootstrap_means(d, n_boot, seed)[:, 0], [2.5, 97.5])
+    p = float(wilcoxon(d[d != 0]).pvalue) if np.count_nonzero(d) > 0 else 1.0
+    return PairedResult(
+        metric,
+        len(d),
+        float(a.mean()),
+        float(b.mean()),
+        float(d.mean()),
+        (float(lo), float(hi)),
+        p,
+        int((d > 0).sum()),
+        int((d < 0).sum()),
+    )
+
+
+def _same_candidates(ws: Workspace, run_a: str, run_b: str) -> None:
+    rows = ws.store.runs_by_id([run_a, run_b])
+    if len(rows) != len({run_a, run_b}):
+        raise KeyError(f"Unknown run: {sorted({run_a, run_b} - set(rows['run_id']))}.")
+    hashes = {json.loads(p).get("candidates_hash") for p in rows["params"]}
+    if rows["protocol_id"].nunique() > 1 or len(hashes) > 1 or None in hashes:
+        raise ValueError(
+            f"Runs {run_a} and {run_b} were scored on different users or candidate lists "
+            f"({', '.join(rows['protocol_id'].unique())}); compare runs of one protocol with all its users."
+        )
+
+
+def disagreements(ws: Workspace, dataset: str, protocol_id: str, run_a: str, run_b: str, k: int = 5) -> pd.DataFrame:
+    """Customers whose test item one run ranks in its top k and the other does not.
+
+    Columns: user_id, winner ('a' or 'b'), rank_a, rank_b, item_id, title; the widest gaps first.
+    """
+    _same_candidates(ws, run_a, run_b)
+    ra, rb = user_metrics(ws, run_a)["rank"], user_metrics(ws, run_b)["rank"]
+    hit_a, hit_b = ra <= k, rb <= k
+    out = pd.DataFrame({"rank_a": ra, "rank_b": rb})[hit_a != hit_b]
+    out.insert(0, "winner", np.where(hit_a[out.index], "a", "b"))
+    targets = ws.store.test_targets(dataset, protocol_id).set_index("user_id")[["item_id", "title"]]
+    out = out.join(targets).rename_axis("user_id").reset_index()
+    out["gap"] = (out["rank_a"] - out["rank_b"]).abs()
+    return out.sort_values(["winner", "gap"], ascending=[True, False], ignore_index=True).drop(columns="gap")
+
+
+def user_groups(ws: Workspace, dataset: str, protocol_id: str, by: str, max_groups: int = 8) -> pd.Series:
+    """Each evaluated user's group: `history` (training purchases, in 4 quantile bins) or `category`
+    (of the test item; the largest categories, the rest as 'other')."""
+    if by == "history":
+        n = ws.store.evaluated_train_lengths(dataset, protocol_id)
+        edges = np.unique(np.quantile(n, [0, 0.25, 0.5, 0.75, 1.0]).round().astype(int))
+        # bins are (left, right]: move the first edge down so the shortest history falls in the first bin
+        edges = np.r_[edges[0] - 1, edges[1:] if len(edges) > 1 else edges]
+        cut = pd.cut(n, edges)
+        labels = {iv: f"{int(iv.left) + 1}-{int(iv.right)} purchases" for iv in cut.cat.categories}
+        return cut.map(labels).rename("group")  # still categorical: the bins keep their numeric order
+    if by == "category":
+        cat = ws.store.test_targets(dataset, protocol_id).set_index("user_id")["category"]
+        top = cat.value_counts().index[:max_groups]
+        grouped = cat.where(cat.isin(top), "other")
+        order = list(dict.fromkeys([*top, "other"]))  # largest first; a category really named "other" once
+        return grouped.astype(pd.CategoricalDtype(order, ordered=True)).rename("group")
+    raise ValueError(f"Unknown breakdown '{by}'; use 'history' or 'category'.")
+
+
+def breakdown(
+    ws: Workspace, dataset: str, protocol_id: str, run_ids: list[str], by: str, metric: str = "NDCG@5"
+) -> pd.DataFrame:
+    """Mean `metric` per user group per run (long form): group, run_id, value, users."""
+    groups = user_groups(ws, dataset, protocol_id, by)
+    frames = []
+    for run_id in run_ids:
+        values = user_metrics(ws, run_id)[metric].to_frame("value").join(groups, how="inner")
+        agg = values.groupby("group", observed=True)["value"].agg(["mean", "size"]).reset_index()
+        agg["group"] = agg["group"].astype(str)
+        frames.append(agg.rename(columns={"mean": "value", "size": "users"}).assign(run_id=run_id))
+    return pd.concat(frames, ignore_index=True)[["group", "run_id", "value", "users"]]

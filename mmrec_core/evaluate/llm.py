@@ -1,0 +1,183 @@
+"""`mmrec eval llm`: the LLM recommender on a protocol's stored test candidates, beside the other models.
+
+Every evaluated user (or a seeded subset, stated as such) is scored with the candidates stored in the
+protocol (1 positive + n negatives, never re-drawn). Each user's scores are stored in `llm_scores`
+with an input hash over the exact prompt, the candidates and the engine's provenance, in batches of
+users per transaction: an interrupted run resumes where it stopped, and a re-run with the same
+inputs only reads. Metrics come from the stored scores (HR@K, NDCG@K, MRR, AUC; listwise adds the
+invalid-answer rate), seconds per user from the time each user took. The same users' candidates are
+then scored by popularity, SASRec and the item-graph model where trained, for a fair comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from mmrec_core.core.hashing import input_hash
+from mmrec_core.core.progress import Progress
+from mmrec_core.core.provenance import Provenance, code_version
+from mmrec_core.data.metrics import metrics_from_counts, sampled_ranks, summarize
+from mmrec_core.evaluate.offline import SAMPLED_KS, candidates_hash, metric_rows, ranking_metrics
+from mmrec_core.models.data import load_train_data
+from mmrec_core.models.registry import MODELS, load_trained
+from mmrec_core.recommend.context import ContextBuilder
+from mmrec_core.recommend.llm import LLMRecommender, RecommendConfig
+from mmrec_core.store.runs import RANK_COLUMNS
+from mmrec_core.store.workspace import Workspace, default_protocol
+
+COMPARE_COLUMNS = ["HR@5", "NDCG@5", "HR@10", "NDCG@10", "MRR", "AUC"]
+
+
+@dataclass
+class LLMEvalResult:
+    run_id: str
+    table: pd.DataFrame  # summarize(): rows all / no_repeat / repeat
+    compare: pd.DataFrame  # the LLM and the other models on the same users and candidates
+    per_user: pd.DataFrame  # user_id, metrics, valid, seconds
+    scored: int  # users scored by this call
+    reused: int  # users read back from earlier (resumed) runs
+
+
+def pick_users(users: list[str], n: int | None, seed: int = 0) -> list[str]:
+    """All users, or a seeded random subset of n (in the protocol's order)."""
+    if n is None or n >= len(users):
+        return list(users)
+    if n < 1:
+        raise ValueError("--users must be at least 1.")
+    keep = set(np.random.default_rng(seed).choice(len(users), size=n, replace=False).tolist())
+    return [u for i, u in enumerate(users) if i in keep]
+
+
+def evaluate_llm(
+    ws: Workspace,
+    engine,
+    dataset: str,
+    protocol_id: str | None = None,
+    config: RecommendConfig | None = None,
+    n_users: int | None = None,
+    batch: int = 8,
+    progress: Progress | None = None,
+) -> LLMEvalResult:
+    """Score the test candidates of all (or `n_users` seeded) evaluated users; record an eval run."""
+    config = config or RecommendConfig()
+    protocol_id = default_protocol(ws, dataset, protocol_id)
+    data = load_train_data(ws.store, dataset, protocol_id)
+    builder = ContextBuilder(ws, dataset, protocol_id, "test", config.n_history, config.n_similar, data)
+    if config.n_similar > 0 and builder.sasrec is None:
+        raise KeyError(f"{builder.similar_note} (or leave similar customers out with --similar-users 0)")
+    recommender = LLMRecommender(engine, builder, config)
+    provenance = recommender.provenance()
+    cand = data.parts["test"]
+    users = pick_users(cand.users, n_users)
+    row_of = {u: r for r, u in enumerate(cand.users)}
+    builder.prepare_similar(users)
+    stored = ws.store.llm_scores(dataset, protocol_id, config.mode).set_index("input_hash")
+    hashes, pending, scored = {}, [], 0
+    for n, user in enumerate(users, start=1):
+        start = time.perf_counter()
+        items = builder.candidates(user)
+        ctx, prompt = recommender.prepare(user, items)
+        texts = [recommender.render(prompt.full(i)) for i in range(len(prompt.suffixes))]
+        hashes[user] = key = input_hash(texts, items, provenance)
+        if key not in stored.index:
+            rec = recommender.recommend(user, items, explain=0, prepared=(ctx, prompt))
+            answer = rec.answer
+            pending.append(
+                {
+                    "dataset": dataset,
+                    "protocol_id": protocol_id,
+                    "part": "test",
+                    "user_id": user,
+                    "mode": config.mode,
+                    "item_ids": items,
+                    "scores": rec.scores.astype(float).tolist(),
+                    "valid": answer.valid if answer else True,
+                    "answer": answer.raw if answer else None,
+                    "problem": answer.problem if answer else None,
+                    "prompt_tokens": recommender.count(prompt.full(0)),
+                    "seconds": time.perf_counter() - start,  # the prompt's assembly included
+                    "engine": provenance["engine"],
+                    "model": provenance["model"],
+                    "prompt_version": provenance["prompt_version"],
+                    "params": json.dumps(provenance["params"], default=str),
+                    "input_hash": key,
+                }
+            )
+            scored += 1
+        if len(pending) >= batch or (pending and n == len(users)):
+            with ws.store.transaction() as tx:  # a batch of users is stored whole or not at all
+                ws.store.write_llm_scores(tx, pd.DataFrame(pending))
+            pending = []
+        if progress:
+            progress(n, len(users), f"{scored} scored, {n - scored} reused")
+    rows = ws.store.llm_scores(dataset, protocol_id, config.mode).set_index("input_hash")
+    rows = rows.loc[[hashes[u] for u in users]]
+    per_user = _per_user_metrics(rows)
+    repeat = np.asarray([cand.is_repeat[row_of[u]] for u in users])
+    table = summarize(per_user.drop(columns=["user_id", "valid", "seconds", "prompt_tokens", *RANK_COLUMNS]), repeat)
+    table["invalid_rate"] = 1.0 - per_user["valid"].mean() if config.mode == "listwise" else np.nan
+    table["seconds_per_user"] = per_user["seconds"].mean()
+    params = {
+        "users": len(users),
+        "subset": len(users) < len(cand.users),
+        "candidates_hash": candidates_hash(data, users),
+    }
+    run_id = _record(ws, dataset, protocol_id, config.mode, {**provenance, "run": params}, table, per_user)
+    compare = compare_models(ws, data, users, table, config.mode)
+    return LLMEvalResult(run_id, table, compare, per_user, scored, len(users) - scored)
+
+
+def _per_user_metrics(rows: pd.DataFrame) -> pd.DataFrame:
+    ranks = sampled_ranks(np.stack([np.asarray(s) for s in rows["scores"]]))
+    per_user = pd.concat([metrics_from_counts(*ranks.T.to_numpy(), ks=SAMPLED_KS), ranks], axis=1)
+    return per_user.assign(
+        user_id=rows["user_id"].to_numpy(),
+        valid=rows["valid"].to_numpy(),
+        seconds=rows["seconds"].to_numpy(),
+        prompt_tokens=rows["prompt_tokens"].to_numpy(),
+    )
+
+
+def _record(ws: Workspace, dataset: str, protocol_id: str, mode: str, provenance: dict, table, per_user) -> str:
+    params = {
+        **provenance["params"],
+        "engine": provenance["engine"],
+        "model": provenance["model"],
+        "prompt_version": provenance["prompt_version"],
+        **provenance["run"],
+        "mean_prompt_tokens": float(per_user["prompt_tokens"].mean()),
+        "code_version": code_version(),
+    }
+    metrics = metric_rows(table)
+    prov = Provenance(provenance["engine"], provenance["model"], provenance["prompt_version"])
+    return ws.store.record_run(dataset, protocol_id, "eval", f"llm-{mode}", params, None, metrics, per_user, prov)
+
+
+def compare_models(ws: Workspace, data, users: list[str], llm_table: pd.DataFrame, mode: str) -> pd.DataFrame:
+    """The LLM's figures beside every trained model (popularity fitted on the spot) on the same users.
+
+    A model's seconds per user include scoring the whole catalog (its full-ranking metrics), an upper bound.
+    """
+    rows = {f"LLM {mode}": llm_table.loc["all", [*COMPARE_COLUMNS, "seconds_per_user"]]}
+    cand = data.parts["test"]
+    keep = np.isin(np.asarray(cand.users, dtype=object), np.asarray(users, dtype=object))
+    for method in MODELS:
+        try:
+            model, _ = load_trained(ws, data.dataset, method, data.protocol_id)
+        except KeyError:
+            if method != "popularity":
+                continue
+            model = MODELS[method][0](MODELS[method][1]())
+            model.fit(data)
+        start = time.perf_counter()
+        per_user = ranking_metrics(model, data, "test")  # every user, stored candidates and the full catalog
+        seconds = (time.perf_counter() - start) / len(cand.users)
+        rows[method] = pd.concat([per_user.loc[keep, COMPARE_COLUMNS].mean(), pd.Series({"seconds_per_user": seconds})])
+    out = pd.DataFrame(rows).T[[*COMPARE_COLUMNS, "seconds_per_user"]]
+    out["users"] = len(users)
+    return out

@@ -1,0 +1,1 @@
+"""Stage 4, the LLM recommender: context, prompt assembly, pointwise/listwise scoring, evidence."""

@@ -1,0 +1,129 @@
+"""Evidence for a recommendation, computed WITHOUT the LLM, to read beside the model's rationale.
+
+For a candidate item and a customer: which of the item's keywords the profile mentions and which
+recur in the customer's purchases; which of its item-graph neighbours the customer bought; which
+similar customers (the prompt's) bought it or a neighbour. And a check of the rationale itself: a
+sentence about the item that names a colour, material, pattern or product type the item's own texts
+(title, catalog text, description, keywords) never mention is flagged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from mmrec_core.graph.build import latest_graph_id, load_graph
+from mmrec_core.recommend.context import ContextBuilder, UserContext
+from mmrec_core.textualize.keywords import COLOURS, MATERIALS, PATTERNS, contains_term
+from mmrec_core.textualize.texts import fused_item_texts
+
+# Words that can end up as "keywords" of a weak summarizer and would match any profile.
+_STOPWORDS = {"and", "the", "with", "for", "of", "in", "a", "an", "or", "to", "is", "it", "this", "that", "item"}
+# A sentence with one of these words talks about the customer, where naming their tastes is fine.
+_ABOUT_CUSTOMER = re.compile(
+    r"\b(customer|shopper|they|their|them|he|she|his|her|prefers?|preferences?|likes?|loves?|bought|history)\b",
+    re.I,
+)
+
+
+@dataclass
+class Evidence:
+    item_id: str
+    bought_before: bool = False  # a repeat purchase candidate
+    profile_matches: list[str] = field(default_factory=list)  # item keywords the profile mentions
+    history_matches: list[tuple[str, int]] = field(default_factory=list)  # (keyword, purchases sharing it)
+    neighbours_bought: list[tuple[str, float, str]] = field(default_factory=list)  # (item, weight, reason)
+    similar_bought: list[tuple[str, str]] = field(default_factory=list)  # (similar customer, item they bought)
+
+    def lines(self, titles: dict[str, str]) -> list[str]:
+        """Readable evidence, one statement per line (for the app)."""
+        name = lambda i: f"{titles.get(i, i)} ({i})"  # noqa: E731
+        out = ["The customer bought this item before."] if self.bought_before else []
+        if self.profile_matches:
+            out.append("Profile mentions: " + ", ".join(self.profile_matches))
+        if self.history_matches:
+            out.append("Shares with past purchases: " + ", ".join(f"{k} ({n}x)" for k, n in self.history_matches))
+        out += [f"Graph neighbour bought: {name(i)} · {r}, weight {w:.2f}" for i, w, r in self.neighbours_bought[:5]]
+        out += [f"Similar customer {u[:10]}… bought {name(i)}" for u, i in self.similar_bought[:5]]
+        return out or ["No supporting evidence in the profile, the purchases, the graph or similar customers."]
+
+    def summary(self) -> str:
+        """One line for tables and the command line."""
+        parts = []
+        if self.bought_before:
+            parts.append("bought before")
+        if self.profile_matches:
+            parts.append("profile: " + ", ".join(self.profile_matches))
+        if self.history_matches:
+            parts.append("history: " + ", ".join(f"{k} x{n}" for k, n in self.history_matches[:4]))
+        if self.neighbours_bought:
+            parts.append(f"{len(self.neighbours_bought)} graph neighbour(s) bought")
+        if self.similar_bought:
+            parts.append(f"{len({u for u, _ in self.similar_bought})} similar customer(s) bought it or a neighbour")
+        return "; ".join(parts) or "no supporting evidence"
+
+
+class EvidenceFinder:
+    """Item texts, graph and purchase sequences of one protocol, loaded once."""
+
+    def __init__(self, builder: ContextBuilder) -> None:
+        self.builder = builder
+        store, dataset = builder.ws.store, builder.dataset
+        self.item_texts = {i: t.lower() for i, t in fused_item_texts(store, dataset).items()}
+        categories = store.items(dataset)["category"].dropna().str.lower().unique().tolist()
+        self.vocabulary = sorted(set(COLOURS) | set(MATERIALS) | set(PATTERNS) | set(categories), key=len, reverse=True)
+        self.graph_id = latest_graph_id(store, dataset, builder.protocol_id)
+        columns = ["src", "dst", "weight", "reason"]
+        edges = load_graph(store, dataset, self.graph_id) if self.graph_id else pd.DataFrame(columns=columns)
+        both = pd.concat(
+            [edges[columns], edges[columns].rename(columns={"src": "dst", "dst": "src"})],
+            ignore_index=True,
+        )
+        self.neighbours = {
+            src: list(zip(g["dst"], g["weight"], g["reason"], strict=True)) for src, g in both.groupby("src")
+        }
+
+    def for_item(self, ctx: UserContext, item_id: str) -> Evidence:
+        line = self.builder.line(item_id)
+        bought = set(ctx.bought)
+        ev = Evidence(item_id, bought_before=item_id in bought)
+        profile = ctx.profile.lower()
+        useful = [k for k in line.keywords if k.lower() not in _STOPWORDS and len(k) > 2]
+        ev.profile_matches = [k for k in useful if profile and contains_term(profile, k.lower())]
+        counts = Counter(k for i in ctx.bought for k in set(self.builder.line(i).keywords))
+        ev.history_matches = sorted(((k, counts[k]) for k in useful if counts[k]), key=lambda kv: -kv[1])
+        near = sorted(self.neighbours.get(item_id, []), key=lambda n: -n[1])
+        ev.neighbours_bought = [(i, float(w), r) for i, w, r in near if i in bought]
+        near_ids = {i for i, _, _ in near}
+        ids = self.builder.data.item_ids
+        for s in ctx.similar:
+            theirs = {ids[i] for i in self.builder.data.sequences.get(s.similar_user, [])}
+            ev.similar_bought += [(s.similar_user, i) for i in sorted(theirs & ({item_id} | near_ids))]
+        return ev
+
+    def rationale_flags(self, rationale: str, item_id: str, ctx: UserContext) -> list[str]:
+        """Attributes the rationale gives the item that its own texts never mention (see module docstring)."""
+        own = self.item_texts.get(item_id, "")
+        about_customer = " ".join(
+            [ctx.profile] + [h.text() for h in ctx.history] + [s.text() for s in ctx.similar]
+        ).lower()
+        flags: list[str] = []
+        for sentence in re.split(r"(?<=[.!?])\s+", rationale.lower()):
+            customer_sentence = _ABOUT_CUSTOMER.search(sentence) is not None
+            for term in self.vocabulary:
+                if term in flags or not contains_term(sentence, term) or _supported(own, term):
+                    continue
+                if customer_sentence and contains_term(about_customer, term):
+                    continue  # most likely describes the customer's taste, not the item
+                if any(contains_term(f, term) for f in flags):  # "organic cotton" already flagged covers "cotton"
+                    continue
+                flags.append(term)
+        return flags
+
+
+def _supported(text: str, term: str) -> bool:
+    """The item's text names the term (a plural or '-coloured' form counts)."""
+    return any(contains_term(t, form) for t in (text, text.replace("-", " ")) for form in (term, term + "s"))

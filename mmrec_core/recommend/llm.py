@@ -1,0 +1,231 @@
+"""Stage 4: the LLM as a recommender, pointwise (yes/no) or listwise (reasoning, then an answer).
+
+Pointwise (MLLM-MSR, MMSRARec): score = p(yes) / (p(yes) + p(no)) after "Will this customer buy the
+candidate item?", all candidates behind one shared prefix in one forward pass each
+(`Engine.score_yes_no`). A short rationale is generated for the top few on request.
+
+Listwise (MLLMRec-R1): the model sees the numbered candidates and writes
+`<think>rationale</think><answer>number</answer>` (or several numbers, best first). The answer is
+validated: a number outside 1..N, an unknown id or a missing tag makes the answer INVALID; it is
+counted and reported, never mapped to a nearby candidate. Named candidates rank first in the order
+given; the rest tie below them (ties count at chance in `metrics.rank_counts`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from mmrec_core.core import prompts
+from mmrec_core.core.progress import Progress
+from mmrec_core.engines.llm import GenerationOptions
+from mmrec_core.recommend.context import ContextBuilder, UserContext
+from mmrec_core.recommend.prompt import (
+    RecPrompt,
+    explain_prompt,
+    listwise_prompt,
+    pointwise_prompt,
+    shuffled,
+)
+
+MODES = ("pointwise", "listwise")
+
+
+@dataclass
+class RecommendConfig:
+    """How the LLM recommender builds prompts and answers."""
+
+    mode: str = field(
+        default="pointwise",
+        metadata={"help": "pointwise (yes/no per candidate) or listwise (reasons, then names one).", "choices": MODES},
+    )
+    n_history: int = field(
+        default=5,
+        metadata={"help": "Last purchases whose keywords go into the prompt.", "flag": "history", "range": (0, 20, 1)},
+    )
+    n_similar: int = field(
+        default=3,
+        metadata={
+            "help": "Similar customers (SASRec) whose next item is shown.",
+            "flag": "similar-users",
+            "range": (0, 5, 1),
+        },
+    )
+    max_prompt_tokens: int = field(default=1536, metadata={"help": "Prompt budget; oldest context is cut first."})
+    max_new_tokens: int = field(default=160, metadata={"help": "Listwise/rationale generation budget."})
+    explain_top: int = field(
+        default=3,
+        metadata={
+            "help": "Pointwise: write a rationale for the top k candidates.",
+            "flag": "explain",
+            "range": (0, 10, 1),
+        },
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of the candidate order shown in listwise prompts."})
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"Unknown mode '{self.mode}'; use one of {', '.join(MODES)}.")
+        if self.max_prompt_tokens < 64:
+            raise ValueError("max_prompt_tokens must be at least 64.")
+
+
+@dataclass
+class ListwiseAnswer:
+    valid: bool
+    ranking: list[str]  # item ids named by the answer, best first (empty when invalid)
+    rationale: str
+    problem: str = ""  # why the answer is invalid
+    raw: str = ""
+
+
+_THINK = re.compile(r"<think>(.*?)(?:</think>|<answer>|$)", re.S)
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
+
+
+def parse_answer(text: str, order: Sequence[str]) -> ListwiseAnswer:
+    """Validate a listwise output against the candidates shown as [1]..[N] in `order`."""
+    think = _THINK.search(text)
+    rationale = think.group(1).strip() if think else text.split("<answer>")[0].strip()
+    answer = _ANSWER.search(text)
+    if answer is None:
+        return ListwiseAnswer(False, [], rationale, "no <answer>...</answer> in the output", text)
+    tokens = [t.strip("[]#.()'\"") for t in re.split(r"[,;\s]+", answer.group(1).strip())]
+    tokens = [t for t in tokens if t and t.lower() not in ("item", "candidate", "number", "no")]
+    if not tokens:
+        return ListwiseAnswer(False, [], rationale, "the answer is empty", text)
+    ranking: list[str] = []
+    for token in tokens:
+        if token.isdigit() and 1 <= int(token) <= len(order):
+            item = order[int(token) - 1]
+        elif token in order:  # the model may give the item id itself
+            item = token
+        else:
+            return ListwiseAnswer(False, [], rationale, f"'{token}' is not a candidate (numbers 1..{len(order)})", text)
+        if item not in ranking:
+            ranking.append(item)
+    return ListwiseAnswer(True, ranking, rationale, "", text)
+
+
+def answer_scores(answer: ListwiseAnswer, candidates: Sequence[str]) -> np.ndarray:
+    """Scores aligned with `candidates`: named items N, N-1, ... in answer order; the rest (or all, if invalid) 0."""
+    n = len(candidates)
+    rank = {item: pos for pos, item in enumerate(answer.ranking)}
+    return np.asarray([float(n - rank[c]) if c in rank else 0.0 for c in candidates], dtype=np.float32)
+
+
+@dataclass
+class Recommendation:
+    """One user's scored candidates, with the prompt that produced them."""
+
+    user_id: str
+    mode: str
+    candidates: list[str]  # as given
+    scores: np.ndarray  # aligned with `candidates`
+    prompt: RecPrompt
+    context: UserContext
+    answer: ListwiseAnswer | None = None
+    rationales: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def ranking(self) -> list[str]:
+        """Candidates best first; ties (an invalid or partial listwise answer) in the prompt's shuffled order.
+
+        Never the given order: stored candidate lists put the positive first.
+        """
+        score = dict(zip(self.candidates, self.scores.tolist(), strict=True))
+        shown = self.prompt.order if len(self.prompt.order) == len(self.candidates) else self.candidates
+        return sorted(shown, key=lambda item: -score[item])
+
+
+class LLMRecommender:
+    """Scores candidates for users of one protocol with one engine."""
+
+    def __init__(self, engine, builder: ContextBuilder, config: RecommendConfig | None = None) -> None:
+        self.engine, self.builder = engine, builder
+        self.config = config or RecommendConfig()
+        limit = engine.context_length() - self.config.max_new_tokens
+        self.max_tokens = min(self.config.max_prompt_tokens, limit) if limit > 0 else self.config.max_prompt_tokens
+
+    def count(self, text: str) -> int:
+        return self.engine.count_tokens(text, system=prompts.REC_SYSTEM)
+
+    def render(self, text: str) -> str:
+        """The exact text the model reads (chat template and system message included)."""
+        return self.engine.render_prompt(text, system=prompts.REC_SYSTEM)
+
+    def prompt_for(self, ctx: UserContext, candidates: Sequence[str]) -> RecPrompt:
+        lines = [self.builder.line(i) for i in candidates]
+        if self.config.mode == "pointwise":  # shown in a seeded order too, so ties never favour the given order
+            return pointwise_prompt(ctx, shuffled(lines, ctx.user_id, self.config.seed), self.count, self.max_tokens)
+        return listwise_prompt(ctx, lines, self.count, self.max_tokens, self.config.seed)
+
+    def prepare(self, user: str, candidates: Sequence[str]) -> tuple[UserContext, RecPrompt]:
+        """The user's context and the prompt for these candidates (what `recommend` will send)."""
+        unknown = [c for c in candidates if c not in self.builder.titles]
+        if unknown:
+            raise KeyError(f"Unknown item(s) {unknown[:3]} in data set '{self.builder.dataset}'.")
+        ctx = self.builder.context(user)
+        return ctx, self.prompt_for(ctx, list(dict.fromkeys(candidates)))
+
+    def recommend(
+        self,
+        user: str,
+        candidates: Sequence[str],
+        explain: int | None = None,
+        progress: Progress | None = None,
+        prepared: tuple[UserContext, RecPrompt] | None = None,
+    ) -> Recommendation:
+        """Score `candidates` for `user`; pointwise also explains the top `explain` (default config.explain_top).
+
+        `prepared`: what `prepare(user, candidates)` returned, when the caller already built it.
+        """
+        start = time.perf_counter()
+        candidates = list(dict.fromkeys(candidates))
+        ctx, prompt = prepared or self.prepare(user, candidates)
+        n_explain = explain if explain is not None else self.config.explain_top
+        n_explain = min(n_explain, len(candidates)) if self.config.mode == "pointwise" else 0
+        steps = 1 + n_explain
+        if progress:
+            progress(0, steps, "scoring")
+        answer = None
+        if self.config.mode == "pointwise":
+            raw = self.engine.score_yes_no(prompt.prefix, prompt.suffixes, system=prompts.REC_SYSTEM)
+            by_item = dict(zip(prompt.order, np.asarray(raw, dtype=np.float32).tolist(), strict=True))
+            scores = np.asarray([by_item[c] for c in candidates], dtype=np.float32)
+        else:
+            options = GenerationOptions(max_new_tokens=self.config.max_new_tokens, batch_size=1)
+            text = self.engine.generate([prompt.full()], options, system=prompts.REC_SYSTEM)[0]
+            answer = parse_answer(text, prompt.order)
+            scores = answer_scores(answer, candidates)
+        rec = Recommendation(user, self.config.mode, candidates, scores, prompt, ctx, answer)
+        if progress:
+            progress(1, steps, "scored")
+        if self.config.mode == "pointwise":
+            report = (lambda n, _total, msg: progress(1 + n, steps, msg)) if progress else None
+            rec.rationales = self.explain(ctx, rec.ranking()[:n_explain], report)
+        elif answer is not None and answer.valid:
+            rec.rationales = {answer.ranking[0]: answer.rationale}
+        rec.seconds = time.perf_counter() - start
+        if progress:
+            progress(steps, steps, "done")
+        return rec
+
+    def explain(self, ctx: UserContext, items: Sequence[str], progress: Progress | None = None) -> dict[str, str]:
+        """A short generated rationale per item (greedy, so reproducible)."""
+        out = {}
+        options = GenerationOptions(max_new_tokens=min(self.config.max_new_tokens, 80), batch_size=1)
+        for n, item in enumerate(items, start=1):
+            p = explain_prompt(ctx, self.builder.line(item), self.count, self.max_tokens)
+            out[item] = self.engine.generate([p.full()], options, system=prompts.REC_SYSTEM)[0]
+            if progress:
+                progress(n, len(items), f"rationale {n}/{len(items)}")
+        return out
+
+    def provenance(self) -> dict:
+        params = {**asdict(self.config), **self.builder.provenance(), "max_tokens": self.max_tokens}
+        return self.engine.provenance("llm", prompts.REC_VERSION, **params)

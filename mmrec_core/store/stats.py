@@ -1,0 +1,72 @@
+"""Named queries behind data set statistics and pipeline status (`mmrec info`, the Overview page)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from mmrec_core.store.schema import DATASET_TABLES
+
+
+class StatsQueries:
+    """Counts and distributions of one data set; uses the `Store` connection."""
+
+    def dataset_counts(self, dataset: str) -> dict:
+        """items, items_with_images, users, interactions, items_interacted, first_ts, last_ts."""
+        return (
+            self.sql_df(
+                """SELECT
+                 (SELECT count(*) FROM items WHERE dataset = $d) AS items,
+                 (SELECT count(*) FROM items WHERE dataset = $d AND image_sha256 IS NOT NULL) AS items_with_images,
+                 (SELECT count(DISTINCT user_id) FROM interactions WHERE dataset = $d) AS users,
+                 (SELECT count(*) FROM interactions WHERE dataset = $d) AS interactions,
+                 (SELECT count(DISTINCT item_id) FROM interactions WHERE dataset = $d) AS items_interacted,
+                 (SELECT min(ts) FROM interactions WHERE dataset = $d) AS first_ts,
+                 (SELECT max(ts) FROM interactions WHERE dataset = $d) AS last_ts""",
+                {"d": dataset},
+            )
+            .iloc[0]
+            .to_dict()
+        )
+
+    def sequence_lengths(self, dataset: str) -> pd.Series:
+        """Interactions per user."""
+        return self.sql_df("SELECT count(*) AS n FROM interactions WHERE dataset = ? GROUP BY user_id", [dataset])["n"]
+
+    def category_counts(self, dataset: str, top: int = 20) -> pd.DataFrame:
+        """Interactions and items per item category (top categories by interactions)."""
+        return self.sql_df(
+            """SELECT coalesce(it.category, '(none)') AS category, count(*) AS interactions,
+                      count(DISTINCT it.item_id) AS items
+               FROM interactions i JOIN items it USING (dataset, item_id)
+               WHERE i.dataset = ? GROUP BY 1 ORDER BY interactions DESC LIMIT ?""",
+            [dataset, top],
+        )
+
+    def protocol_summaries(self, dataset: str) -> pd.DataFrame:
+        """Each stored protocol with its evaluated users and the share of repeat test targets."""
+        return self.sql_df(
+            """SELECT p.protocol_id, p.n_negatives, p.seed, p.min_history, p.n_users AS evaluated_users,
+                      avg(CASE WHEN s.part = 'test' THEN s.is_repeat::INT END) AS test_repeat_share
+               FROM protocols p LEFT JOIN splits s USING (protocol_id)
+               WHERE p.dataset = ? GROUP BY ALL ORDER BY p.protocol_id""",
+            [dataset],
+        )
+
+    def sample_items_with_images(self, dataset: str, n: int = 12) -> pd.DataFrame:
+        """The most-interacted items that have an image (for thumbnails)."""
+        return self.sql_df(
+            """SELECT it.item_id, it.title, it.category, it.image_sha256, im.ext, count(*) AS interactions
+               FROM items it JOIN images im ON im.sha256 = it.image_sha256
+               JOIN interactions i USING (dataset, item_id)
+               WHERE it.dataset = ? GROUP BY ALL ORDER BY interactions DESC, it.item_id LIMIT ?""",
+            [dataset, n],
+        )
+
+    def count_distinct(self, table: str, dataset: str, column: str | None = None) -> int:
+        """Rows of a per-data-set table, or distinct values of `column` (items described, users profiled)."""
+        if table not in DATASET_TABLES:
+            raise ValueError(f"{table} is not a per-data-set table")
+        if column is not None and column not in ("item_id", "user_id", "key"):
+            raise ValueError(f"Cannot count distinct {column}")
+        expr = f"count(DISTINCT {column})" if column else "count(*)"
+        return int(self.scalar(f"SELECT {expr} FROM {table} WHERE dataset = ?", [dataset]))

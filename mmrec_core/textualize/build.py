@@ -1,0 +1,183 @@
+"""Stage 1, item textualization (MLLM-MSR, MLLMRec, MMSRARec): image -> description -> keywords -> rewards.
+
+For every item: the engine describes its image with the catalog text as context; the description
+fused with the catalog text is the item's source text; the LLM summarises it as a compact keyword
+set (sorted into facets); the keyword set gets its summary-quality rewards. All of it is stored with
+provenance and an input hash (image, text, engine, prompts, parameters), so a re-run skips items
+whose inputs are unchanged and a crash loses at most the batch in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+from PIL import Image
+
+from mmrec_core.core.hashing import input_hash
+from mmrec_core.core.progress import Progress
+from mmrec_core.core.prompts import KEYWORDS, keyword_chat
+from mmrec_core.engines import Engine, GenerationOptions, ItemText
+from mmrec_core.engines.base import DESCRIBE_PROMPT_VERSION
+from mmrec_core.store.images import BadImageError
+from mmrec_core.store.workspace import Workspace
+from mmrec_core.textualize.keywords import build_facets, parse_keywords
+from mmrec_core.textualize.rewards import keyword_rewards, reward_params
+
+
+@dataclass
+class TextualizeConfig:
+    batch_size: int = field(default=8, metadata={"help": "Items per model batch (and per stored transaction)."})
+    force: bool = field(default=False, metadata={"help": "Redo items even when their inputs are unchanged."})
+    keyword_tokens: int = field(default=48, metadata={"help": "Generation budget for the keyword list."})
+
+
+@dataclass
+class TextualizeReport:
+    done: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (item_id, reason)
+    seconds: float = 0.0
+
+    @property
+    def items_per_second(self) -> float:
+        return self.done / self.seconds if self.seconds else 0.0
+
+    def __str__(self) -> str:
+        text = f"textualized {self.done} items ({self.items_per_second:.2f} items/s), skipped {self.skipped} unchanged"
+        return text + (f", {len(self.failed)} failed" if self.failed else "")
+
+
+def fused_source(item: ItemText, description: str) -> str:
+    """The item's source text: what the image shows, then what the catalog says."""
+    catalog = item.text or item.as_text()
+    return f"{description.strip()}\n{catalog}".strip() if description else catalog
+
+
+def item_context(row: dict) -> ItemText:
+    return ItemText(title=row.get("title") or "", category=row.get("category") or "", text=row.get("text") or "")
+
+
+def _input_hash(row: dict, params: dict) -> str:
+    return input_hash([row["image_sha256"], row.get("title"), row.get("text"), row.get("category"), params])
+
+
+def run_params(engine: Engine, config: TextualizeConfig) -> dict:
+    """Everything the stored outputs depend on besides the item itself."""
+    return {
+        "describe": engine.provenance("vlm", DESCRIBE_PROMPT_VERSION),
+        "keywords": engine.provenance("llm", KEYWORDS.version, max_new_tokens=config.keyword_tokens),
+        "rewards": reward_params(engine.settings),
+    }
+
+
+def _open_image(ws: Workspace, row: dict) -> Image.Image | None:
+    # decoded here, so a broken file fails for its own item, not inside the model batch
+    return ws.images.open(row["image_sha256"], row["ext"]) if row.get("image_sha256") else None
+
+
+def textualize(
+    ws: Workspace,
+    engine: Engine,
+    dataset: str,
+    item_ids: list[str] | None = None,
+    config: TextualizeConfig | None = None,
+    progress: Progress | None = None,
+) -> TextualizeReport:
+    """Describe, summarise and score every item of `dataset` (or `item_ids`) that is not done yet."""
+    config = config or TextualizeConfig()
+    ws.store.require_dataset(dataset)
+    items = ws.store.items_with_images(dataset, item_ids)
+    if item_ids is not None and len(items) < len(set(item_ids)):
+        missing = sorted(set(item_ids) - set(items["item_id"]))
+        raise KeyError(f"Unknown item(s) {missing[:5]} in data set '{dataset}'.")
+    categories = sorted(ws.store.items(dataset)["category"].dropna().unique())
+    params = run_params(engine, config)
+    items["input_hash"] = [_input_hash(r, params) for r in items.to_dict("records")]
+    done_hashes = set() if config.force else ws.store.keyword_hashes(dataset)
+    todo = items[~items["input_hash"].isin(done_hashes)].to_dict("records")
+    report = TextualizeReport(skipped=len(items) - len(todo))
+    start = time.perf_counter()
+    if progress:
+        progress(0, len(todo), f"{len(todo)} items to textualize, {report.skipped} unchanged")
+    for first in range(0, len(todo), config.batch_size):
+        batch, images = [], []
+        for row in todo[first : first + config.batch_size]:
+            try:
+                images.append(_open_image(ws, row))
+                batch.append(row)
+            except BadImageError as exc:  # one bad image is reported and skipped, the run goes on
+                report.failed.append((row["item_id"], str(exc)))
+        if batch:
+            _textualize_batch(ws, engine, dataset, batch, images, categories, params, config)
+            report.done += len(batch)
+        report.seconds = time.perf_counter() - start
+        if progress:
+            finished = report.done + len(report.failed)
+            progress(finished, len(todo), f"{report.items_per_second:.2f} items/s")
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _textualize_batch(ws, engine, dataset, batch, images, categories, params, config) -> None:
+    contexts = [item_context(r) for r in batch]
+    with_image = [i for i, image in enumerate(images) if image is not None]
+    descriptions = {i: None for i in range(len(batch))}
+    if with_image:
+        made = engine.describe([images[i] for i in with_image], [contexts[i] for i in with_image], categories)
+        descriptions.update(zip(with_image, made, strict=True))
+    texts = [d.text if d else "" for d in descriptions.values()]
+    sources = [fused_source(c, t) for c, t in zip(contexts, texts, strict=True)]
+    answers = engine.generate(
+        [keyword_chat(s) for s in sources],
+        GenerationOptions(max_new_tokens=config.keyword_tokens, batch_size=config.batch_size),
+        system=KEYWORDS.system,
+    )
+    budget = engine.settings.keyword_budget
+    keyword_sets = [
+        build_facets(parse_keywords(a, budget), s, categories, budget) for a, s in zip(answers, sources, strict=True)
+    ]
+    rewards = keyword_rewards(engine, [k for k, _ in keyword_sets], sources, engine.settings)
+
+    describe_prov, keyword_prov = params["describe"], params["keywords"]
+    desc_rows, kw_rows = [], []
+    for i, row in enumerate(batch):
+        d = descriptions[i]
+        facts = [f.__dict__ for f in d.facts] if d else []
+        desc_rows.append(
+            {
+                "dataset": dataset,
+                "item_id": row["item_id"],
+                "description": texts[i] or sources[i],
+                "image_sha256": row["image_sha256"],
+                "facts": json.dumps(facts),
+                "engine": describe_prov["engine"],
+                "model": describe_prov["model"] if d else "(no image: catalog text)",
+                "prompt_version": describe_prov["prompt_version"],
+                "params": json.dumps(describe_prov["params"]),
+                "input_hash": row["input_hash"],
+            }
+        )
+        keywords, facets = keyword_sets[i]
+        r = rewards[i]
+        kw_rows.append(
+            {
+                "dataset": dataset,
+                "item_id": row["item_id"],
+                "keywords": keywords,
+                "facets": json.dumps(facets),
+                "r_info": r.r_info,
+                "r_recon": r.r_recon,
+                "r_len": r.r_len,
+                "reward": r.reward,
+                "engine": keyword_prov["engine"],
+                "model": keyword_prov["model"],
+                "prompt_version": keyword_prov["prompt_version"],
+                "params": json.dumps({**keyword_prov["params"], **params["rewards"]}),
+                "input_hash": row["input_hash"],
+            }
+        )
+    with ws.store.transaction() as tx:
+        ws.store.write_textualization(tx, pd.DataFrame(desc_rows), pd.DataFrame(kw_rows))

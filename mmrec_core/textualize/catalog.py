@@ -1,0 +1,166 @@
+"""The catalog as an analyst sees it: search items, add items from uploaded images, one item's text versions.
+
+Why a module of its own: the Catalog page and the CLI need the same three things (find items, add new
+ones, show everything stored about one), and uploads must be all-or-nothing (a bad file in a batch
+stores nothing: no item rows, no image rows, no image files), which is easy to get wrong in a page.
+Textualizing items is `textualize.textualize`; `start_textualize` runs it as a background job.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mmrec_core.core import jobs
+from mmrec_core.engines import Engine
+from mmrec_core.store.database import Store
+from mmrec_core.store.images import ImageInfo, ImageStore, inspect_image
+from mmrec_core.store.workspace import Workspace
+from mmrec_core.textualize.build import TextualizeConfig, textualize
+
+UPLOAD_CATEGORY = "uploaded"
+TEXTUALIZE_JOB = "textualize"
+
+def search_items(store: Store, dataset: str, query: str = "", limit: int = 60, offset: int = 0) -> pd.DataFrame:
+    """Items whose id, title, category or newest keywords contain every word of `query` (any case).
+
+    Columns: item_id, title, category, image_sha256, ext, keywords (list, empty before textualization),
+    matches (how many items match in all, for "showing 24 of 130").
+    """
+    store.require_dataset(dataset)
+    terms = query.lower().split()
+    rows = store.search_items(dataset, terms, limit, offset)
+    rows["keywords"] = _lists(rows["keywords"])
+    return rows
+
+
+@contextmanager
+def _new_image_files(images: ImageStore) -> Iterator[Any]:
+    """Yields `put(data, info)`; if the block fails, the image files it newly wrote are deleted again.
+
+    The same approach as `ingest.common.write_raw_dataset`: the DB rows are rolled back by the
+    transaction, this removes their files (files that were already stored stay, others may use them).
+    """
+    written: list[Path] = []
+
+    def put(data: bytes, info: ImageInfo) -> None:
+        target, new = images.put(data, info)
+        if new:
+            written.append(target)
+
+    try:
+        yield put
+    except BaseException:
+        for target in written:
+            target.unlink(missing_ok=True)
+        raise
+
+
+def textualized_counts(store: Store, dataset: str) -> dict[str, int]:
+    """How many items the data set has, and how many of them have at least one keyword set."""
+    return {
+        "items": store.count("items", dataset),
+        "textualized": store.textualized_count(dataset),
+    }
+
+
+def upload_id(info: ImageInfo) -> str:
+    """Uploaded items are named by their image's content, so the same image always gets the same id."""
+    return f"upload-{info.sha256[:12]}"
+
+
+def add_uploads(
+    ws: Workspace, dataset: str, uploads: list[tuple[str, bytes]], title: str = "", category: str = ""
+) -> list[str]:
+    """Add one item per uploaded image to `dataset`; returns their ids in upload order.
+
+    Every file is checked first (a non-image or an oversize file raises BadImageError naming it), then
+    images and items are written in one transaction: on any error nothing is stored. The title defaults
+    to the file name without extension, the category to "uploaded". An image uploaded before keeps its
+    item (and its id is returned); nothing is duplicated.
+    """
+    ws.store.require_dataset(dataset)
+    checked = [(name, data, inspect_image(data, name)) for name, data in uploads]  # raises before any write
+    ids = [upload_id(info) for _, _, info in checked]
+    existing = set(ws.store.items_with_images(dataset, ids)["item_id"])
+    new: dict[str, tuple[str, bytes, ImageInfo]] = {}
+    for item_id, upload in zip(ids, checked, strict=True):
+        if item_id not in existing:
+            new.setdefault(item_id, upload)  # the same image twice in one batch is one item
+    if not new:
+        return ids
+    items = pd.DataFrame([_item_row(item_id, name, info, title, category) for item_id, (name, _, info) in new.items()])
+    images = pd.DataFrame([vars(info) for _, _, info in new.values()])
+    with _new_image_files(ws.images) as put, ws.store.transaction() as tx:
+        ws.store.add_images(tx, images)
+        ws.store.add_items(tx, dataset, items)
+        for _, data, info in new.values():
+            put(data, info)
+    return ids
+
+
+def _item_row(item_id: str, name: str, info: ImageInfo, title: str, category: str) -> dict:
+    title = title.strip() or Path(name).stem
+    category = category.strip() or UPLOAD_CATEGORY
+    attributes = {"source": "upload", "file_name": name, "width": info.width, "height": info.height}
+    return {
+        "item_id": item_id,
+        "title": title,
+        "text": f"{title}. category: {category}",
+        "category": category,
+        "image_sha256": info.sha256,
+        "attributes": json.dumps(attributes, ensure_ascii=False),
+    }
+
+
+def item_view(store: Store, dataset: str, item_id: str) -> dict:
+    """Everything stored about one item: its row (attributes parsed), `versions` (every description and
+    keyword set, newest first, facets parsed) and `latest` (the newest version as a dict, or None)."""
+    item = store.item(dataset, item_id)
+    item["attributes"] = _parsed(item.get("attributes"))
+    versions = store.text_versions(dataset, item_id)
+    for column in ("facets", "facts", "params"):
+        if column in versions:
+            versions[column] = [_parsed(v) for v in versions[column]]
+    if "keywords" in versions:
+        versions["keywords"] = _lists(versions["keywords"])
+    item["versions"] = versions
+    item["latest"] = versions.iloc[0].to_dict() if len(versions) else None
+    return item
+
+
+def _lists(values: pd.Series) -> list[list[str]]:
+    # DuckDB lists arrive as arrays or lists; a missing one (LEFT JOIN) as None or pd.NA
+    return [list(v) if isinstance(v, list | tuple) or hasattr(v, "tolist") else [] for v in values]
+
+
+def _parsed(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return {} if value is None else value
+
+
+def start_textualize(
+    ws: Workspace, engine: Engine, dataset: str, item_ids: list[str] | None = None, force: bool = False
+) -> str:
+    """Textualize `item_ids` (None: the whole data set) in a background job; returns the job id.
+
+    Resumable: items whose inputs are unchanged are skipped by `textualize` itself unless `force`.
+    """
+    ws.store.require_dataset(dataset)
+    params = {"dataset": dataset, "item_ids": item_ids, "force": force, "engine": engine.settings.engine}
+    config = TextualizeConfig(force=force)
+    return jobs.start_job(
+        ws.store,
+        TEXTUALIZE_JOB,
+        params,
+        lambda progress: textualize(ws, engine, dataset, item_ids=item_ids, config=config, progress=progress),
+    )
