@@ -43,9 +43,10 @@ with left:
 with right:
     source = st.radio("Candidates", recommend.SOURCES, key="rec_source")
     models = recommend.trained_models(ws, dataset, protocol)
+    method, top_n, chosen = None, recommend.MODEL_TOP, []
     if source == recommend.SOURCES[1]:
         method = st.selectbox("Model", models, key="rec_model", placeholder="no trained model")
-        top_n = st.slider("How many", 5, 50, 20, key="rec_top")
+        top_n = st.slider("How many", 5, 50, recommend.MODEL_TOP, key="rec_top")
     elif source == recommend.SOURCES[2]:
         titles = ws.store.items(dataset).set_index("item_id")["title"].to_dict()
         chosen = st.multiselect("Items", list(titles), key="rec_items", format_func=lambda i: f"{titles[i]} · {i}")
@@ -61,14 +62,7 @@ builder, finder = session_cached(
 st.button("Score", type="primary", key="rec_score", on_click=lambda: st.session_state.update(rec_go=True))
 if st.session_state.pop("rec_go", False):
     try:
-        if source == recommend.SOURCES[0]:
-            candidates = recommend.stored_candidates(builder, user)
-        elif source == recommend.SOURCES[1]:
-            if not models:
-                raise KeyError("No trained model yet: run `mmrec train sasrec` (or popularity, lightgcn) first.")
-            candidates = recommend.model_candidates(ws, builder, method, user, top_n)
-        else:
-            candidates = chosen
+        candidates, _ = recommend.choose_candidates(ws, builder, user, source, method, top_n, chosen)
         config = RecommendConfig(mode=mode, n_history=n_history, n_similar=n_similar, explain_top=explain)
         settings = replace(ws.settings, adapter=adapter) if adapter else ws.settings
         recommender = LLMRecommender(get_engine(settings), builder, config)

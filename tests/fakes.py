@@ -53,6 +53,23 @@ class ScriptedEngine:
                 vecs[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % 64] += 1.0
         return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
 
+    def describe(self, images, items, vocabulary: Sequence[str] = (), domain=None) -> list:
+        """A 'description' naming the image size and the item's title (no model looks at the pixels)."""
+        from mmrec_core.engines.base import Description
+
+        return [
+            Description(f"A {im.width}x{im.height} picture of {it.title or 'an item'}.")
+            for im, it in zip(images, items, strict=True)
+        ]
+
+    def target_logprob(self, prompts, targets: Sequence[str], system: str | None = None) -> np.ndarray:
+        """Higher when the target shares words with its prompt (like a model rebuilding a text)."""
+        texts = [p if isinstance(p, str) else p[-1]["content"] for p in prompts]
+        return np.log(np.asarray([_overlap(p, t) for p, t in zip(texts, targets, strict=True)], dtype=np.float32))
+
+    def llm_source(self) -> str:
+        raise NotImplementedError("the scripted engine has no weights to fine-tune; use a tiny model (tiny_models.py)")
+
     # -- the recommender's calls ---------------------------------------------------------------
     # Scores and answers follow word overlap between a candidate and the context, so tests can
     # predict them; every listwise prompt whose context has an odd number of words gets an

@@ -270,7 +270,25 @@ def test_builtin_describes_real_images_from_visual_facts(builtin_engine):
     descriptions = builtin_engine.describe(images, items, vocabulary=vocabulary)
     assert len(descriptions) == 3
     for description in descriptions:
-        assert description.text and description.prompt_version == "describe-v1"
+        assert description.text and description.prompt_version == "describe-v2"
         kinds = {f.kind for f in description.facts}
         assert "colour" in kinds and all(0 <= f.confidence <= 1 for f in description.facts)
     assert builtin_engine.provenance("vlm")["model"].startswith("visual-facts + SmolLM2")
+
+
+def test_the_real_engines_and_the_scripted_one_satisfy_the_engine_protocol() -> None:
+    from mmrec_core.config import Settings
+    from mmrec_core.engines import Engine
+    from mmrec_core.engines.builtin import BuiltinEngine
+    from mmrec_core.engines.hf import HFEngine
+    from tests.fakes import ScriptedEngine, TunedScripted
+
+    settings = Settings()
+    for engine_type in (BuiltinEngine, HFEngine, ScriptedEngine, TunedScripted):
+        assert isinstance(engine_type(settings), Engine), engine_type  # no model is loaded by creating one
+
+    members = {name: getattr(ScriptedEngine, name) for name in dir(ScriptedEngine) if not name.startswith("_")}
+    members["settings"] = settings
+    no_scoring = type("NoScoring", (), {k: v for k, v in members.items() if k != "score_yes_no"})
+    assert isinstance(type("Complete", (), members)(), Engine)
+    assert not isinstance(no_scoring(), Engine)  # one method short is not an engine

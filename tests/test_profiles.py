@@ -8,7 +8,8 @@ import pytest
 
 import mmrec_core.profiles.build as profiles
 from mmrec_core.data.splits import create_protocol, train_interactions
-from mmrec_core.profiles.build import ProfileConfig, build_profiles, degenerate_reason, item_texts
+from mmrec_core.profiles.build import ProfileConfig, build_profiles, degenerate_reason
+from mmrec_core.textualize.texts import item_lines
 from tests.fakes import ScriptedEngine
 
 
@@ -49,7 +50,7 @@ def test_profiles_use_training_items_only_and_resume(sample_workspace, builtin_e
     report = build_profiles(ws, builtin_engine, "sample", protocol, ProfileConfig(users=users))
     assert report.users == 3 and report.blocks_done >= 6 and report.blocks_reused == 0
 
-    texts = item_texts(ws, "sample")
+    texts = item_lines(ws.store, "sample")
     train = train_interactions(ws.store, protocol)
     targets = ws.store.sql_df(
         "SELECT user_id, item_id FROM splits WHERE protocol_id = ? AND list_contains(?, user_id)", [protocol, users]
@@ -117,7 +118,7 @@ def test_no_held_out_item_reaches_any_prompt_of_any_user(sample_workspace, monke
     ws = sample_workspace
     protocol = create_protocol(ws.store, "sample")
     monkeypatch.setattr(
-        profiles, "item_texts", lambda ws, dataset: {i: f"item {i}" for i in ws.store.items(dataset)["item_id"]}
+        profiles, "item_lines", lambda store, dataset: {i: f"item {i}" for i in store.items(dataset)["item_id"]}
     )
     engine = ScriptedEngine(ws.settings)
     report = build_profiles(ws, engine, "sample", protocol)

@@ -216,7 +216,7 @@ def test_evaluation_is_resumable_and_matches_the_stored_scores(rec_ws: Workspace
     first = evaluate_llm(rec_ws, engine, "sample", n_users=30, batch=8)
     assert (first.scored, first.reused) == (30, 0) and first.table.loc["all", "users"] == 30
     rows = rec_ws.store.sql_df("SELECT * FROM llm_scores")
-    assert len(rows) == 30 and (rows["engine"] == "scripted").all() and (rows["prompt_version"] == "rec-v1").all()
+    assert len(rows) == 30 and (rows["engine"] == "scripted").all() and (rows["prompt_version"] == "rec-v2").all()
     # metrics recomputed by hand from the stored scores (positive first): rank = 1 + higher scores
     ranks = np.array(
         [1 + np.sum(np.asarray(s[1:]) > s[0]) + 0.5 * np.sum(np.asarray(s[1:]) == s[0]) for s in rows["scores"]]
@@ -279,17 +279,11 @@ def test_builtin_pointwise_scores_do_not_depend_on_the_other_candidates(sample_w
     recommender = LLMRecommender(builtin_engine, builder, RecommendConfig(explain_top=1))
     rec = recommender.recommend(user, cands)
     assert rec.scores.shape == (21,) and ((rec.scores > 0) & (rec.scores < 1)).all() and np.ptp(rec.scores) > 0
-    alone = builtin_engine.score_yes_no(rec.prompt.prefix, [rec.prompt.suffixes[4]], system=recommender_system())
+    alone = builtin_engine.score_yes_no(rec.prompt.prefix, [rec.prompt.suffixes[4]], system=recommender.system)
     assert rec.scores[cands.index(rec.prompt.order[4])] == pytest.approx(alone[0], abs=1e-4)
     assert len(rec.rationales) == 1 and len(next(iter(rec.rationales.values()))) > 10
     rendered = recommender.render(rec.prompt.full(0))
     assert "<|im_start|>system" in rendered and rendered.rstrip().endswith("<|im_start|>assistant")
-
-
-def recommender_system() -> str:
-    from mmrec_core.core.prompts import REC_SYSTEM
-
-    return REC_SYSTEM
 
 
 # -- the command line (builtin engine) ------------------------------------------------------------

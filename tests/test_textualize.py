@@ -75,7 +75,7 @@ def test_textualize_stores_everything_with_provenance_and_resumes(sample_workspa
     stored = ws.store.latest_keywords("sample").set_index("item_id")
     assert sorted(stored.index) == sorted(ids)
     for item_id, row in stored.iterrows():
-        assert row["description"] and len(row["keywords"]) >= 2 and row["prompt_version"] == "keywords-v2"
+        assert row["description"] and len(row["keywords"]) >= 2 and row["prompt_version"] == "keywords-v3"
         assert -1 <= row["r_info"] <= 1 and 0 < row["r_recon"] <= 1 and row["r_len"] < 0
         versions = ws.store.text_versions("sample", item_id)
         assert versions["image_sha256"].iloc[0] == ws.store.item("sample", item_id)["image_sha256"]

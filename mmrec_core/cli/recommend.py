@@ -10,6 +10,7 @@ from mmrec_core.cli.profiles import PROTOCOL_HELP
 from mmrec_core.cli.progress import with_progress
 from mmrec_core.config import Settings
 from mmrec_core.core.options import add_arguments, build
+from mmrec_core.recommend.customer import MODEL_TOP
 from mmrec_core.recommend.llm import RecommendConfig
 from mmrec_core.store.workspace import Workspace, default_protocol
 
@@ -32,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--protocol", help=PROTOCOL_HELP)
     p.add_argument("--from-model", help="candidates: the top --top items of this trained model (default: stored)")
     p.add_argument("--items", help="candidates: comma-separated item ids (default: the stored test candidates)")
-    p.add_argument("--top", type=int, default=20, help="candidates taken from --from-model (default 20)")
+    p.add_argument("--top", type=int, default=MODEL_TOP, help=f"candidates from --from-model (default {MODEL_TOP})")
     p.add_argument("--show-prompt", action="store_true", help="print the exact prompt of the first candidate")
     add_llm_options(p)
     p.set_defaults(run=cmd_score)
@@ -41,20 +42,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_score(ws: Workspace, args: argparse.Namespace) -> None:
     from mmrec_core.engines import get_engine
     from mmrec_core.recommend.context import ContextBuilder
-    from mmrec_core.recommend.customer import model_candidates, score_customer, stored_candidates
+    from mmrec_core.recommend.customer import SOURCES, choose_candidates, score_customer
     from mmrec_core.recommend.evidence import EvidenceFinder
     from mmrec_core.recommend.llm import LLMRecommender
 
     config = build(RecommendConfig, vars(args))
     protocol = default_protocol(ws, args.dataset, args.protocol)
     builder = ContextBuilder(ws, args.dataset, protocol, "test", config.n_history, config.n_similar)
-    if args.items:
-        candidates, source = [i.strip() for i in args.items.split(",") if i.strip()], "chosen by hand"
-    elif args.from_model:
-        candidates = model_candidates(ws, builder, args.from_model, args.user, args.top)
-        source = f"top {args.top} of {args.from_model}"
-    else:
-        candidates, source = stored_candidates(builder, args.user), "stored test candidates"
+    source = SOURCES[2] if args.items else SOURCES[1] if args.from_model else SOURCES[0]
+    items = (args.items or "").split(",")
+    candidates, source = choose_candidates(ws, builder, args.user, source, args.from_model, args.top, items)
     recommender = LLMRecommender(get_engine(with_adapter(ws, args)), builder, config)
     rec, table = with_progress(
         "step", lambda p: score_customer(recommender, EvidenceFinder(builder), args.user, candidates, progress=p)

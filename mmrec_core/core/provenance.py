@@ -21,7 +21,8 @@ class Provenance:
     @classmethod
     def of(cls, record: dict) -> Provenance:
         """From an engine's `provenance(task, ...)` dict."""
-        return cls(record["engine"], record["model"], record.get("prompt_version"), dict(record.get("params") or {}))
+        version = record.get("prompt_version") or None  # engines say "" for a task without a prompt
+        return cls(record["engine"], record["model"], version, dict(record.get("params") or {}))
 
     def columns(self) -> dict[str, Any]:
         """As table columns (params as JSON text)."""

@@ -11,14 +11,24 @@ import threading
 
 from mmrec_core.config import CHOICES, Settings
 from mmrec_core.engines.assets import MissingModelError
-from mmrec_core.engines.base import Description, Engine, ItemText
+from mmrec_core.engines.base import BaseEngine, Description, ItemText
 from mmrec_core.engines.llm import GenerationOptions
+from mmrec_core.engines.protocol import Engine
 
 ENGINES = CHOICES["engine"]
-_cache: dict[tuple, Engine] = {}
+_cache: dict[tuple, BaseEngine] = {}
 _cache_lock = threading.Lock()
 
-__all__ = ["ENGINES", "Description", "Engine", "GenerationOptions", "ItemText", "MissingModelError", "get_engine"]
+__all__ = [
+    "ENGINES",
+    "BaseEngine",
+    "Description",
+    "Engine",
+    "GenerationOptions",
+    "ItemText",
+    "MissingModelError",
+    "get_engine",
+]
 
 
 def get_engine(settings: Settings) -> Engine:

@@ -1,4 +1,6 @@
-"""The engine protocol every model-backed stage speaks: embed, describe, generate, score yes/no.
+"""What the real engines share (`BaseEngine`): lazy, locked model loading, embeddings, generation, scoring.
+
+The protocol the stages type against is `protocol.Engine`: embed, describe, generate, score yes/no.
 
 An engine loads its models lazily (the app starts fast; the CLI `info` never loads a model) and once per
 process. Every output a stage stores carries `engine.provenance(task)`, so two engines' or two prompt
@@ -16,12 +18,17 @@ import numpy as np
 from PIL import Image
 
 from mmrec_core.config import Settings
+from mmrec_core.core.prompts import PRODUCT, Domain, Template
 from mmrec_core.engines.llm import GenerationOptions, Prompt, TextLM
 
-DESCRIBE_PROMPT_VERSION = "describe-v1"
-DESCRIBE_SYSTEM = (
-    "You write short, factual product descriptions for a fashion catalog. Use only the information given. "
-    "Do not invent brands, sizes or prices."
+# The describe prompt is the engines' own (each wraps it for its model); its wording names the catalog's domain.
+DESCRIBE = Template(
+    version="describe-v2",
+    system=(
+        "You write short, factual {item} descriptions for a {name} catalog. Use only the information given. "
+        "Do not invent brands, sizes or prices."
+    ),
+    text="",
 )
 
 
@@ -48,10 +55,10 @@ class Description:
 
     text: str
     facts: list = field(default_factory=list)  # visual facts with confidences (builtin engine), else empty
-    prompt_version: str = DESCRIBE_PROMPT_VERSION
+    prompt_version: str = DESCRIBE.version
 
 
-class Engine(ABC):
+class BaseEngine(ABC):
     """Base class: text LLM and embedder handling shared by all engines; subclasses load models and describe."""
 
     name: str = ""
@@ -68,7 +75,11 @@ class Engine(ABC):
 
     @abstractmethod
     def describe(
-        self, images: Sequence[Image.Image], items: Sequence[ItemText], vocabulary: Sequence[str] = ()
+        self,
+        images: Sequence[Image.Image],
+        items: Sequence[ItemText],
+        vocabulary: Sequence[str] = (),
+        domain: Domain = PRODUCT,
     ) -> list[Description]:
         """Describe each image, with its item's catalog text as context and `vocabulary` as the catalog's terms."""
 

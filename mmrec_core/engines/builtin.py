@@ -18,8 +18,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from mmrec_core.core.prompts import PRODUCT, Domain
 from mmrec_core.engines.assets import smollm2_gguf
-from mmrec_core.engines.base import DESCRIBE_PROMPT_VERSION, DESCRIBE_SYSTEM, Description, Engine, ItemText
+from mmrec_core.engines.base import DESCRIBE, BaseEngine, Description, ItemText
 from mmrec_core.engines.llm import GenerationOptions, TextLM
 from mmrec_core.engines.loading import attach_adapter, resolve_device
 
@@ -68,7 +69,7 @@ def ensure_smollm2_copy(cache_root: Path) -> Path:
     return target
 
 
-class BuiltinEngine(Engine):
+class BuiltinEngine(BaseEngine):
     name = "builtin"
 
     def model_names(self) -> dict[str, str]:
@@ -102,7 +103,11 @@ class BuiltinEngine(Engine):
         return self._facts
 
     def describe(
-        self, images: Sequence[Image.Image], items: Sequence[ItemText], vocabulary: Sequence[str] = ()
+        self,
+        images: Sequence[Image.Image],
+        items: Sequence[ItemText],
+        vocabulary: Sequence[str] = (),
+        domain: Domain = PRODUCT,
     ) -> list[Description]:
         from mmrec_core.engines.vision import facts_to_text
 
@@ -114,8 +119,8 @@ class BuiltinEngine(Engine):
         ]
         # A 135M model loops easily: forbid repeated 3-grams, keep it short.
         options = GenerationOptions(max_new_tokens=64, no_repeat_ngram_size=3, batch_size=len(prompts) or 1)
-        texts = self.generate(prompts, options, system=DESCRIBE_SYSTEM)
+        texts = self.generate(prompts, options, system=DESCRIBE.system_for(domain))
         return [
-            Description(text=t, facts=f, prompt_version=DESCRIBE_PROMPT_VERSION)
+            Description(text=t, facts=f, prompt_version=DESCRIBE.version)
             for t, f in zip(texts, all_facts, strict=True)
         ]

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 
 from PIL import Image
 
+from mmrec_core.core.prompts import PRODUCT, Domain
 from mmrec_core.engines.assets import MissingModelError
-from mmrec_core.engines.base import DESCRIBE_PROMPT_VERSION, DESCRIBE_SYSTEM, Description, Engine, ItemText
+from mmrec_core.engines.base import DESCRIBE, BaseEngine, Description, ItemText
 from mmrec_core.engines.llm import GenerationOptions, TextLM
 from mmrec_core.engines.loading import attach_adapter, from_pretrained, offline, resolve_model_source
 
@@ -24,7 +25,7 @@ Catalog entry:
 Describe the product in the photo in two sentences: its kind, colour, pattern, material and style."""
 
 
-class HFEngine(Engine):
+class HFEngine(BaseEngine):
     name = "hf"
 
     def __init__(self, settings) -> None:
@@ -83,11 +84,13 @@ class HFEngine(Engine):
         images: Sequence[Image.Image],
         items: Sequence[ItemText],
         vocabulary: Sequence[str] = (),
+        domain: Domain = PRODUCT,
         options: GenerationOptions | None = None,
     ) -> list[Description]:
         import torch
 
         options = options or GenerationOptions(max_new_tokens=96)
+        system = DESCRIBE.system_for(domain)
         model, processor = self.vision_model()
         texts = [
             processor.apply_chat_template(
@@ -98,7 +101,7 @@ class HFEngine(Engine):
                             {"type": "image"},
                             {
                                 "type": "text",
-                                "text": VLM_TEMPLATE.format(system=DESCRIBE_SYSTEM, metadata=item.as_text()),
+                                "text": VLM_TEMPLATE.format(system=system, metadata=item.as_text()),
                             },
                         ],
                     }
@@ -123,4 +126,4 @@ class HFEngine(Engine):
                 new = model.generate(**inputs, max_new_tokens=options.max_new_tokens, do_sample=False)
                 new = new[:, inputs["input_ids"].shape[1] :]
                 outputs.extend(t.strip() for t in processor.batch_decode(new, skip_special_tokens=True))
-        return [Description(text=t, prompt_version=DESCRIBE_PROMPT_VERSION) for t in outputs]
+        return [Description(text=t, prompt_version=DESCRIBE.version) for t in outputs]

@@ -11,7 +11,6 @@ then scored by popularity, SASRec and the item-graph model where trained, for a 
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ from mmrec_core.core.hashing import input_hash
 from mmrec_core.core.progress import Progress
 from mmrec_core.core.provenance import Provenance, code_version
 from mmrec_core.data.metrics import metrics_from_counts, sampled_ranks, summarize
+from mmrec_core.engines.protocol import Engine
 from mmrec_core.evaluate.offline import SAMPLED_KS, candidates_hash, metric_rows, ranking_metrics
 from mmrec_core.models.data import load_train_data
 from mmrec_core.models.registry import MODELS, load_trained
@@ -55,7 +55,7 @@ def pick_users(users: list[str], n: int | None, seed: int = 0) -> list[str]:
 
 def evaluate_llm(
     ws: Workspace,
-    engine,
+    engine: Engine,
     dataset: str,
     protocol_id: str | None = None,
     config: RecommendConfig | None = None,
@@ -101,10 +101,7 @@ def evaluate_llm(
                     "problem": answer.problem if answer else None,
                     "prompt_tokens": recommender.count(prompt.full(0)),
                     "seconds": time.perf_counter() - start,  # the prompt's assembly included
-                    "engine": provenance["engine"],
-                    "model": provenance["model"],
-                    "prompt_version": provenance["prompt_version"],
-                    "params": json.dumps(provenance["params"], default=str),
+                    **Provenance.of(provenance).columns(),
                     "input_hash": key,
                 }
             )

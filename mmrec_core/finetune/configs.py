@@ -219,3 +219,6 @@ class KeywordRLConfig(RLConfig):
     max_completion_length: int = field(
         default=48, metadata={"help": "Longest keyword answer in tokens.", "flag": "max-completion"}
     )
+
+
+TrainConfig = SFTRunConfig | GRPORunConfig | KeywordRLConfig  # what `finetune.runs.train_config` returns

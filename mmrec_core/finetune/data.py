@@ -25,14 +25,17 @@ from dataclasses import asdict
 import numpy as np
 import pandas as pd
 
-from mmrec_core.core import prompts
 from mmrec_core.finetune.configs import TrainDataConfig
+from mmrec_core.profiles.prompts import PROFILE_FIRST
+from mmrec_core.recommend import prompts
 from mmrec_core.recommend.context import ContextBuilder
 from mmrec_core.recommend.prompt import TokenCounter, listwise_prompt, pointwise_prompt
+from mmrec_core.recommend.prompts import rec_text
 from mmrec_core.textualize.keywords import facet_of
+from mmrec_core.textualize.prompts import RECONSTRUCT
 
 
-def _chat(user_text: str, answer: str, system: str | None = prompts.REC_SYSTEM) -> dict:
+def _chat(user_text: str, answer: str, system: str | None) -> dict:
     messages = [{"role": "system", "content": system}] if system else []
     return {
         "prompt": messages + [{"role": "user", "content": user_text}],
@@ -45,6 +48,7 @@ class TrainDataBuilder:
 
     def __init__(self, builder: ContextBuilder, count: TokenCounter, config: TrainDataConfig | None = None) -> None:
         self.builder, self.count = builder, count
+        self.system = rec_text(prompts.REC_SYSTEM, builder.domain)  # as the recommender is asked at inference
         self.config = config or TrainDataConfig()
         self.rng = np.random.default_rng(self.config.seed)
         data = builder.data
@@ -104,7 +108,8 @@ class TrainDataBuilder:
                 if len(rows) == n:
                     break
                 p = pointwise_prompt(ctx, [self.builder.line(item)], self.count, self.config.max_prompt_tokens)
-                rows.append({**_chat(p.full(), answer), "task": "yesno", "user_id": user, "item_id": item, "cut": cut})
+                chat = _chat(p.full(), answer, self.system)
+                rows.append({**chat, "task": "yesno", "user_id": user, "item_id": item, "cut": cut})
         return rows
 
     def _pick(self, n: int) -> list[dict]:
@@ -120,7 +125,7 @@ class TrainDataBuilder:
             answer = f"<think>{rationale}</think><answer>{number}</answer>"
             rows.append(
                 {
-                    **_chat(p.full(), answer),
+                    **_chat(p.full(), answer, self.system),
                     "task": "pick",
                     "user_id": user,
                     "item_id": target,
@@ -151,7 +156,7 @@ class TrainDataBuilder:
         rows = []
         for i in self.rng.choice(len(usable), size=min(n, len(usable)), replace=False) if usable else []:
             item = usable[i]
-            prompt = prompts.RECONSTRUCT.format(keywords=", ".join(self.builder.keywords[item]))
+            prompt = RECONSTRUCT.format(self.builder.domain, keywords=", ".join(self.builder.keywords[item]))
             target = str(items.at[item, "text"]).strip()
             rows.append(
                 {**_chat(prompt, target, system=None), "task": "recon", "user_id": "", "item_id": item, "cut": -1}
@@ -163,11 +168,11 @@ class TrainDataBuilder:
         for user, cut in self._draw_targets(n):
             items = [str(self.builder.data.item_ids[i]) for i in self.builder.data.sequences[user][:cut][-3:]]
             listing = "\n".join(f"- {self.builder.line(i).text()}" for i in items)
-            prompt = prompts.PROFILE_FIRST.format(items=listing)
+            prompt = PROFILE_FIRST.format(self.builder.domain, items=listing)
             target = grounded_summary([self.builder.line(i).keywords for i in items], self.builder.categories)
             rows.append(
                 {
-                    **_chat(prompt, target, system=prompts.PROFILE_FIRST.system),
+                    **_chat(prompt, target, system=PROFILE_FIRST.system_for(self.builder.domain)),
                     "task": "summary",
                     "user_id": user,
                     "item_id": items[-1],

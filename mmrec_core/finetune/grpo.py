@@ -24,7 +24,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-from mmrec_core.core.prompts import REC_VERSION
+from mmrec_core.engines.protocol import Engine
 from mmrec_core.finetune.common import (
     Progress,
     ProgressCallback,
@@ -40,6 +40,7 @@ from mmrec_core.finetune.configs import GRPORunConfig
 from mmrec_core.finetune.data import TrainDataBuilder
 from mmrec_core.finetune.monitor import InflationCallback, reward_inflation
 from mmrec_core.recommend.llm import parse_answer
+from mmrec_core.recommend.prompts import REC_VERSION
 from mmrec_core.store.workspace import Workspace, default_protocol
 
 _WELL_FORMED = re.compile(r"\s*<think>.+?</think>\s*<answer>.+?</answer>\s*", re.DOTALL)
@@ -81,7 +82,7 @@ def make_rewards(config: GRPORunConfig) -> list:
 
 def train_grpo(
     ws: Workspace,
-    engine,
+    engine: Engine,
     dataset: str,
     protocol_id: str | None = None,
     config: GRPORunConfig | None = None,

@@ -3,7 +3,7 @@
 MMSRARec trains the model that condenses an item's text into keywords with rewards it can compute:
 R_info (the keywords mean what the source means), R_recon (the LLM can rebuild the source from them)
 and R_len (fewer is better), the very rewards `rewards.keyword_rewards` stores beside every
-textualized item. The policy reads the textualization prompt (`prompts.keyword_chat`) of an item's
+textualized item. The policy reads the textualization prompt (`textualize.prompts.keyword_chat`) of an item's
 source text (its stored description + catalog text); the FROZEN engine scores each sampled keyword
 list, so the judge does not move with the policy. Every `eval_steps` the policy's greedy keywords
 for held-out items are scored the same way (`valid_reward`), which picks the adapter that is kept.
@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mmrec_core.core.prompts import KEYWORDS, keyword_chat
+from mmrec_core.core.prompts import PRODUCT, Domain, domain_for
 from mmrec_core.engines.llm import GenerationOptions
+from mmrec_core.engines.protocol import Engine
 from mmrec_core.finetune.common import (
     Progress,
     ProgressCallback,
@@ -34,9 +35,10 @@ from mmrec_core.finetune.common import (
 )
 from mmrec_core.finetune.configs import KeywordRLConfig
 from mmrec_core.store.workspace import Workspace
-from mmrec_core.textualize.build import fused_source, item_context
 from mmrec_core.textualize.keywords import parse_keywords
+from mmrec_core.textualize.prompts import KEYWORDS, keyword_chat
 from mmrec_core.textualize.rewards import Rewards, keyword_rewards, reward_params
+from mmrec_core.textualize.texts import source_texts
 
 
 def keywords_folder(ws: Workspace, dataset: str, base: str, config: KeywordRLConfig) -> Path:
@@ -44,21 +46,11 @@ def keywords_folder(ws: Workspace, dataset: str, base: str, config: KeywordRLCon
     return run_folder(ws, "keywords", dataset, "items", base, config.key())
 
 
-def item_sources(ws: Workspace, dataset: str) -> dict[str, str]:
-    """Each item's source text as textualization builds it (stored description first, then catalog text)."""
-    items = ws.store.items(dataset)
-    described = ws.store.latest_keywords(dataset).set_index("item_id")["description"].dropna().to_dict()
-    return {
-        str(row["item_id"]): fused_source(item_context(row), described.get(row["item_id"], ""))
-        for row in items.to_dict("records")
-    }
-
-
 class KeywordJudge:
     """The three rewards of a batch of completions, computed once and served to TRL's three reward functions."""
 
-    def __init__(self, engine, budget: int) -> None:
-        self.engine, self.budget = engine, budget
+    def __init__(self, engine: Engine, budget: int, domain: Domain = PRODUCT) -> None:
+        self.engine, self.budget, self.domain = engine, budget, domain
         self._cache: tuple[tuple, list[Rewards]] | None = None
 
     def rewards(self, completions, source) -> list[Rewards]:
@@ -66,7 +58,8 @@ class KeywordJudge:
         key = (tuple(texts), tuple(source))
         if self._cache is None or self._cache[0] != key:
             keyword_sets = [parse_keywords(t, self.budget) for t in texts]
-            self._cache = (key, keyword_rewards(self.engine, keyword_sets, list(source), self.engine.settings))
+            rewards = keyword_rewards(self.engine, keyword_sets, list(source), self.engine.settings, self.domain)
+            self._cache = (key, rewards)
         return self._cache[1]
 
     def functions(self) -> list:
@@ -91,7 +84,8 @@ class HeldOutKeywords:
     def score(self, model, tokenizer) -> dict[str, float]:
         with inference(model, tokenizer) as lm:
             options = GenerationOptions(max_new_tokens=self.max_new_tokens)
-            answers = lm.generate([keyword_chat(s) for s in self.sources], options, KEYWORDS.system)
+            domain = self.judge.domain
+            answers = lm.generate([keyword_chat(s, domain) for s in self.sources], options, KEYWORDS.system_for(domain))
         rewards = self.judge.rewards(answers, self.sources)
         return {
             "valid_reward": float(np.mean([r.reward for r in rewards])),
@@ -102,7 +96,11 @@ class HeldOutKeywords:
 
 
 def train_keywords(
-    ws: Workspace, engine, dataset: str, config: KeywordRLConfig | None = None, progress: Progress | None = None
+    ws: Workspace,
+    engine: Engine,
+    dataset: str,
+    config: KeywordRLConfig | None = None,
+    progress: Progress | None = None,
 ) -> str:
     """GRPO on the keyword task; keeps the best adapter by held-out reward, records a run; returns its id."""
     from datasets import Dataset
@@ -111,8 +109,8 @@ def train_keywords(
     from mmrec_core.finetune.valid import ValidCallback
 
     config = config or KeywordRLConfig()
-    ws.store.require_dataset(dataset)
-    sources = item_sources(ws, dataset)
+    domain = domain_for(ws.store.require_dataset(dataset)["format"])
+    sources = source_texts(ws.store, dataset)
     if len(sources) < config.valid_items + 2:
         raise ValueError(f"Data set '{dataset}' has {len(sources)} items: too few for keyword RL.")
     rng = np.random.default_rng(config.seed)
@@ -124,11 +122,11 @@ def train_keywords(
     folder = keywords_folder(ws, dataset, base, config)
     start = time.perf_counter()
     model, tokenizer = load_policy(base, config.qlora)
-    judge = KeywordJudge(engine, engine.settings.keyword_budget)
-    system = [{"role": "system", "content": KEYWORDS.system}]
+    judge = KeywordJudge(engine, engine.settings.keyword_budget, domain)
+    system = [{"role": "system", "content": KEYWORDS.system_for(domain)}]
     train = Dataset.from_dict(
         {
-            "prompt": [system + keyword_chat(sources[i]) for i in train_ids],
+            "prompt": [system + keyword_chat(sources[i], domain) for i in train_ids],
             "source": [sources[i] for i in train_ids],
         }
     )

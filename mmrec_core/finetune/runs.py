@@ -13,9 +13,11 @@ from typing import Any
 import pandas as pd
 
 from mmrec_core.core.options import build, defaults
+from mmrec_core.core.progress import Progress
+from mmrec_core.engines.protocol import Engine
 from mmrec_core.finetune import LLM_METHODS
 from mmrec_core.finetune.common import read_log, request_stop, run_folder
-from mmrec_core.finetune.configs import GRPORunConfig, KeywordRLConfig, SFTRunConfig
+from mmrec_core.finetune.configs import GRPORunConfig, KeywordRLConfig, SFTRunConfig, TrainConfig
 from mmrec_core.store.workspace import Workspace, default_protocol
 
 METHOD_NAMES = {"sft": "llm-sft", "grpo": "llm-grpo", "keywords": "llm-keywords"}
@@ -24,7 +26,7 @@ METHOD_NAMES = {"sft": "llm-sft", "grpo": "llm-grpo", "keywords": "llm-keywords"
 TRAINERS = {"sft": SFTRunConfig, "grpo": GRPORunConfig, "keywords": KeywordRLConfig}
 
 
-def train_config(method: str, **options: Any):
+def train_config(method: str, **options: Any) -> TrainConfig:
     """The run config of `method` from flat options (CLI flags, Train page fields; None = the default).
 
     Option names are `core.options` names (`lr`, `steps`, `examples`, ...; dashes or underscores).
@@ -42,7 +44,15 @@ def train_config(method: str, **options: Any):
     return build(TRAINERS[method], given)
 
 
-def train_llm(ws, engine, method: str, dataset: str, protocol_id: str | None, config, progress=None) -> str:
+def train_llm(
+    ws: Workspace,
+    engine: Engine,
+    method: str,
+    dataset: str,
+    protocol_id: str | None,
+    config: TrainConfig,
+    progress: Progress | None = None,
+) -> str:
     """Run one LLM trainer; returns the 'train' run id (raises JobStopped when stopped on request)."""
     from mmrec_core.finetune.grpo import train_grpo
     from mmrec_core.finetune.keywords_rl import train_keywords
@@ -54,7 +64,9 @@ def train_llm(ws, engine, method: str, dataset: str, protocol_id: str | None, co
     return trainer(ws, engine, dataset, protocol_id, config, progress)
 
 
-def folder_of(ws: Workspace, engine, method: str, dataset: str, protocol_id: str | None, config) -> Path:
+def folder_of(
+    ws: Workspace, engine: Engine, method: str, dataset: str, protocol_id: str | None, config: TrainConfig
+) -> Path:
     """Where this run keeps checkpoints, the live log and the adapter (what Stop and the curves look at)."""
     from mmrec_core.finetune.keywords_rl import keywords_folder
 
@@ -64,7 +76,9 @@ def folder_of(ws: Workspace, engine, method: str, dataset: str, protocol_id: str
     return run_folder(ws, method, dataset, protocol_id, engine.llm_source(), config.key())
 
 
-def start_training(ws: Workspace, engine, method: str, dataset: str, config, protocol_id: str | None = None) -> str:
+def start_training(
+    ws: Workspace, engine: Engine, method: str, dataset: str, config: TrainConfig, protocol_id: str | None = None
+) -> str:
     """Start `method` as a background job (jobs.py); returns the job id. Same settings again = resume."""
     from dataclasses import asdict
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 
-from mmrec_core.core.prompts import REC_VERSION
+from mmrec_core.engines.protocol import Engine
 from mmrec_core.finetune.common import (
     Progress,
     ProgressCallback,
@@ -28,12 +28,13 @@ from mmrec_core.finetune.common import (
 )
 from mmrec_core.finetune.configs import SFTRunConfig
 from mmrec_core.finetune.data import TrainDataBuilder
+from mmrec_core.recommend.prompts import REC_VERSION
 from mmrec_core.store.workspace import Workspace, default_protocol
 
 
 def train_sft(
     ws: Workspace,
-    engine,
+    engine: Engine,
     dataset: str,
     protocol_id: str | None = None,
     config: SFTRunConfig | None = None,

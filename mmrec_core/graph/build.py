@@ -16,6 +16,7 @@ import pandas as pd
 
 from mmrec_core.core.hashing import input_hash
 from mmrec_core.core.progress import Progress
+from mmrec_core.core.provenance import Provenance
 from mmrec_core.data.splits import train_interactions
 from mmrec_core.engines import Engine
 from mmrec_core.graph.edges import GraphConfig, GraphStats, cooccurrence_edges, graph_stats, merge_edges, semantic_edges
@@ -75,9 +76,7 @@ def _item_vectors(
                 "kind": ITEM_TEXT_KIND,
                 "key": batch,
                 "vector": [v.tolist() for v in vectors],
-                "engine": prov["engine"],
-                "model": prov["model"],
-                "params": json.dumps(prov["params"]),
+                **Provenance.of(prov).columns(),
                 "input_hash": [hashes[i] for i in batch],
             }
         )
@@ -155,10 +154,7 @@ def build_item_graph(
             "dst": edges["dst"].astype(str),
             "weight": edges["weight"].astype(np.float64),
             "reason": edges["reason"],
-            "engine": prov["engine"],
-            "model": prov["model"],
-            "prompt_version": GRAPH_VERSION,
-            "params": json.dumps(params),
+            **Provenance(prov["engine"], prov["model"], GRAPH_VERSION, params).columns(),
             "input_hash": build_hash,
         }
     )

@@ -15,6 +15,7 @@ import torch
 from mmrec_core.models.data import TrainData
 from mmrec_core.models.sasrec import SASRec
 from mmrec_core.store.database import Store
+from mmrec_core.textualize.texts import item_keywords
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -74,11 +75,9 @@ def similar_user_context(
 
 def with_keywords(store: Store, dataset: str, context: pd.DataFrame) -> pd.DataFrame:
     """Add the next item's title and keywords (newest keyword set; its category before textualization)."""
-    items = store.items(dataset).set_index("item_id")
-    keywords = store.latest_keywords(dataset).set_index("item_id")["keywords"]
+    titles = store.items(dataset).set_index("item_id")["title"]
+    keywords = item_keywords(store, dataset)
     out = context.copy()
-    out["title"] = [items.at[i, "title"] for i in out["next_item"]]
-    out["keywords"] = [
-        list(keywords[i]) if i in keywords.index else [items.at[i, "category"] or ""] for i in out["next_item"]
-    ]
+    out["title"] = [titles[i] for i in out["next_item"]]
+    out["keywords"] = [keywords.get(i, []) for i in out["next_item"]]
     return out

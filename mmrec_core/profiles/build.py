@@ -21,13 +21,15 @@ import pandas as pd
 from mmrec_core.core import jobs
 from mmrec_core.core.hashing import input_hash
 from mmrec_core.core.progress import Progress
-from mmrec_core.core.prompts import PROFILE_FIRST, PROFILE_UPDATE
+from mmrec_core.core.prompts import Domain, domain_for
+from mmrec_core.core.provenance import Provenance
 from mmrec_core.data.splits import train_interactions
 from mmrec_core.engines import Engine, GenerationOptions
+from mmrec_core.profiles.prompts import PROFILE_FIRST, PROFILE_UPDATE
 from mmrec_core.store.workspace import Workspace, default_protocol
+from mmrec_core.textualize.texts import item_lines
 
 PROFILES_JOB = "profiles"
-SYSTEM = PROFILE_FIRST.system  # both templates share it, so every block of a step goes in one batch
 
 
 @dataclass
@@ -64,18 +66,6 @@ def start_profiles(ws: Workspace, engine: Engine, dataset: str, protocol_id: str
     )
 
 
-def item_texts(ws: Workspace, dataset: str) -> dict[str, str]:
-    """A short text per item for prompts: title, category and newest keywords when textualized."""
-    items = ws.store.items(dataset).set_index("item_id")
-    keywords = ws.store.latest_keywords(dataset).set_index("item_id")["keywords"]
-    texts = {}
-    for item_id, row in items.iterrows():
-        words = keywords.get(item_id)
-        extra = ", ".join(words) if words is not None and len(words) else (row["category"] or "")
-        texts[item_id] = f"{row['title'] or item_id} ({extra})" if extra else str(row["title"] or item_id)
-    return texts
-
-
 def degenerate_reason(summary: str, prompt: str) -> str | None:
     """Why a generated summary is unusable, or None: empty, too short, looping, or echoing the prompt."""
     words = re.findall(r"\w+", summary.lower())
@@ -96,11 +86,11 @@ def _block_hash(previous: str, item_ids: list[str], texts: dict[str, str], param
     return input_hash([previous, item_ids, [texts[i] for i in item_ids], params])
 
 
-def _prompt(summary: str | None, item_ids: list[str], texts: dict[str, str]) -> str:
+def _prompt(summary: str | None, item_ids: list[str], texts: dict[str, str], domain: Domain) -> str:
     items = "\n".join(f"- {texts[i]}" for i in item_ids)
     if summary is None:
-        return PROFILE_FIRST.format(items=items)
-    return PROFILE_UPDATE.format(summary=summary, items=items)
+        return PROFILE_FIRST.format(domain, items=items)
+    return PROFILE_UPDATE.format(domain, summary=summary, items=items)
 
 
 def build_profiles(
@@ -120,10 +110,12 @@ def build_profiles(
         if unknown:
             raise KeyError(f"Unknown user(s) {unknown[:5]} in {protocol_id} (or no training history).")
         train = train[train["user_id"].isin(config.users)]
-    texts = item_texts(ws, dataset)
+    texts = item_lines(ws.store, dataset)
     b = engine.settings.profile_block
     options = GenerationOptions(max_new_tokens=config.max_new_tokens, batch_size=config.batch_size)
+    domain = domain_for(ws.store.require_dataset(dataset)["format"])
     params = {**engine.provenance("llm", PROFILE_FIRST.version, **options.as_params()), "block": b}
+    params["domain"] = domain.name
     stored = ws.store.profile_hashes(dataset, protocol_id)
     histories = {u: g["item_id"].tolist() for u, g in train.groupby("user_id", sort=True)}
     blocks = {u: [h[i : i + b] for i in range(0, len(h), b)] for u, h in histories.items()}
@@ -146,7 +138,7 @@ def build_profiles(
                 todo.append((user, ids, h))
         for first in range(0, len(todo), config.batch_size):
             batch = todo[first : first + config.batch_size]
-            rows = _summarise(engine, batch, state, texts, options, dataset, protocol_id, params, report)
+            rows = _summarise(engine, batch, state, texts, domain, options, dataset, protocol_id, params, report)
             with ws.store.transaction() as tx:  # each batch on its own: a stopped run loses one batch at most
                 ws.store.write_profile_blocks(tx, pd.DataFrame(rows))
             finished += len(batch)
@@ -176,9 +168,7 @@ def _embed_profiles(ws: Workspace, engine: Engine, dataset: str, protocol_id: st
             "kind": kind,
             "key": [u for u, _ in todo],
             "vector": [v.tolist() for v in vectors],
-            "engine": prov["engine"],
-            "model": prov["model"],
-            "params": json.dumps(prov["params"]),
+            **Provenance.of(prov).columns(),
             "input_hash": [s["hash"] for _, s in todo],
         }
     )
@@ -186,10 +176,11 @@ def _embed_profiles(ws: Workspace, engine: Engine, dataset: str, protocol_id: st
         ws.store.write_embeddings(tx, rows)
 
 
-def _summarise(engine, todo, state, texts, options, dataset, protocol_id, params, report) -> list[dict]:
+def _summarise(engine: Engine, todo, state, texts, domain, options, dataset, protocol_id, params, report) -> list[dict]:
     """One generate() call for a batch of (user, block items, hash); retries degenerate ones once."""
-    prompts = [_prompt(state[u]["summary"], ids, texts) for u, ids, _ in todo]
-    outputs = engine.generate(prompts, options, system=SYSTEM)
+    prompts = [_prompt(state[u]["summary"], ids, texts, domain) for u, ids, _ in todo]
+    system = PROFILE_FIRST.system_for(domain)  # both templates share it: every block of a step goes in one batch
+    outputs = engine.generate(prompts, options, system=system)
     rows = []
     for (user, ids, h), prompt, summary in zip(todo, prompts, outputs, strict=True):
         reason = degenerate_reason(summary, prompt)
@@ -201,7 +192,7 @@ def _summarise(engine, todo, state, texts, options, dataset, protocol_id, params
                 repetition_penalty=1.1,
                 seed=int(h[:8], 16),
             )
-            summary = engine.generate([prompt], retry, system=SYSTEM)[0]
+            summary = engine.generate([prompt], retry, system=system)[0]
             reason = degenerate_reason(summary, prompt)
         flag = None
         if reason:

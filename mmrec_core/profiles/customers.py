@@ -12,6 +12,7 @@ from collections import Counter
 import pandas as pd
 
 from mmrec_core.store.database import Store
+from mmrec_core.textualize.texts import item_keywords
 
 
 def customer_list(store: Store, dataset: str, protocol_id: str, query: str = "", limit: int = 500) -> pd.DataFrame:
@@ -21,14 +22,6 @@ def customer_list(store: Store, dataset: str, protocol_id: str, query: str = "",
     """
     store.require_dataset(dataset)
     return store.train_history_lengths(dataset, protocol_id, query, limit)
-
-
-def item_keywords(store: Store, dataset: str) -> dict[str, list[str]]:
-    """Newest keywords per item; an item not textualized yet falls back to its category."""
-    items = store.items(dataset).set_index("item_id")["category"]
-    keywords = store.latest_keywords(dataset).set_index("item_id")["keywords"]
-    fallback = {i: [c.lower()] if isinstance(c, str) and c else [] for i, c in items.items()}
-    return {**fallback, **{i: list(k) for i, k in keywords.items() if k is not None and len(k)}}
 
 
 def keyword_weights(blocks: list[list[str]], item_keywords: dict[str, list[str]], decay: float = 0.5, top: int = 8):

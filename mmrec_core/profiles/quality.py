@@ -22,8 +22,8 @@ import pandas as pd
 
 from mmrec_core.data.splits import train_interactions
 from mmrec_core.engines import Engine
-from mmrec_core.profiles.build import item_texts
 from mmrec_core.store.workspace import Workspace
+from mmrec_core.textualize.texts import item_lines
 
 
 @dataclass
@@ -92,7 +92,7 @@ def evaluate_profiles(
     users = [u for u in usable["user_id"] if u in heldout.index]
     if len(users) < 2:
         raise ValueError(f"Only {len(users)} profiled user(s) have held-out items in {protocol_id}; need 2 or more.")
-    texts = item_texts(ws, dataset)
+    texts = item_lines(ws.store, dataset)
     summary = usable.set_index("user_id")["summary"]
     train = train_interactions(ws.store, protocol_id)
     history = train.groupby("user_id")["item_id"].apply(list)

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mmrec_core.core.prompts import PRODUCT, Domain, domain_for
 from mmrec_core.models.data import TrainData, load_train_data
-from mmrec_core.profiles.customers import item_keywords
 from mmrec_core.store.workspace import Workspace
+from mmrec_core.textualize.texts import item_keywords
 
 
 @dataclass
@@ -46,6 +47,7 @@ class UserContext:
     similar: list[SimilarLine]  # most similar customer first
     bought: list[str] = field(default_factory=list)  # every item id of the model input history
     notes: list[str] = field(default_factory=list)  # why a section is missing
+    domain: Domain = PRODUCT  # how the prompts name the catalog (from the data set's format)
 
 
 class ContextBuilder:
@@ -66,6 +68,7 @@ class ContextBuilder:
         self.ws, self.dataset, self.protocol_id, self.part = ws, dataset, protocol_id, part
         self.n_history, self.n_similar = n_history, n_similar
         self.data = data or load_train_data(ws.store, dataset, protocol_id)
+        self.domain = domain_for(ws.store.require_dataset(dataset)["format"])
         items = ws.store.items(dataset).set_index("item_id")
         self.titles = {i: str(t or i) for i, t in items["title"].items()}
         self.categories = {i: str(c or "") for i, c in items["category"].items()}
@@ -99,7 +102,7 @@ class ContextBuilder:
         return out
 
     def line(self, item_id: str) -> ItemLine:
-        # newest keywords; the category for an item not textualized yet (customers.item_keywords)
+        # newest keywords; the category for an item not textualized yet (textualize.texts.item_keywords)
         return ItemLine(item_id, self.titles.get(item_id, item_id), list(self.keywords.get(item_id, [])))
 
     def candidates(self, user: str) -> list[str]:
@@ -162,7 +165,7 @@ class ContextBuilder:
             else:
                 similar = self._similar(user, None)
         history = [self.line(i) for i in bought[-self.n_history :]] if self.n_history > 0 else []
-        return UserContext(user, profile, history, similar, bought, notes)
+        return UserContext(user, profile, history, similar, bought, notes, self.domain)
 
     def _cut_context(self, user: str, cut: int) -> UserContext:
         seq = self.data.sequences.get(user, [])
@@ -172,7 +175,7 @@ class ContextBuilder:
         profile = next((text for end, text in reversed(self.chains.get(user, [])) if end <= cut), "")
         similar = self._similar(user, cut)
         history = [self.line(i) for i in bought[-self.n_history :]] if self.n_history > 0 else []
-        return UserContext(user, profile, history, similar, bought, [])
+        return UserContext(user, profile, history, similar, bought, [], self.domain)
 
     def provenance(self) -> dict:
         return {
@@ -181,4 +184,5 @@ class ContextBuilder:
             "n_similar": self.n_similar,
             "sasrec_run": self.sasrec_run,
             "profiles": len(self.profiles),
+            "domain": self.domain.name,
         }

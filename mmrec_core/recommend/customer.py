@@ -7,6 +7,8 @@ result joins the LLM's scores and rationales with the evidence computed without 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -17,6 +19,7 @@ from mmrec_core.recommend.llm import LLMRecommender, Recommendation
 from mmrec_core.store.workspace import Workspace
 
 SOURCES = ("stored test candidates", "top of another model", "chosen by hand")
+MODEL_TOP = 20  # candidates taken from the top of a trained model, unless asked for more or fewer
 
 
 def stored_candidates(builder: ContextBuilder, user: str) -> list[str]:
@@ -30,12 +33,36 @@ def stored_candidates(builder: ContextBuilder, user: str) -> list[str]:
     return builder.candidates(user)
 
 
+def choose_candidates(
+    ws: Workspace,
+    builder: ContextBuilder,
+    user: str,
+    source: str = SOURCES[0],
+    method: str | None = None,
+    top: int = MODEL_TOP,
+    items: Sequence[str] = (),
+) -> tuple[list[str], str]:
+    """One customer's candidates from one of `SOURCES`, and how they were chosen (as the page and CLI say it).
+
+    `method` and `top` are for the top of a trained model, `items` for candidates chosen by hand.
+    """
+    if source == SOURCES[0]:
+        return stored_candidates(builder, user), f"stored {builder.part} candidates"
+    if source == SOURCES[1]:
+        if not method:
+            raise KeyError("No trained model yet: run `mmrec train sasrec` (or popularity, lightgcn) first.")
+        return model_candidates(ws, builder, method, user, top), f"top {top} of {method}"
+    if source == SOURCES[2]:
+        return [i.strip() for i in items if i.strip()], "chosen by hand"
+    raise ValueError(f"Unknown candidate source '{source}'; use one of: {', '.join(SOURCES)}.")
+
+
 def held_out_item(builder: ContextBuilder, user: str) -> str | None:
     """The customer's held-out target of the builder's part (to mark it after scoring), if any."""
     return builder.candidates(user)[0] if user in builder.inputs else None
 
 
-def model_candidates(ws: Workspace, builder: ContextBuilder, method: str, user: str, n: int = 20) -> list[str]:
+def model_candidates(ws: Workspace, builder: ContextBuilder, method: str, user: str, n: int = MODEL_TOP) -> list[str]:
     """The top `n` items of the newest trained `method` for `user`, items in the input history left out."""
     from mmrec_core.models.registry import load_trained
 

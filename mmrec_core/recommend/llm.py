@@ -20,9 +20,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from mmrec_core.core import prompts
 from mmrec_core.core.progress import Progress
 from mmrec_core.engines.llm import GenerationOptions
+from mmrec_core.engines.protocol import Engine
+from mmrec_core.recommend import prompts
 from mmrec_core.recommend.context import ContextBuilder, UserContext
 from mmrec_core.recommend.prompt import (
     RecPrompt,
@@ -31,6 +32,7 @@ from mmrec_core.recommend.prompt import (
     pointwise_prompt,
     shuffled,
 )
+from mmrec_core.recommend.prompts import rec_text
 
 MODES = ("pointwise", "listwise")
 
@@ -145,18 +147,19 @@ class Recommendation:
 class LLMRecommender:
     """Scores candidates for users of one protocol with one engine."""
 
-    def __init__(self, engine, builder: ContextBuilder, config: RecommendConfig | None = None) -> None:
+    def __init__(self, engine: Engine, builder: ContextBuilder, config: RecommendConfig | None = None) -> None:
         self.engine, self.builder = engine, builder
         self.config = config or RecommendConfig()
+        self.system = rec_text(prompts.REC_SYSTEM, builder.domain)  # the catalog's domain names the task
         limit = engine.context_length() - self.config.max_new_tokens
         self.max_tokens = min(self.config.max_prompt_tokens, limit) if limit > 0 else self.config.max_prompt_tokens
 
     def count(self, text: str) -> int:
-        return self.engine.count_tokens(text, system=prompts.REC_SYSTEM)
+        return self.engine.count_tokens(text, system=self.system)
 
     def render(self, text: str) -> str:
         """The exact text the model reads (chat template and system message included)."""
-        return self.engine.render_prompt(text, system=prompts.REC_SYSTEM)
+        return self.engine.render_prompt(text, system=self.system)
 
     def prompt_for(self, ctx: UserContext, candidates: Sequence[str]) -> RecPrompt:
         lines = [self.builder.line(i) for i in candidates]
@@ -194,12 +197,12 @@ class LLMRecommender:
             progress(0, steps, "scoring")
         answer = None
         if self.config.mode == "pointwise":
-            raw = self.engine.score_yes_no(prompt.prefix, prompt.suffixes, system=prompts.REC_SYSTEM)
+            raw = self.engine.score_yes_no(prompt.prefix, prompt.suffixes, system=self.system)
             by_item = dict(zip(prompt.order, np.asarray(raw, dtype=np.float32).tolist(), strict=True))
             scores = np.asarray([by_item[c] for c in candidates], dtype=np.float32)
         else:
             options = GenerationOptions(max_new_tokens=self.config.max_new_tokens, batch_size=1)
-            text = self.engine.generate([prompt.full()], options, system=prompts.REC_SYSTEM)[0]
+            text = self.engine.generate([prompt.full()], options, system=self.system)[0]
             answer = parse_answer(text, prompt.order)
             scores = answer_scores(answer, candidates)
         rec = Recommendation(user, self.config.mode, candidates, scores, prompt, ctx, answer)
@@ -221,7 +224,7 @@ class LLMRecommender:
         options = GenerationOptions(max_new_tokens=min(self.config.max_new_tokens, 80), batch_size=1)
         for n, item in enumerate(items, start=1):
             p = explain_prompt(ctx, self.builder.line(item), self.count, self.max_tokens)
-            out[item] = self.engine.generate([p.full()], options, system=prompts.REC_SYSTEM)[0]
+            out[item] = self.engine.generate([p.full()], options, system=self.system)[0]
             if progress:
                 progress(n, len(items), f"rationale {n}/{len(items)}")
         return out

@@ -1,6 +1,6 @@
 """Assemble the recommender's prompt from a user's context, and keep it within the model's context.
 
-Layout (templates in `prompts.py`, version `REC_VERSION`): profile, last purchases, similar
+Layout (templates in `recommend.prompts`, version `REC_VERSION`): profile, last purchases, similar
 customers' next items, then the candidate(s) LAST. The context part is identical for every
 candidate, so yes/no scoring computes it once (engines/scoring.py). When a prompt is too long, the
 oldest parts go first: the oldest purchases, then the least similar customers, then the profile's
@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mmrec_core.core import prompts
+from mmrec_core.recommend import prompts
 from mmrec_core.recommend.context import ItemLine, UserContext
+from mmrec_core.recommend.prompts import rec_text
 
 TokenCounter = Callable[[str], int]  # tokens of the rendered prompt (chat template and system included)
 
@@ -45,13 +46,13 @@ def context_text(ctx: UserContext, keep_history: int, keep_similar: int, drop_se
     parts = []
     profile = " ".join(_sentences(ctx.profile)[drop_sentences:])
     if profile:
-        parts.append(prompts.REC_PROFILE.format(profile=profile))
+        parts.append(rec_text(prompts.REC_PROFILE, ctx.domain, profile=profile))
     history = ctx.history[len(ctx.history) - keep_history :] if keep_history else []
     if history:
-        parts.append(prompts.REC_HISTORY.format(items="\n".join(f"- {h.text()}" for h in history)))
+        parts.append(rec_text(prompts.REC_HISTORY, ctx.domain, items="\n".join(f"- {h.text()}" for h in history)))
     similar = ctx.similar[:keep_similar]
     if similar:
-        parts.append(prompts.REC_SIMILAR.format(items="\n".join(f"- {s.text()}" for s in similar)))
+        parts.append(rec_text(prompts.REC_SIMILAR, ctx.domain, items="\n".join(f"- {s.text()}" for s in similar)))
     return "".join(parts)
 
 
@@ -84,7 +85,7 @@ def pointwise_prompt(
     """One yes/no question per candidate behind the shared context."""
     if not candidates:
         raise ValueError("No candidates to score.")
-    suffixes = [prompts.REC_POINTWISE.format(candidate=c.text()) for c in candidates]
+    suffixes = [rec_text(prompts.REC_POINTWISE, ctx.domain, candidate=c.text()) for c in candidates]
     prefix, cut = fit_prefix(ctx, max(suffixes, key=len), count, max_tokens)
     return RecPrompt(prefix, suffixes, [c.item_id for c in candidates], cut)
 
@@ -104,13 +105,13 @@ def listwise_prompt(
         raise ValueError("No candidates to rank.")
     shown = shuffled(candidates, ctx.user_id, seed)
     listing = "\n".join(f"[{n}] {c.text()}" for n, c in enumerate(shown, start=1))
-    suffix = prompts.REC_LISTWISE.format(candidates=listing)
+    suffix = rec_text(prompts.REC_LISTWISE, ctx.domain, candidates=listing)
     prefix, cut = fit_prefix(ctx, suffix, count, max_tokens)
     return RecPrompt(prefix, [suffix], [c.item_id for c in shown], cut)
 
 
 def explain_prompt(ctx: UserContext, candidate: ItemLine, count: TokenCounter, max_tokens: int) -> RecPrompt:
     """Ask for a short rationale about one candidate (pointwise mode has no reasoning of its own)."""
-    suffix = prompts.REC_EXPLAIN.format(candidate=candidate.text())
+    suffix = rec_text(prompts.REC_EXPLAIN, ctx.domain, candidate=candidate.text())
     prefix, cut = fit_prefix(ctx, suffix, count, max_tokens)
     return RecPrompt(prefix, [suffix], [candidate.item_id], cut)

@@ -18,13 +18,15 @@ from PIL import Image
 
 from mmrec_core.core.hashing import input_hash
 from mmrec_core.core.progress import Progress
-from mmrec_core.core.prompts import KEYWORDS, keyword_chat
-from mmrec_core.engines import Engine, GenerationOptions, ItemText
-from mmrec_core.engines.base import DESCRIBE_PROMPT_VERSION
+from mmrec_core.core.prompts import PRODUCT, Domain, domain_for
+from mmrec_core.engines import Engine, GenerationOptions
+from mmrec_core.engines.base import DESCRIBE
 from mmrec_core.store.images import BadImageError
 from mmrec_core.store.workspace import Workspace
 from mmrec_core.textualize.keywords import build_facets, parse_keywords
+from mmrec_core.textualize.prompts import KEYWORDS, keyword_chat
 from mmrec_core.textualize.rewards import keyword_rewards, reward_params
+from mmrec_core.textualize.texts import fused_source, item_context
 
 
 @dataclass
@@ -50,24 +52,15 @@ class TextualizeReport:
         return text + (f", {len(self.failed)} failed" if self.failed else "")
 
 
-def fused_source(item: ItemText, description: str) -> str:
-    """The item's source text: what the image shows, then what the catalog says."""
-    catalog = item.text or item.as_text()
-    return f"{description.strip()}\n{catalog}".strip() if description else catalog
-
-
-def item_context(row: dict) -> ItemText:
-    return ItemText(title=row.get("title") or "", category=row.get("category") or "", text=row.get("text") or "")
-
-
 def _input_hash(row: dict, params: dict) -> str:
     return input_hash([row["image_sha256"], row.get("title"), row.get("text"), row.get("category"), params])
 
 
-def run_params(engine: Engine, config: TextualizeConfig) -> dict:
+def run_params(engine: Engine, config: TextualizeConfig, domain: Domain = PRODUCT) -> dict:
     """Everything the stored outputs depend on besides the item itself."""
     return {
-        "describe": engine.provenance("vlm", DESCRIBE_PROMPT_VERSION),
+        "domain": domain.name,
+        "describe": engine.provenance("vlm", DESCRIBE.version),
         "keywords": engine.provenance("llm", KEYWORDS.version, max_new_tokens=config.keyword_tokens),
         "rewards": reward_params(engine.settings),
     }
@@ -88,13 +81,13 @@ def textualize(
 ) -> TextualizeReport:
     """Describe, summarise and score every item of `dataset` (or `item_ids`) that is not done yet."""
     config = config or TextualizeConfig()
-    ws.store.require_dataset(dataset)
+    domain = domain_for(ws.store.require_dataset(dataset)["format"])
     items = ws.store.items_with_images(dataset, item_ids)
     if item_ids is not None and len(items) < len(set(item_ids)):
         missing = sorted(set(item_ids) - set(items["item_id"]))
         raise KeyError(f"Unknown item(s) {missing[:5]} in data set '{dataset}'.")
     categories = sorted(ws.store.items(dataset)["category"].dropna().unique())
-    params = run_params(engine, config)
+    params = run_params(engine, config, domain)
     items["input_hash"] = [_input_hash(r, params) for r in items.to_dict("records")]
     done_hashes = set() if config.force else ws.store.keyword_hashes(dataset)
     todo = items[~items["input_hash"].isin(done_hashes)].to_dict("records")
@@ -111,7 +104,7 @@ def textualize(
             except BadImageError as exc:  # one bad image is reported and skipped, the run goes on
                 report.failed.append((row["item_id"], str(exc)))
         if batch:
-            _textualize_batch(ws, engine, dataset, batch, images, categories, params, config)
+            _textualize_batch(ws, engine, dataset, batch, images, categories, domain, params, config)
             report.done += len(batch)
         report.seconds = time.perf_counter() - start
         if progress:
@@ -121,25 +114,26 @@ def textualize(
     return report
 
 
-def _textualize_batch(ws, engine, dataset, batch, images, categories, params, config) -> None:
+def _textualize_batch(ws, engine: Engine, dataset, batch, images, categories, domain, params, config) -> None:
     contexts = [item_context(r) for r in batch]
     with_image = [i for i, image in enumerate(images) if image is not None]
     descriptions = {i: None for i in range(len(batch))}
     if with_image:
-        made = engine.describe([images[i] for i in with_image], [contexts[i] for i in with_image], categories)
+        shown, known = [images[i] for i in with_image], [contexts[i] for i in with_image]
+        made = engine.describe(shown, known, categories, domain=domain)
         descriptions.update(zip(with_image, made, strict=True))
     texts = [d.text if d else "" for d in descriptions.values()]
     sources = [fused_source(c, t) for c, t in zip(contexts, texts, strict=True)]
     answers = engine.generate(
-        [keyword_chat(s) for s in sources],
+        [keyword_chat(s, domain) for s in sources],
         GenerationOptions(max_new_tokens=config.keyword_tokens, batch_size=config.batch_size),
-        system=KEYWORDS.system,
+        system=KEYWORDS.system_for(domain),
     )
     budget = engine.settings.keyword_budget
     keyword_sets = [
         build_facets(parse_keywords(a, budget), s, categories, budget) for a, s in zip(answers, sources, strict=True)
     ]
-    rewards = keyword_rewards(engine, [k for k, _ in keyword_sets], sources, engine.settings)
+    rewards = keyword_rewards(engine, [k for k, _ in keyword_sets], sources, engine.settings, domain)
 
     describe_prov, keyword_prov = params["describe"], params["keywords"]
     desc_rows, kw_rows = [], []

@@ -15,10 +15,11 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from mmrec_core.core.prompts import keyword_chat
+from mmrec_core.core.prompts import domain_for
 from mmrec_core.engines import Engine, GenerationOptions, ItemText
 from mmrec_core.store.workspace import Workspace
 from mmrec_core.textualize.keywords import build_facets, parse_keywords
+from mmrec_core.textualize.prompts import keyword_chat
 
 ATTRIBUTES = {
     "colour": "colour_group_name",
@@ -53,14 +54,15 @@ def evaluate_descriptions(
     items = items.merge(truth[list(ATTRIBUTES.values())], left_on="item_id", right_index=True)
     sample = items.sample(n=min(n, len(items)), random_state=seed).to_dict("records")
     categories = sorted(ws.store.items(dataset)["category"].dropna().unique())  # the catalog's vocabulary
+    domain = domain_for(ws.store.require_dataset(dataset)["format"])
     texts: list[str] = []
     for first in range(0, len(sample), batch_size):
         batch = sample[first : first + batch_size]
         images = [ws.images.open(r["image_sha256"], r["ext"]) for r in batch]
-        descriptions = engine.describe(images, [ItemText() for _ in batch], categories)  # catalog text withheld
-        answers = engine.generate(
-            [keyword_chat(d.text) for d in descriptions], GenerationOptions(max_new_tokens=32, batch_size=batch_size)
-        )
+        unknown = [ItemText() for _ in batch]  # the catalog text is withheld: the image alone
+        descriptions = engine.describe(images, unknown, categories, domain=domain)
+        options = GenerationOptions(max_new_tokens=32, batch_size=batch_size)
+        answers = engine.generate([keyword_chat(d.text, domain) for d in descriptions], options)
         for d, a in zip(descriptions, answers, strict=True):
             facts = " ".join(f.value for f in d.facts)
             source = f"{d.text}\n{facts}"

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from mmrec_core.config import Settings
-from mmrec_core.core.prompts import RECONSTRUCT
+from mmrec_core.core.prompts import PRODUCT, Domain
 from mmrec_core.engines import Engine
+from mmrec_core.textualize.prompts import RECONSTRUCT
 
 REWARD_VERSION = "rewards-v1"
 
@@ -40,7 +41,11 @@ def length_reward(keywords: Sequence[str], budget: int) -> float:
 
 
 def keyword_rewards(
-    engine: Engine, keyword_sets: Sequence[Sequence[str]], sources: Sequence[str], settings: Settings
+    engine: Engine,
+    keyword_sets: Sequence[Sequence[str]],
+    sources: Sequence[str],
+    settings: Settings,
+    domain: Domain = PRODUCT,
 ) -> list[Rewards]:
     """Rewards of each keyword set against its source text (one embedding batch, one LLM batch)."""
     if len(keyword_sets) != len(sources):
@@ -51,7 +56,7 @@ def keyword_rewards(
     texts = [keywords_text(k) or "(none)" for k in keyword_sets]
     vectors = engine.embed([*texts, *sources])
     r_info = np.sum(vectors[: len(texts)] * vectors[len(texts) :], axis=1)
-    prompts = [RECONSTRUCT.format(keywords=t) for t in texts]
+    prompts = [RECONSTRUCT.format(domain, keywords=t) for t in texts]
     r_recon = np.exp(engine.target_logprob(prompts, [s or "(empty)" for s in sources]))
     out = []
     for keywords, info, recon in zip(keyword_sets, r_info, r_recon, strict=True):

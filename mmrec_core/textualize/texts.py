@@ -1,11 +1,37 @@
-"""The one reader of an item's text as every later stage sees it: catalog text fused with the newest
-description and keywords (the graph embeds it, profiles and the recommender quote it)."""
+"""The readers of what textualization made, one per form, used by every consumer of item text.
+
+- `item_keywords`: the newest keyword set per item; before textualization, the item's category;
+- `item_lines`: one short line per item for prompts that list purchases (title and keywords);
+- `fused_item_texts`: catalog text, newest description and keywords in one text (what the item graph
+  embeds and the evidence checks);
+- `source_texts`: the text keywords are made from (the description, then the catalog text).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from mmrec_core.engines.base import ItemText
 from mmrec_core.store.database import Store
+
+
+def item_keywords(store: Store, dataset: str) -> dict[str, list[str]]:
+    """Newest keywords per item; an item not textualized yet falls back to its category (as the catalog writes it)."""
+    categories = store.items(dataset).set_index("item_id")["category"]
+    keywords = store.latest_keywords(dataset).set_index("item_id")["keywords"]
+    fallback = {i: [c] if isinstance(c, str) and c else [] for i, c in categories.items()}
+    return {**fallback, **{i: list(k) for i, k in keywords.items() if k is not None and len(k)}}
+
+
+def item_lines(store: Store, dataset: str) -> dict[str, str]:
+    """A short line per item for prompts: `title (keyword, keyword, ...)`, the category before textualization."""
+    titles = store.items(dataset).set_index("item_id")["title"]
+    keywords = item_keywords(store, dataset)
+    lines = {}
+    for item_id, title in titles.items():
+        name, extra = str(title or item_id), ", ".join(keywords.get(item_id, []))
+        lines[item_id] = f"{name} ({extra})" if extra else name
+    return lines
 
 
 def item_text(title: str | None, text: str | None, description: str | None, keywords: Sequence[str] | None) -> str:
@@ -26,4 +52,24 @@ def fused_item_texts(store: Store, dataset: str) -> dict[str, str]:
     return {
         row.item_id: item_text(row.title, row.text, desc.get(row.item_id), kws.get(row.item_id))
         for row in items.itertuples(index=False)
+    }
+
+
+def fused_source(item: ItemText, description: str) -> str:
+    """The item's source text: what the image shows, then what the catalog says."""
+    catalog = item.text or item.as_text()
+    return f"{description.strip()}\n{catalog}".strip() if description else catalog
+
+
+def item_context(row: dict) -> ItemText:
+    return ItemText(title=row.get("title") or "", category=row.get("category") or "", text=row.get("text") or "")
+
+
+def source_texts(store: Store, dataset: str) -> dict[str, str]:
+    """Each item's source text as textualization builds it (stored description first, then catalog text)."""
+    items = store.items(dataset)
+    described = store.latest_keywords(dataset).set_index("item_id")["description"].dropna().to_dict()
+    return {
+        str(row["item_id"]): fused_source(item_context(row), described.get(row["item_id"], ""))
+        for row in items.to_dict("records")
     }
