@@ -211,6 +211,16 @@ def test_model_candidates_leave_the_history_out(rec_ws: Workspace) -> None:
     assert len(top) == len(set(top)) == 15 and not set(top) & set(builder.input_history(user))
 
 
+def test_runs_record_the_engine_and_model_that_made_them(rec_ws: Workspace) -> None:
+    from mmrec_core.recommend.prompts import REC_VERSION
+
+    result = evaluate_llm(rec_ws, ScriptedEngine(rec_ws.settings), "sample", n_users=4, batch=4)
+    run = rec_ws.store.run(result.run_id)
+    assert (run["engine"], run["model"], run["prompt_version"]) == ("scripted", "scripted-llm", REC_VERSION)
+    trained = rec_ws.store.latest_train_run("sample", create_protocol(rec_ws.store, "sample"), "sasrec")
+    assert (trained["engine"], trained["model"], trained["prompt_version"]) == ("torch", "sasrec", None)
+
+
 def test_evaluation_is_resumable_and_matches_the_stored_scores(rec_ws: Workspace) -> None:
     engine = ScriptedEngine(rec_ws.settings)
     first = evaluate_llm(rec_ws, engine, "sample", n_users=30, batch=8)

@@ -118,3 +118,19 @@ def test_same_user_item_day_rows_collapse_into_one_interaction(sample_workspace)
     inter = sample_workspace.store.interactions("sample")
     assert len(raw) > len(distinct) == len(inter)
     assert inter["n_rows"].sum() == len(raw)
+
+
+def test_the_default_protocol_is_read_never_created(sample_workspace) -> None:
+    from mmrec_core.store.workspace import default_protocol
+
+    ws = sample_workspace
+    before = ws.store.protocols("sample")["protocol_id"].tolist()
+    assert default_protocol(ws, "sample") == PID == before[0]
+    other = create_protocol(ws.store, "sample", n_negatives=5, seed=3)
+    assert default_protocol(ws, "sample") == PID  # the one ingest made, not the newest
+    assert default_protocol(ws, "sample", other) == other
+    assert ws.store.protocols("sample")["protocol_id"].tolist() == [*before, other]  # nothing created by reading
+    with pytest.raises(KeyError, match="Unknown data set 'nope'"):
+        default_protocol(ws, "nope")
+    with pytest.raises(KeyError, match="does not exist"):
+        default_protocol(ws, "sample", "sample:loo-min9-neg1-seed1")

@@ -46,6 +46,6 @@ def pipeline_status(store: Store, dataset: str) -> pd.DataFrame:
     distinct = {"descriptions": "item_id", "keywords": "item_id", "profiles": "user_id"}
     rows = []
     for stage, table, unit in STAGES:
-        n = store.count_distinct(table, dataset, distinct.get(table))
+        n = store.count(table, dataset, distinct.get(table))
         rows.append({"stage": stage, "count": int(n), "unit": unit, "done": n > 0})
     return pd.DataFrame(rows)

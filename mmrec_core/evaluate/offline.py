@@ -1,11 +1,11 @@
 """Evaluate the trained non-LLM recommenders (training: `models.registry`) and record the result as a run.
 
-`evaluate_model` scores the TEST part
-of the newest trained model for that protocol: the stored 1 positive + n negatives (HR@K, NDCG@K,
-MRR, AUC) and the full catalog with the user's history items left out (Recall@K = HR@K with one
-positive, NDCG@K), over ALL evaluated users, split by repeat/no-repeat targets; it records an 'eval'
-run with every figure in the metrics table and each user's rank of the positive in `user_ranks`
-(what intervals and paired tests are computed from, see `leaderboard`).
+`evaluate_model` scores the TEST part of the newest trained model for that protocol: the stored
+1 positive + n negatives (HR@K, NDCG@K, MRR, AUC) and the full catalog with the user's history items
+left out (Recall@K = HR@K with one positive, NDCG@K), over ALL evaluated users, split by
+repeat/no-repeat targets; it records an 'eval' run with every figure in the metrics table and each
+user's rank of the positive in `user_ranks` (what intervals and paired tests are computed from, see
+`leaderboard`).
 """
 
 from __future__ import annotations

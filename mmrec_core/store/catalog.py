@@ -103,10 +103,14 @@ class CatalogQueries:
     def users(self, dataset: str) -> pd.DataFrame:
         return self.sql_df("SELECT * FROM users WHERE dataset = ? ORDER BY user_id", [dataset])
 
-    def count(self, table: str, dataset: str) -> int:
+    def count(self, table: str, dataset: str, distinct: str | None = None) -> int:
+        """Rows of a per-data-set table, or its distinct `distinct` values (items described, users profiled)."""
         if table not in DATASET_TABLES:
             raise ValueError(f"{table} is not a per-data-set table")
-        return self.scalar(f"SELECT count(*) FROM {table} WHERE dataset = ?", [dataset])
+        if distinct not in (None, "item_id", "user_id", "key"):
+            raise ValueError(f"Cannot count distinct {distinct}")
+        expr = f"count(DISTINCT {distinct})" if distinct else "count(*)"
+        return int(self.scalar(f"SELECT {expr} FROM {table} WHERE dataset = ?", [dataset]))
 
     def item_ids(self, dataset: str) -> list[str]:
         """Every item id of a data set, sorted."""

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mmrec_core.store.schema import DATASET_TABLES
-
 
 class StatsQueries:
     """Counts and distributions of one data set; uses the `Store` connection."""
@@ -61,12 +59,3 @@ class StatsQueries:
                WHERE it.dataset = ? GROUP BY ALL ORDER BY interactions DESC, it.item_id LIMIT ?""",
             [dataset, n],
         )
-
-    def count_distinct(self, table: str, dataset: str, column: str | None = None) -> int:
-        """Rows of a per-data-set table, or distinct values of `column` (items described, users profiled)."""
-        if table not in DATASET_TABLES:
-            raise ValueError(f"{table} is not a per-data-set table")
-        if column is not None and column not in ("item_id", "user_id", "key"):
-            raise ValueError(f"Cannot count distinct {column}")
-        expr = f"count(DISTINCT {column})" if column else "count(*)"
-        return int(self.scalar(f"SELECT {expr} FROM {table} WHERE dataset = ?", [dataset]))
