@@ -18,7 +18,7 @@ SAMPLE_DATASET = "sample"
 # Allowed values of the engine settings (checked when settings load, so a typo fails early and clearly).
 CHOICES = {
     "engine": ("builtin", "hf"),
-    "quantization": ("none", "8bit", "4bit"),
+    "quantization": ("none", "8bit", "4bit", "int8"),
     "device": ("auto", "cpu", "cuda"),
     "dtype": ("auto", "float32", "bfloat16", "float16"),
 }
@@ -37,9 +37,14 @@ class Settings:
         default="", metadata={"help": "Sentence-transformers id or folder (default: all-MiniLM-L6-v2 from its wheel)."}
     )
     adapter: str = field(default="", metadata={"help": "LoRA adapter folder (PEFT) attached to the text LLM."})
-    quantization: str = field(default="none", metadata={"help": "none | 8bit | 4bit (bitsandbytes, hf engine)."})
+    quantization: str = field(
+        default="none",
+        metadata={"help": "none | 8bit | 4bit (bitsandbytes, CUDA) | int8 (dynamic int8 linear layers, CPU)."},
+    )
     device: str = field(default="auto", metadata={"help": "auto (CUDA if present) | cpu | cuda."})
-    dtype: str = field(default="auto", metadata={"help": "auto (bf16 on CUDA, fp32 on CPU) | float32 | bfloat16."})
+    dtype: str = field(
+        default="auto", metadata={"help": "The LLM's weights: auto (bf16 on CUDA, fp32 on CPU) | float32 | bfloat16."}
+    )
     score_batch_size: int = field(default=32, metadata={"help": "Candidates per batch when scoring yes/no."})
     reward_weights: str = field(
         default="1.0,1.0,0.5",

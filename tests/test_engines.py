@@ -292,3 +292,31 @@ def test_the_real_engines_and_the_scripted_one_satisfy_the_engine_protocol() -> 
     no_scoring = type("NoScoring", (), {k: v for k, v in members.items() if k != "score_yes_no"})
     assert isinstance(type("Complete", (), members)(), Engine)
     assert not isinstance(no_scoring(), Engine)  # one method short is not an engine
+
+
+def test_the_llm_loads_in_the_precision_its_provenance_names(tiny_engine) -> None:
+    """dtype and the CPU int8 option change the loaded weights (the settings are recorded with every output)."""
+    import torch
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    from mmrec_core.engines import get_engine
+
+    bf16 = get_engine(replace(tiny_engine.settings, dtype="bfloat16"))
+    assert bf16.lm.model.dtype == torch.bfloat16 and bf16.provenance("llm")["params"]["dtype"] == "bfloat16"
+    int8 = get_engine(replace(tiny_engine.settings, quantization="int8"))
+    layers = list(int8.lm.model.modules())
+    assert any(isinstance(m, DynamicInt8Linear) for m in layers)
+    assert type(int8.lm.model.get_output_embeddings()) is torch.nn.Linear  # the scorer reads its yes/no rows
+    candidates = [" Red dress? Yes or No.", " Blue hat? Yes or No."]
+    scores = int8.score_yes_no("A customer who likes red. ", candidates)
+    assert ((scores > 0) & (scores < 1)).all() and scores.shape == (2,)
+    assert int8.provenance("llm")["params"]["quantization"] == "int8"
+
+
+def test_bitsandbytes_quantization_on_the_builtin_engine_is_refused_by_name(tmp_path) -> None:
+    from mmrec_core.config import load_settings
+    from mmrec_core.engines.builtin import BuiltinEngine
+
+    engine = BuiltinEngine(replace(load_settings(tmp_path), quantization="4bit"))
+    with pytest.raises(ValueError, match="quantization=4bit needs bitsandbytes on CUDA"):
+        engine.generate(["Hello"])

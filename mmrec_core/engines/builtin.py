@@ -22,7 +22,7 @@ from mmrec_core.core.prompts import PRODUCT, Domain
 from mmrec_core.engines.assets import smollm2_gguf
 from mmrec_core.engines.base import DESCRIBE, BaseEngine, Description, ItemText
 from mmrec_core.engines.llm import GenerationOptions, TextLM
-from mmrec_core.engines.loading import attach_adapter, resolve_device
+from mmrec_core.engines.loading import attach_adapter, quantize_for_cpu, resolve_device, resolve_dtype
 
 BUILTIN_LLM = "SmolLM2-135M-Instruct"
 DESCRIBE_TEMPLATE = """Catalog entry:
@@ -84,14 +84,21 @@ class BuiltinEngine(BaseEngine):
         return str(ensure_smollm2_copy(self.settings.model_cache_dir))
 
     def _load_lm(self) -> TextLM:
-        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        folder = ensure_smollm2_copy(self.settings.model_cache_dir)
-        device = resolve_device(self.settings.device)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, device_map={"": device})
+        s = self.settings
+        if s.quantization in ("8bit", "4bit"):
+            raise ValueError(
+                f"quantization={s.quantization} needs bitsandbytes on CUDA and the hf engine; the builtin "
+                "engine takes none or int8."
+            )
+        folder = ensure_smollm2_copy(s.model_cache_dir)
+        device = resolve_device(s.device)
+        dtype = resolve_dtype(s.dtype, device)  # the setting is recorded as provenance: honour it
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, device_map={"": device})
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        return TextLM(attach_adapter(model, self.settings.adapter), tokenizer, self.model_names()["llm"])
+        model = quantize_for_cpu(attach_adapter(model, s.adapter), s.quantization)
+        return TextLM(model, tokenizer, self.model_names()["llm"])
 
     def _extractor(self, vocabulary: Sequence[str]):
         from mmrec_core.engines.vision import VisualFactExtractor
@@ -121,6 +128,5 @@ class BuiltinEngine(BaseEngine):
         options = GenerationOptions(max_new_tokens=64, no_repeat_ngram_size=3, batch_size=len(prompts) or 1)
         texts = self.generate(prompts, options, system=DESCRIBE.system_for(domain))
         return [
-            Description(text=t, facts=f, prompt_version=DESCRIBE.version)
-            for t, f in zip(texts, all_facts, strict=True)
+            Description(text=t, facts=f, prompt_version=DESCRIBE.version) for t, f in zip(texts, all_facts, strict=True)
         ]

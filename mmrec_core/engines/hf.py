@@ -15,7 +15,13 @@ from mmrec_core.core.prompts import PRODUCT, Domain
 from mmrec_core.engines.assets import MissingModelError
 from mmrec_core.engines.base import DESCRIBE, BaseEngine, Description, ItemText
 from mmrec_core.engines.llm import GenerationOptions, TextLM
-from mmrec_core.engines.loading import attach_adapter, from_pretrained, offline, resolve_model_source
+from mmrec_core.engines.loading import (
+    attach_adapter,
+    from_pretrained,
+    offline,
+    quantize_for_cpu,
+    resolve_model_source,
+)
 
 VLM_TEMPLATE = """{system}
 
@@ -60,7 +66,10 @@ class HFEngine(BaseEngine):
                 "The hf engine has no model: set llm (a text LLM) or vlm (a vision-language "
                 "model) to a Hub id or a local folder, or switch to the builtin engine."
             )
-        return TextLM(attach_adapter(model, s.adapter), tokenizer, s.llm or s.vlm)
+        model = attach_adapter(model, s.adapter)
+        if s.llm:  # a VLM doubling as the text LLM keeps one copy, as loaded
+            model = quantize_for_cpu(model, s.quantization)
+        return TextLM(model, tokenizer, s.llm or s.vlm)
 
     def vision_model(self):
         """(model, processor) of the VLM, loaded once."""

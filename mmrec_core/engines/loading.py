@@ -36,10 +36,10 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
 
 
 def quantization_config(quantization: str):
-    """bitsandbytes settings: 4bit is QLoRA's NF4 with double quantization and bf16 compute."""
+    """bitsandbytes settings: 4bit is QLoRA's NF4 with double quantization and bf16 compute (None: not bitsandbytes)."""
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"Unknown quantization '{quantization}'; use one of {', '.join(QUANTIZATIONS)}.")
-    if quantization == "none":
+    if quantization in ("none", "int8"):  # int8 is applied after loading (`quantize_for_cpu`)
         return None
     from transformers import BitsAndBytesConfig
 
@@ -78,6 +78,30 @@ def resolve_model_source(name: str, setting: str) -> str:
             f"`hf download {name} --local-dir DIR`, copy DIR here and set {setting} to it."
         )
     return name
+
+
+def quantize_for_cpu(model, quantization: str):
+    """`int8`: every linear layer with int8 weights and dynamically quantized int8 activations (CPU inference).
+
+    Faster on CPUs with VNNI, at a cost in accuracy that `bench/pipeline_throughput.py` measures against fp32.
+    Other settings leave the model as loaded.
+    """
+    if quantization != "int8":
+        return model
+    if next(model.parameters()).device.type != "cpu":
+        raise ValueError("quantization=int8 is for CPU inference; on CUDA use 8bit or 4bit (bitsandbytes).")
+    import warnings
+
+    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
+
+    model, head = model.float(), model.get_output_embeddings()
+    # the output layer stays float: the yes/no scorer reads two of its rows (`scoring.py`)
+    spec = {
+        n: default_dynamic_qconfig for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and m is not head
+    }
+    with warnings.catch_warnings():  # torch.ao's dynamic quantization is deprecated in favour of torchao
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model, spec, dtype=torch.qint8)
 
 
 def from_pretrained(auto_class, name: str, setting: str, device: str, dtype: str, quantization: str):
