@@ -16,11 +16,9 @@ from mmrec_core.cli.profiles import PROTOCOL_HELP
 from mmrec_core.cli.progress import with_progress
 from mmrec_core.core.options import add_arguments, build, defaults
 from mmrec_core.finetune import LLM_METHODS
-from mmrec_core.finetune.configs import GRPORunConfig, KeywordRLConfig, SFTRunConfig
+from mmrec_core.finetune.configs import TRAINERS
 from mmrec_core.models.registry import MODELS
 from mmrec_core.store.workspace import Workspace
-
-LLM_CONFIGS = {"sft": SFTRunConfig, "grpo": GRPORunConfig, "keywords": KeywordRLConfig}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="popularity, sasrec, lightgcn; LLM (LoRA): sft, grpo (listwise), keywords (RLVR)")
     p.add_argument("dataset")
     p.add_argument("--protocol", help=PROTOCOL_HELP)
-    configs = {name: config for name, (_, config) in MODELS.items()} | LLM_CONFIGS
+    configs = {name: config for name, (_, config) in MODELS.items()} | TRAINERS
     add_arguments(p, {name: config for name, config in configs.items() if defaults(config)})
     p.add_argument(
         "--finish", action="store_true", help="LLM: resume these settings' run and end it now, keeping its best adapter"
@@ -43,10 +41,7 @@ def given_options(args: argparse.Namespace, method: str) -> dict:
     names = set().union(*(defaults(c) for c in args.configs.values()))
     given = {n: getattr(args, n.replace("-", "_")) for n in names}
     given = {n: v for n, v in given.items() if v is not None}
-    mine = set(defaults(args.configs[method]))
-    if method in LLM_CONFIGS:
-        mine.add("lora-alpha")  # set from --lora-r when not given (finetune.runs.train_config)
-    foreign = sorted(set(given) - mine)
+    foreign = sorted(set(given) - set(defaults(args.configs[method])))
     if foreign:
         raise ValueError(f"{method} has no setting {', '.join('--' + f for f in foreign)}.")
     return given

@@ -44,12 +44,6 @@ def protocol_id_for(dataset: str, min_history: int, n_negatives: int, seed: int)
     return f"{dataset}:loo-min{min_history}-neg{n_negatives}-seed{seed}"
 
 
-def default_protocol_id(dataset: str) -> str:
-    """The id the default settings give: what stages use when no protocol is named (if it is stored)."""
-    c = ProtocolConfig()
-    return protocol_id_for(dataset, c.min_history, c.n_negatives, c.seed)
-
-
 def create_protocol(
     store: Store,
     dataset: str,
@@ -132,10 +126,6 @@ def _sample_excluding(rng: np.random.Generator, n_items: int, exclude: np.ndarra
 
 
 # -- reads used by every model and by evaluation -----------------------------------------------------
-def protocols(store: Store, dataset: str) -> pd.DataFrame:
-    return store.protocols(dataset)
-
-
 def train_interactions(store: Store, protocol_id: str) -> pd.DataFrame:
     """All interactions that are not a valid/test target of this protocol (the only data models see)."""
     return store.train_interactions(protocol_id)

@@ -222,3 +222,4 @@ class KeywordRLConfig(RLConfig):
 
 
 TrainConfig = SFTRunConfig | GRPORunConfig | KeywordRLConfig  # what `finetune.runs.train_config` returns
+TRAINERS = {"sft": SFTRunConfig, "grpo": GRPORunConfig, "keywords": KeywordRLConfig}  # by method name

@@ -17,13 +17,10 @@ from mmrec_core.core.progress import Progress
 from mmrec_core.engines.protocol import Engine
 from mmrec_core.finetune import LLM_METHODS
 from mmrec_core.finetune.common import read_log, request_stop, run_folder
-from mmrec_core.finetune.configs import GRPORunConfig, KeywordRLConfig, SFTRunConfig, TrainConfig
+from mmrec_core.finetune.configs import TRAINERS, TrainConfig
 from mmrec_core.store.workspace import Workspace, default_protocol
 
 METHOD_NAMES = {"sft": "llm-sft", "grpo": "llm-grpo", "keywords": "llm-keywords"}
-
-
-TRAINERS = {"sft": SFTRunConfig, "grpo": GRPORunConfig, "keywords": KeywordRLConfig}
 
 
 def train_config(method: str, **options: Any) -> TrainConfig:

@@ -24,16 +24,8 @@ class ArtifactQueries:
     ) -> None:
         """Store one batch of descriptions and keyword sets (same input_hash replaces, other versions stay)."""
         for table, frame in (("descriptions", descriptions), ("keywords", keywords)):
-            if frame.empty:
-                continue
-            tx.register("_rows", frame)
-            tx.execute(
-                f"DELETE FROM {table} WHERE (dataset, item_id, input_hash) IN "
-                "(SELECT dataset, item_id, input_hash FROM _rows)"
-            )
-            cols = ", ".join(frame.columns)
-            tx.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _rows")
-            tx.unregister("_rows")
+            if not frame.empty:
+                replace_rows(tx, table, frame, ("dataset", "item_id", "input_hash"))
 
     def textualized_count(self, dataset: str) -> int:
         """Items with at least one stored keyword set."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+from mmrec_core.store.rows import insert_frame
 from mmrec_core.store.schema import DATASET_TABLES
 
 # Newest keyword set per item, joined to items and their image file's extension. Each search term must
@@ -60,11 +61,7 @@ class CatalogQueries:
             meta,
         )
         for table, frame in (("items", items), ("users", users), ("interactions", interactions)):
-            frame = frame.assign(dataset=dataset)
-            tx.register("_frame", frame)
-            cols = ", ".join(frame.columns)
-            tx.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _frame")
-            tx.unregister("_frame")
+            insert_frame(tx, table, frame.assign(dataset=dataset))
 
     def _delete_dataset(self, tx: duckdb.DuckDBPyConnection, dataset: str) -> None:
         protocols = "SELECT protocol_id FROM protocols WHERE dataset = ?"
@@ -131,11 +128,7 @@ class CatalogQueries:
     # -- items added after ingest (catalog uploads) --------------------------------------------------
     def add_items(self, tx: duckdb.DuckDBPyConnection, dataset: str, items: pd.DataFrame) -> None:
         """Insert new items (item_id, title, text, category, image_sha256, attributes) into a data set."""
-        frame = items.assign(dataset=dataset)
-        tx.register("_items", frame)
-        cols = ", ".join(frame.columns)
-        tx.execute(f"INSERT INTO items ({cols}) SELECT {cols} FROM _items")
-        tx.unregister("_items")
+        insert_frame(tx, "items", items.assign(dataset=dataset))
 
     def item(self, dataset: str, item_id: str) -> dict:
         df = self.sql_df(
