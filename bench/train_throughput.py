@@ -54,13 +54,16 @@ class Clock:
         return _Tick()
 
 
-def measure(engine, examples, steps: int, batch: int, checkpointing: bool, out: Path) -> dict:
+def measure(engine, examples, steps: int, batch: int, checkpointing: bool, out: Path, bf16: bool = False) -> dict:
+    """Train `steps` + 1 LoRA SFT steps; `bf16`: CPU bf16 autocast (TRL/transformers' `bf16=True`)."""
+    import torch
     from datasets import Dataset
     from peft import LoraConfig
     from transformers.trainer_callback import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
     model, tokenizer = load_policy(engine.llm_source())
+    torch.manual_seed(0)  # the same LoRA initialisation in every call, so loss curves can be compared
     clock = Clock()
     args = SFTConfig(
         output_dir=str(out),
@@ -70,7 +73,7 @@ def measure(engine, examples, steps: int, batch: int, checkpointing: bool, out: 
         save_strategy="no",
         report_to=[],
         use_cpu=True,
-        bf16=False,
+        bf16=bf16,
         gradient_checkpointing=checkpointing,
         disable_tqdm=True,
         max_length=2048,
@@ -101,6 +104,7 @@ def measure(engine, examples, steps: int, batch: int, checkpointing: bool, out: 
         "tokens_per_s": per_s * mean_tokens,
         "examples_per_s": per_s,
         "mean_tokens": mean_tokens,
+        "losses": [e["loss"] for e in trainer.state.log_history if "loss" in e],
     }
 
 

@@ -53,7 +53,10 @@ class ScriptedEngine:
                 vecs[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % 64] += 1.0
         return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
 
-    def describe(self, images, items, vocabulary: Sequence[str] = (), domain=None) -> list:
+    def visual_facts(self, images, vocabulary: Sequence[str] = ()) -> None:
+        return None
+
+    def describe(self, images, items, vocabulary: Sequence[str] = (), domain=None, facts=None) -> list:
         """A 'description' naming the image size and the item's title (no model looks at the pixels)."""
         from mmrec_core.engines.base import Description
 

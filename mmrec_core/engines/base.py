@@ -80,8 +80,13 @@ class BaseEngine(ABC):
         items: Sequence[ItemText],
         vocabulary: Sequence[str] = (),
         domain: Domain = PRODUCT,
+        facts: Sequence[list] | None = None,
     ) -> list[Description]:
         """Describe each image, with its item's catalog text as context and `vocabulary` as the catalog's terms."""
+
+    def visual_facts(self, images: Sequence[Image.Image], vocabulary: Sequence[str] = ()) -> list[list] | None:
+        """Facts read from the pixels ahead of `describe` (None: this engine's describe model sees the pixels)."""
+        return None
 
     @abstractmethod
     def llm_source(self) -> str:

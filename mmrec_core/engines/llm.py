@@ -11,10 +11,25 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from mmrec_core.engines.scoring import YesNoHead, score_full_prompts, score_shared_prefix
+from mmrec_core.engines.scoring import YesNoHead, cache_kwarg, cache_of, score_full_prompts, score_shared_prefix
 
 Prompt = str | list[dict]  # plain user text, or a list of chat messages
 _SPLIT = "\u2063MMREC-CANDIDATE\u2063"  # an invisible marker no real prompt contains
+_MIN_SHARED_PREFIX = 16  # shorter common prefixes are not worth a separate forward pass
+
+
+def _common_prefix(rows: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens all rows share, leaving each row at least one token of its own."""
+    limit = min(len(r) for r in rows) - 1
+    n = 0
+    while n < limit and all(r[n] == rows[0][n] for r in rows):
+        n += 1
+    return n
+
+
+def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    cuts = [text.index(s) for s in stop if s in text]
+    return text[: min(cuts)] if cuts else text
 
 
 @dataclass
@@ -29,12 +44,14 @@ class GenerationOptions:
     no_repeat_ngram_size: int = field(default=0, metadata={"help": "Forbid repeating any n-gram of this size."})
     seed: int = field(default=0, metadata={"help": "Random seed for sampling, so a sampled run can be repeated."})
     batch_size: int = field(default=8, metadata={"help": "Prompts per generate() call."})
+    stop: tuple[str, ...] = field(default=(), metadata={"help": "Stop a row at the first of these strings."})
 
     def as_params(self) -> dict:
         keep = ["max_new_tokens", "do_sample", "repetition_penalty", "no_repeat_ngram_size"] + (
             ["temperature", "top_p", "seed"] if self.do_sample else []
         )
-        return {k: getattr(self, k) for k in keep}
+        params = {k: getattr(self, k) for k in keep}
+        return {**params, "stop": list(self.stop)} if self.stop else params
 
 
 class TextLM:
@@ -73,22 +90,30 @@ class TextLM:
 
     def count_tokens(self, prompt: Prompt, system: str | None = None) -> int:
         """Tokens of the rendered prompt: what must fit in the model's context."""
-        text = self.render(prompt, system)
-        return len(self.tokenizer(text, add_special_tokens=not self.has_chat_template)["input_ids"])
+        return len(self.encode(prompt, system))
 
     def context_length(self) -> int:
         """The model's context window in tokens (its config's max_position_embeddings)."""
         config = self.model.config.get_text_config()
         return int(getattr(config, "max_position_embeddings", None) or 2048)
 
+    def encode(self, prompt: Prompt, system: str | None = None) -> list[int]:
+        """Token ids of the rendered prompt (what the model reads)."""
+        text = self.render(prompt, system)
+        return self.tokenizer(text, add_special_tokens=not self.has_chat_template)["input_ids"]
+
     @torch.inference_mode()
     def generate(
         self, prompts: Sequence[Prompt], options: GenerationOptions | None = None, system: str | None = None
     ) -> list[str]:
-        """Complete each prompt; returns only the new text. Left padding, as generate() expects."""
+        """Complete each prompt; returns only the new text, cut at the first stop string.
+
+        Prompts are tokenized once and batched by length (less padding); within a batch the tokens every
+        prompt starts with (system message, worked example, a customer's whole context) run once and their
+        KV cache is shared by every row (`_generate_batch`).
+        """
         options = options or GenerationOptions()
         tok = self.tokenizer
-        tok.padding_side = "left"
         kwargs: dict = {
             "max_new_tokens": options.max_new_tokens,
             "do_sample": options.do_sample,
@@ -96,18 +121,46 @@ class TextLM:
             "repetition_penalty": options.repetition_penalty,
             "no_repeat_ngram_size": options.no_repeat_ngram_size,
         }
+        if options.stop:
+            kwargs.update(stop_strings=list(options.stop), tokenizer=tok)
         if options.do_sample:
             torch.manual_seed(options.seed)
             kwargs.update(temperature=options.temperature, top_p=options.top_p)
         else:  # silence "temperature is set but do_sample is False" from the model's own generation config
             kwargs.update(temperature=None, top_p=None, top_k=None)
-        outputs: list[str] = []
-        for start in range(0, len(prompts), options.batch_size):
-            texts = [self.render(p, system) for p in prompts[start : start + options.batch_size]]
-            batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
-            new = self.model.generate(**batch, **kwargs)[:, batch["input_ids"].shape[1] :]
-            outputs.extend(t.strip() for t in tok.batch_decode(new, skip_special_tokens=True))
+        encoded = [self.encode(p, system) for p in prompts]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        outputs = [""] * len(encoded)
+        for start in range(0, len(order), options.batch_size):
+            rows = order[start : start + options.batch_size]
+            new = self._generate_batch([encoded[i] for i in rows], kwargs)
+            for i, text in zip(rows, tok.batch_decode(new, skip_special_tokens=True), strict=True):
+                outputs[i] = _cut_at_stop(text, options.stop).strip()
         return outputs
+
+    def _generate_batch(self, rows: list[list[int]], kwargs: dict) -> torch.Tensor:
+        """New token ids for a batch. Rows are laid out `shared prefix | left pads | own suffix`: the prefix's
+        cache is computed once and repeated, and the attention mask hides the pads, so each row's positions
+        run on from the prefix exactly as in its unpadded prompt."""
+        device = self.model.device
+        shared = _common_prefix(rows) if len(rows) > 1 else 0
+        shared = shared if shared >= _MIN_SHARED_PREFIX else 0
+        width = max(len(r) for r in rows) - shared
+        ids = torch.full((len(rows), shared + width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, tokens in enumerate(rows):
+            own = tokens[shared:]
+            ids[row, :shared] = torch.tensor(tokens[:shared], dtype=torch.long)
+            ids[row, ids.shape[1] - len(own) :] = torch.tensor(own, dtype=torch.long)
+            mask[row, :shared] = 1
+            mask[row, ids.shape[1] - len(own) :] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        extra = {}
+        if shared:
+            cache = cache_of(self.model(input_ids=ids[:1, :shared], use_cache=True))
+            cache.batch_repeat_interleave(len(rows))
+            extra[cache_kwarg(self.model)] = cache
+        return self.model.generate(input_ids=ids, attention_mask=mask, **kwargs, **extra)[:, ids.shape[1] :]
 
     @torch.inference_mode()
     def target_logprob(
@@ -120,14 +173,16 @@ class TextLM:
         tok = self.tokenizer
         rows = []
         for prompt, target in zip(prompts, targets, strict=True):
-            context = tok(self.render(prompt, system), add_special_tokens=not self.has_chat_template)["input_ids"]
+            context = self.encode(prompt, system)
             answer = tok(target, add_special_tokens=False)["input_ids"]
             if not answer:
                 raise ValueError("target_logprob needs a non-empty target text.")
             rows.append((context, answer))
-        means = []
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start : start + batch_size]
+        means = [0.0] * len(rows)
+        order = sorted(range(len(rows)), key=lambda i: sum(map(len, rows[i])))  # similar lengths: less padding
+        for start in range(0, len(order), batch_size):
+            indices = order[start : start + batch_size]
+            chunk = [rows[i] for i in indices]
             width = max(len(c) + len(a) for c, a in chunk)
             ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
             mask = torch.zeros_like(ids)
@@ -136,11 +191,11 @@ class TextLM:
                 mask[row, : len(context) + len(answer)] = 1
             logits = self.model(input_ids=ids.to(self.model.device), attention_mask=mask.to(self.model.device)).logits
             logprobs = torch.log_softmax(logits.float(), dim=-1)
-            for row, (context, answer) in enumerate(chunk):
+            for row, (i, (context, answer)) in enumerate(zip(indices, chunk, strict=True)):
                 # the token at position t is predicted by the logits at t - 1
                 positions = torch.arange(len(context) - 1, len(context) + len(answer) - 1)
                 picked = logprobs[row, positions, torch.tensor(answer)]
-                means.append(float(picked.mean()))
+                means[i] = float(picked.mean())
         return np.asarray(means, dtype=np.float32)
 
     def encode_candidates(

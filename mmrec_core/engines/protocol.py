@@ -39,8 +39,15 @@ class Engine(Protocol):
         items: Sequence[ItemText],
         vocabulary: Sequence[str] = (),
         domain: Domain = PRODUCT,
+        facts: Sequence[list] | None = None,
     ) -> list[Description]:
-        """A description of each image, with its item's catalog text as context."""
+        """A description of each image, with its item's catalog text as context (and `visual_facts` if given)."""
+
+    def visual_facts(self, images: Sequence[Image.Image], vocabulary: Sequence[str] = ()) -> list[list] | None:
+        """What the engine reads from the pixels before describing, or None when its describe model sees them.
+
+        Safe to call from a second thread while the LLM works: textualization reads the next batch's facts then.
+        """
 
     def generate(
         self, prompts: Sequence[Prompt], options: GenerationOptions | None = None, system: str | None = None

@@ -13,6 +13,7 @@ onto the yes/no rows of the output embedding, never the whole vocabulary.
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Sequence
 
 import torch
@@ -68,6 +69,18 @@ class YesNoHead:
         return torch.sigmoid(torch.logsumexp(yes_logits, -1) - torch.logsumexp(no_logits, -1))
 
 
+def cache_of(output):
+    """The KV cache a forward pass returned (`cache` from transformers 5.2x, `past_key_values` before)."""
+    cache = output.get("cache") if hasattr(output, "get") else None
+    return cache if cache is not None else output.past_key_values
+
+
+def cache_kwarg(model) -> str:
+    """The keyword that passes a KV cache into `model`: `cache` where its forward takes it, else the old name."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(type(base).forward).parameters else "past_key_values"
+
+
 def _can_project_rows(model) -> bool:
     head = model.get_output_embeddings()
     return isinstance(head, torch.nn.Linear) and head.weight.dim() == 2 and head.weight.dtype.is_floating_point
@@ -102,7 +115,8 @@ def score_shared_prefix(
     project_rows = _can_project_rows(model)
     decoder = model.get_decoder() if project_rows else model
     prefix_ids = torch.tensor([list(prefix)], device=device)
-    prefix_cache = decoder(input_ids=prefix_ids, use_cache=True).past_key_values
+    prefix_cache = cache_of(decoder(input_ids=prefix_ids, use_cache=True))
+    cache_key = cache_kwarg(decoder)
     p = prefix_ids.shape[1]
 
     scores = [0.0] * len(suffixes)
@@ -123,8 +137,8 @@ def score_shared_prefix(
             attention_mask=torch.cat([torch.ones((len(chunk), p), dtype=torch.long, device=device), mask], dim=1),
             position_ids=positions,
             cache_position=torch.arange(p, p + width, device=device),
-            past_key_values=cache,
             use_cache=True,
+            **{cache_key: cache},
             **({} if project_rows else {"logits_to_keep": 1}),
         )
         if project_rows:

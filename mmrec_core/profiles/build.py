@@ -35,7 +35,7 @@ PROFILES_JOB = "profiles"
 @dataclass
 class ProfileConfig:
     max_new_tokens: int = field(default=72, metadata={"help": "Generation budget per block summary."})
-    batch_size: int = field(default=8, metadata={"help": "Users summarised together in one generate() call."})
+    batch_size: int = field(default=32, metadata={"help": "Users summarised together in one generate() call."})
     users: list[str] | None = field(default=None, metadata={"help": "Only these users (default: all).", "cli": False})
 
 

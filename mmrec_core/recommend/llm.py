@@ -219,15 +219,16 @@ class LLMRecommender:
         return rec
 
     def explain(self, ctx: UserContext, items: Sequence[str], progress: Progress | None = None) -> dict[str, str]:
-        """A short generated rationale per item (greedy, so reproducible)."""
-        out = {}
-        options = GenerationOptions(max_new_tokens=min(self.config.max_new_tokens, 80), batch_size=1)
-        for n, item in enumerate(items, start=1):
-            p = explain_prompt(ctx, self.builder.line(item), self.count, self.max_tokens)
-            out[item] = self.engine.generate([p.full()], options, system=self.system)[0]
-            if progress:
-                progress(n, len(items), f"rationale {n}/{len(items)}")
-        return out
+        """A short generated rationale per item (greedy, so reproducible), all in one batch: the prompts share
+        the customer's whole context, which the engine then reads once."""
+        if not items:
+            return {}
+        options = GenerationOptions(max_new_tokens=min(self.config.max_new_tokens, 80), batch_size=len(items))
+        prompts = [explain_prompt(ctx, self.builder.line(item), self.count, self.max_tokens) for item in items]
+        texts = self.engine.generate([p.full() for p in prompts], options, system=self.system)
+        if progress:
+            progress(len(items), len(items), f"{len(items)} rationales")
+        return dict(zip(items, texts, strict=True))
 
     def provenance(self) -> dict:
         params = {**asdict(self.config), **self.builder.provenance(), "max_tokens": self.max_tokens}

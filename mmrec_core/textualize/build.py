@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 import pandas as pd
 from PIL import Image
@@ -31,9 +33,12 @@ from mmrec_core.textualize.texts import fused_source, item_context
 
 @dataclass
 class TextualizeConfig:
-    batch_size: int = field(default=8, metadata={"help": "Items per model batch (and per stored transaction)."})
+    batch_size: int = field(default=32, metadata={"help": "Items per model batch (and per stored transaction)."})
     force: bool = field(default=False, metadata={"help": "Redo items even when their inputs are unchanged."})
     keyword_tokens: int = field(default=48, metadata={"help": "Generation budget for the keyword list."})
+    overlap_vision: bool = field(
+        default=True, metadata={"help": "Read the next batch's images in a second thread while the LLM runs."}
+    )
 
 
 @dataclass
@@ -67,7 +72,6 @@ def run_params(engine: Engine, config: TextualizeConfig, domain: Domain = PRODUC
 
 
 def _open_image(ws: Workspace, row: dict) -> Image.Image | None:
-    # decoded here, so a broken file fails for its own item, not inside the model batch
     return ws.images.open(row["image_sha256"], row["ext"]) if row.get("image_sha256") else None
 
 
@@ -95,32 +99,54 @@ def textualize(
     start = time.perf_counter()
     if progress:
         progress(0, len(todo), f"{len(todo)} items to textualize, {report.skipped} unchanged")
-    for first in range(0, len(todo), config.batch_size):
-        batch, images = [], []
-        for row in todo[first : first + config.batch_size]:
-            try:
-                images.append(_open_image(ws, row))
-                batch.append(row)
-            except BadImageError as exc:  # one bad image is reported and skipped, the run goes on
-                report.failed.append((row["item_id"], str(exc)))
-        if batch:
-            _textualize_batch(ws, engine, dataset, batch, images, categories, domain, params, config)
-            report.done += len(batch)
-        report.seconds = time.perf_counter() - start
-        if progress:
-            finished = report.done + len(report.failed)
-            progress(finished, len(todo), f"{report.items_per_second:.2f} items/s")
+    chunks = [todo[first : first + config.batch_size] for first in range(0, len(todo), config.batch_size)]
+    load = partial(_load_batch, ws, engine, categories)
+    # the next batch's images are decoded and read (colours, OCR, labels) while the LLM writes this batch's text
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        submit = pool.submit if config.overlap_vision else _run_now
+        pending = submit(load, chunks[0]) if chunks else None
+        for k in range(len(chunks)):
+            batch, images, facts, failed = pending.result()
+            pending = submit(load, chunks[k + 1]) if k + 1 < len(chunks) else None
+            report.failed.extend(failed)  # one bad image is reported and skipped, the run goes on
+            if batch:
+                _textualize_batch(ws, engine, dataset, batch, images, facts, categories, domain, params, config)
+                report.done += len(batch)
+            report.seconds = time.perf_counter() - start
+            if progress:
+                finished = report.done + len(report.failed)
+                progress(finished, len(todo), f"{report.items_per_second:.2f} items/s")
     report.seconds = time.perf_counter() - start
     return report
 
 
-def _textualize_batch(ws, engine: Engine, dataset, batch, images, categories, domain, params, config) -> None:
+def _run_now(fn, *args) -> Future:
+    done: Future = Future()
+    done.set_result(fn(*args))
+    return done
+
+
+def _load_batch(ws: Workspace, engine: Engine, categories: list[str], rows: list[dict]):
+    """The batch's decodable rows, their images (None: no image), the engine's visual facts, and failures."""
+    batch, images, failed = [], [], []
+    for row in rows:
+        try:  # decoded here, so a broken file fails for its own item, not inside the model batch
+            images.append(_open_image(ws, row))
+            batch.append(row)
+        except BadImageError as exc:
+            failed.append((row["item_id"], str(exc)))
+    shown = [image for image in images if image is not None]
+    facts = engine.visual_facts(shown, categories) if shown else None
+    return batch, images, facts, failed
+
+
+def _textualize_batch(ws, engine: Engine, dataset, batch, images, facts, categories, domain, params, config) -> None:
     contexts = [item_context(r) for r in batch]
     with_image = [i for i, image in enumerate(images) if image is not None]
     descriptions = {i: None for i in range(len(batch))}
     if with_image:
         shown, known = [images[i] for i in with_image], [contexts[i] for i in with_image]
-        made = engine.describe(shown, known, categories, domain=domain)
+        made = engine.describe(shown, known, categories, domain=domain, facts=facts)
         descriptions.update(zip(with_image, made, strict=True))
     texts = [d.text if d else "" for d in descriptions.values()]
     sources = [fused_source(c, t) for c, t in zip(contexts, texts, strict=True)]
