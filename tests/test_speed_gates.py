@@ -92,7 +92,7 @@ def test_reading_images_in_a_second_thread_changes_no_stored_output(sample_works
     items = list(sample_workspace.store.items("sample")["item_id"][:4])
     stored = {}
     for overlap in (False, True):
-        config = TextualizeConfig(batch_size=2, force=True, keyword_tokens=24, overlap_vision=overlap)
+        config = TextualizeConfig(batch_size=2, force=True, keyword_tokens=24, serial_vision=not overlap)
         report = textualize(sample_workspace, builtin_engine, "sample", items, config)
         assert report.done == 4 and not report.failed
         rows = sample_workspace.store.latest_keywords("sample").set_index("item_id").loc[items]

@@ -28,7 +28,8 @@ def _common_prefix(rows: Sequence[Sequence[int]]) -> int:
 
 
 def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    cuts = [text.index(s) for s in stop if s in text]
+    """The text up to and including its first stop string (generate() may run a few tokens past it)."""
+    cuts = [text.index(s) + len(s) for s in stop if s in text]
     return text[: min(cuts)] if cuts else text
 
 
@@ -106,7 +107,7 @@ class TextLM:
     def generate(
         self, prompts: Sequence[Prompt], options: GenerationOptions | None = None, system: str | None = None
     ) -> list[str]:
-        """Complete each prompt; returns only the new text, cut at the first stop string.
+        """Complete each prompt; returns only the new text, ending at its first stop string if any.
 
         Prompts are tokenized once and batched by length (less padding); within a batch the tokens every
         prompt starts with (system message, worked example, a customer's whole context) run once and their

@@ -201,7 +201,7 @@ class LLMRecommender:
             by_item = dict(zip(prompt.order, np.asarray(raw, dtype=np.float32).tolist(), strict=True))
             scores = np.asarray([by_item[c] for c in candidates], dtype=np.float32)
         else:
-            options = GenerationOptions(max_new_tokens=self.config.max_new_tokens, batch_size=1)
+            options = GenerationOptions(max_new_tokens=self.config.max_new_tokens, batch_size=1, stop=("</answer>",))
             text = self.engine.generate([prompt.full()], options, system=self.system)[0]
             answer = parse_answer(text, prompt.order)
             scores = answer_scores(answer, candidates)

@@ -36,8 +36,9 @@ class TextualizeConfig:
     batch_size: int = field(default=32, metadata={"help": "Items per model batch (and per stored transaction)."})
     force: bool = field(default=False, metadata={"help": "Redo items even when their inputs are unchanged."})
     keyword_tokens: int = field(default=48, metadata={"help": "Generation budget for the keyword list."})
-    overlap_vision: bool = field(
-        default=True, metadata={"help": "Read the next batch's images in a second thread while the LLM runs."}
+    serial_vision: bool = field(
+        default=False,
+        metadata={"help": "Read images in the LLM's thread (by default the next batch's are read beside the LLM)."},
     )
 
 
@@ -103,7 +104,7 @@ def textualize(
     load = partial(_load_batch, ws, engine, categories)
     # the next batch's images are decoded and read (colours, OCR, labels) while the LLM writes this batch's text
     with ThreadPoolExecutor(max_workers=1) as pool:
-        submit = pool.submit if config.overlap_vision else _run_now
+        submit = _run_now if config.serial_vision else pool.submit
         pending = submit(load, chunks[0]) if chunks else None
         for k in range(len(chunks)):
             batch, images, facts, failed = pending.result()
