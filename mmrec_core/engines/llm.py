@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from mmrec_core.engines.scoring import YesNoHead, cache_kwarg, cache_of, score_full_prompts, score_shared_prefix
+from mmrec_core.engines.scoring import (
+    YesNoHead,
+    cache_kwarg,
+    cache_of,
+    left_padded,
+    score_full_prompts,
+    score_shared_prefix,
+)
 
 Prompt = str | list[dict]  # plain user text, or a list of chat messages
 _SPLIT = "\u2063MMREC-CANDIDATE\u2063"  # an invisible marker no real prompt contains
@@ -146,16 +153,10 @@ class TextLM:
         device = self.model.device
         shared = _common_prefix(rows) if len(rows) > 1 else 0
         shared = shared if shared >= _MIN_SHARED_PREFIX else 0
-        width = max(len(r) for r in rows) - shared
-        ids = torch.full((len(rows), shared + width), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, tokens in enumerate(rows):
-            own = tokens[shared:]
-            ids[row, :shared] = torch.tensor(tokens[:shared], dtype=torch.long)
-            ids[row, ids.shape[1] - len(own) :] = torch.tensor(own, dtype=torch.long)
-            mask[row, :shared] = 1
-            mask[row, ids.shape[1] - len(own) :] = 1
-        ids, mask = ids.to(device), mask.to(device)
+        own, own_mask = left_padded([r[shared:] for r in rows], self.tokenizer.pad_token_id)
+        prefix = torch.tensor([rows[0][:shared]] * len(rows), dtype=torch.long).reshape(len(rows), shared)
+        ids = torch.cat([prefix, own], dim=1).to(device)
+        mask = torch.cat([torch.ones_like(prefix), own_mask], dim=1).to(device)
         extra = {}
         if shared:
             cache = cache_of(self.model(input_ids=ids[:1, :shared], use_cache=True))

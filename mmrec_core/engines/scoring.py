@@ -69,6 +69,18 @@ class YesNoHead:
         return torch.sigmoid(torch.logsumexp(yes_logits, -1) - torch.logsumexp(no_logits, -1))
 
 
+def left_padded(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids [rows, longest] padded on the LEFT (every row's last token in the final column) and their mask."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, tokens in enumerate(rows):
+        if tokens:
+            ids[row, width - len(tokens) :] = torch.tensor(list(tokens), dtype=torch.long)
+            mask[row, width - len(tokens) :] = 1
+    return ids, mask
+
+
 def cache_of(output):
     """The KV cache a forward pass returned (`cache` from transformers 5.2x, `past_key_values` before)."""
     cache = output.get("cache") if hasattr(output, "get") else None
@@ -122,12 +134,8 @@ def score_shared_prefix(
     scores = [0.0] * len(suffixes)
     for rows in _length_buckets(suffixes, batch_size):
         chunk = [suffixes[i] for i in rows]
-        width = max(len(s) for s in chunk)
-        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long, device=device)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long, device=device)
-        for row, suffix in enumerate(chunk):
-            ids[row, width - len(suffix) :] = torch.tensor(list(suffix), device=device)
-            mask[row, width - len(suffix) :] = 1
+        ids, mask = left_padded(chunk, pad_id)
+        ids, mask, width = ids.to(device), mask.to(device), ids.shape[1]
         # Real tokens continue the prefix's positions; pads get position p (they are masked out anyway).
         positions = (p + mask.cumsum(-1) - 1).clamp(min=p)
         cache = copy.deepcopy(prefix_cache)
