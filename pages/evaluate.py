@@ -79,10 +79,12 @@ else:
 st.header("For whom")
 by = st.radio(
     "Break down by",
-    ["history", "category"],
+    ["history", "category", "cold"],
     horizontal=True,
     key="ev_by",
-    format_func={"history": "history length", "category": "test item category"}.get,
+    format_func={
+        "history": "history length", "category": "test item category", "cold": "cold / warm test item"
+    }.get,
 )
 frame = lb.breakdown(ws, dataset, protocol, runs, by, metric)
 st.plotly_chart(breakdown_figure(frame, labels, metric, by))

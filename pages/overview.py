@@ -74,6 +74,8 @@ st.subheader("Evaluation protocols")
 st.caption("Chronological leave-one-out; negatives are drawn once with the seed and stored.")
 st.dataframe(protocols, hide_index=True, width="stretch", column_config={
     "test_repeat_share": st.column_config.NumberColumn("test repeat share", format="percent"),
+    "test_cold_share": st.column_config.NumberColumn(
+        "test cold share", format="percent", help="Test items no training interaction contains."),
 })
 
 st.subheader("Pipeline status")

@@ -26,7 +26,7 @@ def test_leaderboard_with_intervals_charts_and_the_subset_stated(eval_dir: Path)
     at = run_app(PAGE)
     assert at.title[0].value == f"Evaluate · {SAMPLE_DATASET}"
     table = at.dataframe[0].value
-    assert len(table) == 4 and {"sasrec", "popularity", "llm-pointwise zero-shot"} <= set(table["label"])
+    assert len(table) == 5 and {"sasrec", "popularity", "repeat", "llm-pointwise zero-shot"} <= set(table["label"])
     assert table["NDCG@5"].str.match(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]").all()
     assert any("30 of 293 users (a subset)" in w.value for w in at.warning)  # never silently dropped
     charts = [c.proto.spec for c in at.get("plotly_chart")]
@@ -37,12 +37,15 @@ def test_leaderboard_with_intervals_charts_and_the_subset_stated(eval_dir: Path)
     assert "AUC" in at.get("plotly_chart")[0].proto.spec
     at.radio(key="ev_by").set_value("category").run()
     assert "test item category" in at.get("plotly_chart")[1].proto.spec
+    at.radio(key="ev_by").set_value("cold").run()  # items never bought in training: where content must help
+    spec = at.get("plotly_chart")[1].proto.spec
+    assert '"cold"' in spec and '"warm"' in spec
 
 
 @pytest.mark.parametrize("page", ["Recommend", "Customers"])
 def test_a_customer_the_runs_disagree_on_opens_on_another_page(eval_dir: Path, page: str) -> None:
     at = run_app(PAGE)
-    assert len(at.selectbox(key="ev_a").options) == 4
+    assert len(at.selectbox(key="ev_a").options) == 5
     only_a, only_b = at.dataframe[1].value, at.dataframe[2].value
     assert len(only_a) + len(only_b) > 0 and (only_a["rank_a"] <= 5).all() and (only_b["rank_b"] <= 5).all()
     user = at.selectbox(key="ev_user").value

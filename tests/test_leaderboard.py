@@ -16,6 +16,7 @@ from mmrec_core.data.splits import create_protocol
 from mmrec_core.evaluate import leaderboard as lb
 from mmrec_core.evaluate.eval_all import eval_all, plan
 from mmrec_core.evaluate.offline import evaluate_model
+from mmrec_core.models.data import load_train_data
 from mmrec_core.store.workspace import Workspace, open_workspace
 from tests.conftest import engine_for_adapters, fake_adapter
 
@@ -42,7 +43,8 @@ def test_eval_all_runs_every_available_model_with_provenance_and_per_user_ranks(
     pid = _pid(eval_ws)
     runs = lb.eval_runs(eval_ws, "sample", pid)
     full = runs[~runs["subset"]]
-    assert set(full["label"]) == {"popularity", "sasrec", "llm-pointwise zero-shot", "llm-pointwise + sft-0123456789ab"}
+    expected = {"popularity", "repeat", "sasrec", "llm-pointwise zero-shot", "llm-pointwise + sft-0123456789ab"}
+    assert set(full["label"]) == expected
     n_users = eval_ws.store.scalar("SELECT n_users FROM protocols WHERE protocol_id = ?", [pid])
     assert (full["users"] == n_users).all() and full["seconds_per_user"].notna().all()
     for params in eval_ws.store.sql_df("SELECT params FROM runs WHERE kind = 'eval'")["params"].map(json.loads):
@@ -57,7 +59,7 @@ def test_eval_all_runs_every_available_model_with_provenance_and_per_user_ranks(
 
 def test_per_user_ranks_reproduce_each_runs_stored_metrics_and_intervals_hold_the_mean(eval_ws: Workspace) -> None:
     board = lb.leaderboard(eval_ws, "sample", _pid(eval_ws))
-    assert len(board.table) == 4
+    assert len(board.table) == 5  # popularity, repeat, sasrec, the LLM zero-shot and with an adapter
     for run_id in board.table["run_id"]:
         stored = eval_ws.store.sql_df(
             "SELECT name, value FROM metrics WHERE run_id = ? AND subset = 'all' AND part = 'test'", [run_id]
@@ -157,7 +159,7 @@ def test_disagreements_list_customers_one_run_gets_right_and_the_other_wrong(eva
     assert split["title"].notna().all()
 
 
-@pytest.mark.parametrize("by", ["history", "category"])
+@pytest.mark.parametrize("by", ["history", "category", "cold"])
 def test_breakdown_groups_cover_every_user_and_average_back_to_the_total(eval_ws: Workspace, by: str) -> None:
     pid = _pid(eval_ws)
     board = lb.leaderboard(eval_ws, "sample", pid)
@@ -169,6 +171,10 @@ def test_breakdown_groups_cover_every_user_and_average_back_to_the_total(eval_ws
     assert frame["group"].nunique() >= 2
     if by == "history":
         assert all(g.endswith("purchases") for g in frame["group"])
+    if by == "cold":  # the SQL split agrees with the training sequences the models see
+        test = load_train_data(eval_ws.store, "sample", pid).parts["test"]
+        users = frame[frame["group"] == "cold"].groupby("run_id")["users"].first()
+        assert (users == test.is_cold.sum()).all() and 0 < test.is_cold.sum() < len(test.users)
 
 
 def test_cli_eval_all_compare_and_a_self_contained_report(eval_ws: Workspace, monkeypatch, capsys) -> None:
@@ -197,8 +203,9 @@ def test_cli_eval_all_compare_and_a_self_contained_report(eval_ws: Workspace, mo
 
 def test_plan_skips_untrained_models_and_adapter_folders_that_are_gone(sample_workspace: Workspace) -> None:
     pid = _pid(sample_workspace)
-    assert [r.label for r in plan(sample_workspace, "sample", pid)] == ["popularity", "llm-pointwise zero-shot"]
+    labels = [r.label for r in plan(sample_workspace, "sample", pid)]
+    assert labels == ["popularity", "repeat", "llm-pointwise zero-shot"]
     folder = fake_adapter(sample_workspace, pid)
     assert plan(sample_workspace, "sample", pid)[-1].adapter == folder
     shutil.rmtree(folder)
-    assert len(plan(sample_workspace, "sample", pid)) == 2
+    assert len(plan(sample_workspace, "sample", pid)) == 3

@@ -41,6 +41,14 @@ def synthetic(groups: int = 2, users_per_group: int = 20, items_per_group: int =
     return data
 
 
+def assert_reloads_identically(model, config_type: type, data: TrainData, folder) -> None:
+    """Saved and loaded back, the model gives the same test scores."""
+    model.save(folder)
+    again = type(model).load(folder, config_type)
+    users, hist = data.parts["test"].users, data.parts["test"].histories
+    np.testing.assert_allclose(again.score(users, hist), model.score(users, hist), atol=1e-5)
+
+
 def test_sasrec_learns_a_predictable_next_item_and_reloads_identically(tmp_path):
     data = synthetic()
     model = SASRec(FAST)
@@ -56,10 +64,7 @@ def test_sasrec_learns_a_predictable_next_item_and_reloads_identically(tmp_path)
     together = model.user_vectors([short, long])
     np.testing.assert_allclose(model.user_vectors([short])[0], together[0], atol=1e-5)
 
-    model.save(tmp_path / "m")
-    again = SASRec.load(tmp_path / "m", SASRecConfig)
-    users, hist = data.parts["test"].users, data.parts["test"].histories
-    np.testing.assert_allclose(again.score(users, hist), model.score(users, hist), atol=1e-5)
+    assert_reloads_identically(model, SASRecConfig, data, tmp_path / "m")
 
 
 def test_similar_users_come_from_the_same_group_and_name_their_next_item():
@@ -157,10 +162,7 @@ def test_item_graph_lightgcn_learns_group_taste_and_reloads(tmp_path, profiles):
     model.fit(data)
     per_user = ranking_metrics(model, data, "test")
     assert per_user["AUC"].mean() > 0.8  # the group's items rank above the other group's
-    model.save(tmp_path / "m")
-    again = ItemGraphLightGCN.load(tmp_path / "m", ItemGraphConfig)
-    users, hist = data.parts["test"].users, data.parts["test"].histories
-    np.testing.assert_allclose(again.score(users, hist), model.score(users, hist), atol=1e-5)
+    assert_reloads_identically(model, ItemGraphConfig, data, tmp_path / "m")
 
 
 def test_item_graph_model_needs_its_graph():

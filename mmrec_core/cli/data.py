@@ -74,10 +74,11 @@ def format_summary(s: dict) -> str:
     if s["first_ts"] is not None and str(s["first_ts"]) != "NaT":
         lines.append(f"   time span {s['first_ts']:%Y-%m-%d} .. {s['last_ts']:%Y-%m-%d}")
     for p in s["protocols"]:
-        share = p["test_repeat_share"] or 0.0
+        share, cold = p["test_repeat_share"] or 0.0, p["test_cold_share"] or 0.0
         lines.append(
             f"   protocol {p['protocol_id']}: {p['evaluated_users']:,} evaluated users, "
-            f"1 positive + {p['n_negatives']} negatives, {share:.1%} of test targets are repeats"
+            f"1 positive + {p['n_negatives']} negatives, {share:.1%} of test targets are repeats, "
+            f"{cold:.1%} cold (never in training)"
         )
     return "\n".join(lines)
 

@@ -82,11 +82,15 @@ def sampled_metrics(scores: np.ndarray, ks: Sequence[int] = DEFAULT_KS) -> pd.Da
     return metrics_from_counts(r["greater"], r["ties"], r["competitors"], ks=ks)
 
 
-def summarize(per_user: pd.DataFrame, is_repeat: np.ndarray | None = None) -> pd.DataFrame:
-    """Means over ALL users, and (given `is_repeat`) over targets that are / are not repeats.
+def summarize(
+    per_user: pd.DataFrame, is_repeat: np.ndarray | None = None, is_cold: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Means over ALL users, and (given `is_repeat`) over targets that are / are not repeats, and (given
+    `is_cold`) over targets absent from / present in the training data.
 
-    Returns a frame indexed by subset ('all', 'no_repeat', 'repeat') with one column per metric
-    plus `users`. The repeat split shows whether a model wins only by recalling past purchases.
+    Returns a frame indexed by subset ('all', 'no_repeat', 'repeat', 'warm', 'cold') with one column per
+    metric plus `users`. The repeat split shows whether a model wins only by recalling past purchases; the
+    cold split whether it can rank an item it never saw bought (where content must do the work).
     """
     metric_cols = [c for c in per_user.columns if c != "rank"]
     rows = {"all": per_user}
@@ -94,6 +98,10 @@ def summarize(per_user: pd.DataFrame, is_repeat: np.ndarray | None = None) -> pd
         mask = np.asarray(is_repeat, dtype=bool)
         rows["no_repeat"] = per_user[~mask]
         rows["repeat"] = per_user[mask]
+    if is_cold is not None:
+        cold = np.asarray(is_cold, dtype=bool)
+        rows["warm"] = per_user[~cold]
+        rows["cold"] = per_user[cold]
     table = pd.DataFrame({name: df[metric_cols].mean() for name, df in rows.items()}).T
     table["users"] = [len(df) for df in rows.values()]
     return table

@@ -19,7 +19,7 @@ from mmrec_core.core.progress import Progress
 from mmrec_core.evaluate.leaderboard import run_label
 from mmrec_core.evaluate.offline import evaluate_model
 from mmrec_core.models.data import load_train_data
-from mmrec_core.models.registry import MODELS, load_trained
+from mmrec_core.models.registry import MODELS, TRAINING_FREE, load_trained
 from mmrec_core.recommend.llm import MODES, RecommendConfig
 from mmrec_core.store.workspace import Workspace, default_protocol
 
@@ -44,7 +44,7 @@ def plan(
         try:
             load_trained(ws, dataset, method, protocol_id)
         except KeyError:
-            if method != "popularity":  # popularity needs no training run
+            if method not in TRAINING_FREE:  # popularity and repeat need no training run
                 continue
         out.append(PlannedRun(run_label(method, {}), method))
     if not llm:

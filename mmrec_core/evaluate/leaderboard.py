@@ -186,8 +186,9 @@ def disagreements(ws: Workspace, dataset: str, protocol_id: str, run_a: str, run
 
 
 def user_groups(ws: Workspace, dataset: str, protocol_id: str, by: str, max_groups: int = 8) -> pd.Series:
-    """Each evaluated user's group: `history` (training purchases, in 4 quantile bins) or `category`
-    (of the test item; the largest categories, the rest as 'other')."""
+    """Each evaluated user's group: `history` (training purchases, in 4 quantile bins), `category`
+    (of the test item; the largest categories, the rest as 'other') or `cold` (whether the test item
+    occurs in any training interaction: 'warm' or 'cold')."""
     if by == "history":
         n = ws.store.evaluated_train_lengths(dataset, protocol_id)
         edges = np.unique(np.quantile(n, [0, 0.25, 0.5, 0.75, 1.0]).round().astype(int))
@@ -202,7 +203,11 @@ def user_groups(ws: Workspace, dataset: str, protocol_id: str, by: str, max_grou
         grouped = cat.where(cat.isin(top), "other")
         order = list(dict.fromkeys([*top, "other"]))  # largest first; a category really named "other" once
         return grouped.astype(pd.CategoricalDtype(order, ordered=True)).rename("group")
-    raise ValueError(f"Unknown breakdown '{by}'; use 'history' or 'category'.")
+    if by == "cold":
+        cold = ws.store.test_targets(dataset, protocol_id).set_index("user_id")["cold"]
+        names = cold.map({False: "warm", True: "cold"})
+        return names.astype(pd.CategoricalDtype(["warm", "cold"], ordered=True)).rename("group")
+    raise ValueError(f"Unknown breakdown '{by}'; use 'history', 'category' or 'cold'.")
 
 
 def breakdown(

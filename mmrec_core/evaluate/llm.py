@@ -116,7 +116,9 @@ def evaluate_llm(
     rows = rows.loc[[hashes[u] for u in users]]
     per_user = _per_user_metrics(rows)
     repeat = np.asarray([cand.is_repeat[row_of[u]] for u in users])
-    table = summarize(per_user.drop(columns=["user_id", "valid", "seconds", "prompt_tokens", *RANK_COLUMNS]), repeat)
+    cold = np.asarray([cand.is_cold[row_of[u]] for u in users])
+    metrics = per_user.drop(columns=["user_id", "valid", "seconds", "prompt_tokens", *RANK_COLUMNS])
+    table = summarize(metrics, repeat, cold)
     table["invalid_rate"] = 1.0 - per_user["valid"].mean() if config.mode == "listwise" else np.nan
     table["seconds_per_user"] = per_user["seconds"].mean()
     params = {

@@ -3,7 +3,7 @@
 `evaluate_model` scores the TEST part of the newest trained model for that protocol: the stored
 1 positive + n negatives (HR@K, NDCG@K, MRR, AUC) and the full catalog with the user's history items
 left out (Recall@K = HR@K with one positive, NDCG@K), over ALL evaluated users, split by
-repeat/no-repeat targets; it records an 'eval' run with every figure in the metrics table and each
+repeat/no-repeat and cold/warm targets; it records an 'eval' run with every figure in the metrics table and each
 user's rank of the positive in `user_ranks` (what intervals and paired tests are computed from, see
 `leaderboard`).
 """
@@ -20,7 +20,7 @@ from mmrec_core.core.provenance import code_version
 from mmrec_core.data.metrics import full_rank_counts, metrics_from_counts, sampled_metrics, sampled_ranks, summarize
 from mmrec_core.models.base import Recommender
 from mmrec_core.models.data import TrainData, load_train_data
-from mmrec_core.models.registry import load_trained, train_model
+from mmrec_core.models.registry import TRAINING_FREE, load_trained, train_model
 from mmrec_core.store.runs import RANK_COLUMNS
 from mmrec_core.store.workspace import Workspace, default_protocol
 
@@ -67,20 +67,21 @@ def ranking_metrics(model: Recommender, data: TrainData, part: str = "test", bat
 def evaluate_model(
     ws: Workspace, dataset: str, method: str, protocol_id: str | None = None, data: TrainData | None = None
 ) -> tuple[str, pd.DataFrame]:
-    """Score the test part with the newest trained `method` (popularity is fitted on the spot if none)."""
+    """Score the test part with the newest trained `method` (popularity and repeat are fitted on the spot)."""
     protocol_id = default_protocol(ws, dataset, protocol_id)
     data = data or load_train_data(ws.store, dataset, protocol_id)
     try:
         model, train_run = load_trained(ws, dataset, method, protocol_id)
     except KeyError:
-        if method != "popularity":
+        if method not in TRAINING_FREE:
             raise
         train_run = train_model(ws, dataset, method, protocol_id, data=data)
         model, train_run = load_trained(ws, dataset, method, protocol_id)
     start = time.perf_counter()
     per_user = ranking_metrics(model, data, "test")
     seconds = time.perf_counter() - start
-    table = summarize(per_user.drop(columns=["user_id", *RANK_COLUMNS]), data.parts["test"].is_repeat)
+    test = data.parts["test"]
+    table = summarize(per_user.drop(columns=["user_id", *RANK_COLUMNS]), test.is_repeat, test.is_cold)
     speed = pd.DataFrame({"subset": ["all"], "name": ["seconds_per_user"], "value": [seconds / len(per_user)]})
     metrics = pd.concat([metric_rows(table), speed.assign(part="test")], ignore_index=True)
     params = {

@@ -33,6 +33,9 @@ def leaderboard_figure(table: pd.DataFrame, metric: str) -> go.Figure:
     )
 
 
+GROUP_NAMES = {"history": "history length", "category": "test item category", "cold": "test item"}
+
+
 def breakdown_figure(frame: pd.DataFrame, labels: dict[str, str], metric: str, by: str) -> go.Figure:
     """Grouped bars: the metric per user group, one colour per run (user counts in the hover)."""
     frame = frame.assign(run=frame["run_id"].map(labels))
@@ -43,7 +46,7 @@ def breakdown_figure(frame: pd.DataFrame, labels: dict[str, str], metric: str, b
         color="run",
         barmode="group",
         hover_data=["users"],
-        labels={"value": metric, "group": "history length" if by == "history" else "test item category"},
+        labels={"value": metric, "group": GROUP_NAMES.get(by, by)},
     )
     return fig.update_layout(height=360, margin={"t": 30, "b": 10})
 

@@ -7,6 +7,7 @@ they share: the registry name, the config, and saving/loading the trained state.
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -50,17 +51,26 @@ class Recommender(ABC):
             picked.append(np.take_along_axis(scores, part.items[rows], axis=1))
         return float(sampled_metrics(np.concatenate(picked), ks=(k,))[f"NDCG@{k}"].mean())
 
+    @staticmethod
+    def step(opt, loss) -> float:
+        """One optimiser step on `loss`; returns its value."""
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
     def train_epochs(self, data: TrainData, net, run_epoch: Callable[[], float], progress: Progress | None) -> None:
         """Call `run_epoch()` (returns the mean loss) until `config.patience` epochs pass without a better
-        valid NDCG@10 or `config.epochs` are done; `net` (a torch module) ends with its best weights."""
+        valid NDCG@10 or `config.epochs` are done (0: no cap); `net` (a torch module) ends with its best weights."""
         best, best_state, waited = -1.0, None, 0
-        for epoch in range(1, self.config.epochs + 1):
+        cap = self.config.epochs or None
+        for epoch in itertools.count(1) if cap is None else range(1, cap + 1):
             net.train()
             loss = run_epoch()
             ndcg = self.valid_ndcg(data)
             self.log.append({"epoch": epoch, "loss": loss, "valid_NDCG@10": ndcg})
             if progress:
-                progress(epoch, self.config.epochs, f"loss {loss:.4f} · valid NDCG@10 {ndcg:.4f}")
+                progress(epoch, cap, f"loss {loss:.4f} · valid NDCG@10 {ndcg:.4f}")
             if ndcg > best:
                 best, best_state, waited = ndcg, copy.deepcopy(net.state_dict()), 0
             else:

@@ -24,6 +24,7 @@ class Candidates:
     items: np.ndarray  # (n_users, 1 + n_neg) item indices, positive first
     is_repeat: np.ndarray  # (n_users,) the positive occurs earlier in the user's history
     histories: list[list[int]]  # model input per user (see module docstring)
+    is_cold: np.ndarray | None = None  # (n_users,) the positive occurs in no training sequence
 
 
 @dataclass
@@ -55,6 +56,9 @@ def load_train_data(store: Store, dataset: str, protocol_id: str) -> TrainData:
     sequences = {u: [index[i] for i in g["item_id"]] for u, g in train.groupby("user_id", sort=True)}
     data = TrainData(dataset, protocol_id, item_ids.to_numpy(dtype=object), sequences)
     valid_items: dict[str, int] = {}
+    trained = np.zeros(len(item_ids), dtype=bool)
+    for seq in sequences.values():
+        trained[seq] = True
     for part in ("valid", "test"):
         cand = candidates(store, protocol_id, part)
         if cand.empty:
@@ -68,7 +72,7 @@ def load_train_data(store: Store, dataset: str, protocol_id: str) -> TrainData:
             histories = [sequences.get(u, []) for u in users]
         else:
             histories = [sequences.get(u, []) + [valid_items[u]] for u in users]
-        data.parts[part] = Candidates(users, items, repeat, histories)
+        data.parts[part] = Candidates(users, items, repeat, histories, ~trained[items[:, 0]])
     return data
 
 

@@ -20,6 +20,7 @@ from torch import nn
 from mmrec_core.core.progress import Progress
 from mmrec_core.models.base import Recommender
 from mmrec_core.models.data import TrainData
+from mmrec_core.models.losses import bpr_loss
 
 
 @dataclass
@@ -110,13 +111,9 @@ class ItemGraphLightGCN(Recommender):
                 items, e0 = self.net.items()
                 u = self.net.user(feats[batch[:, 0]])
                 pos, negs = torch.from_numpy(batch[:, 1]), torch.from_numpy(neg)
-                diff = (u * items[pos]).sum(-1) - (u * items[negs]).sum(-1)
                 reg = (u.pow(2).sum() + e0[pos].pow(2).sum() + e0[negs].pow(2).sum()) / len(batch)
-                loss = -nn.functional.logsigmoid(diff).mean() + cfg.reg * reg
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += loss.item() * len(batch)
+                loss = bpr_loss(u, items[pos], items[negs]) + cfg.reg * reg
+                total += self.step(opt, loss) * len(batch)
             return total / len(pairs)
 
         self.train_epochs(data, self.net, run_epoch, progress)

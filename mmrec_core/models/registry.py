@@ -18,23 +18,39 @@ import pandas as pd
 from mmrec_core.core.progress import Progress
 from mmrec_core.graph.build import ITEM_TEXT_KIND, latest_graph_id, load_graph
 from mmrec_core.models.base import Recommender
+from mmrec_core.models.bprmf import BPRMF, BPRMFConfig
 from mmrec_core.models.data import TrainData, load_train_data
 from mmrec_core.models.lightgcn import ItemGraphConfig, ItemGraphLightGCN
 from mmrec_core.models.popularity import Popularity, PopularityConfig
-from mmrec_core.models.sasrec import SASRec, SASRecConfig
+from mmrec_core.models.repeat import Repeat, RepeatConfig
+from mmrec_core.models.sasrec import ContentSASRec, SASRec, SASRecConfig
 from mmrec_core.store.workspace import Workspace, default_protocol
 
 MODELS: dict[str, tuple[type[Recommender], type]] = {
     "popularity": (Popularity, PopularityConfig),
+    "repeat": (Repeat, RepeatConfig),
+    "bprmf": (BPRMF, BPRMFConfig),
     "sasrec": (SASRec, SASRecConfig),
+    "content-sasrec": (ContentSASRec, SASRecConfig),
     "lightgcn": (ItemGraphLightGCN, ItemGraphConfig),
 }
+TRAINING_FREE = ("popularity", "repeat")  # fitted from item counts in a second: evaluated without a train run
 
 
 def _model_class(method: str) -> tuple[type[Recommender], type]:
     if method not in MODELS:
         raise ValueError(f"Unknown model '{method}'; choose one of {', '.join(MODELS)}.")
     return MODELS[method]
+
+
+def attach_item_vectors(ws: Workspace, data: TrainData) -> TrainData:
+    """Add the stored item text vectors (written by `mmrec graph`), in catalog order."""
+    vectors = ws.store.embeddings(data.dataset, ITEM_TEXT_KIND).set_index("key")["vector"]
+    missing = set(data.item_ids) - set(vectors.index)
+    if missing:
+        raise KeyError(f"{len(missing)} items have no text embedding; build them with `mmrec graph {data.dataset}`.")
+    data.item_features = np.stack([np.asarray(vectors[i], dtype=np.float32) for i in data.item_ids])
+    return data
 
 
 def attach_graph_inputs(ws: Workspace, data: TrainData) -> TrainData:
@@ -49,11 +65,7 @@ def attach_graph_inputs(ws: Workspace, data: TrainData) -> TrainData:
         .dropna()
         .astype({"src": int, "dst": int})
     )
-    vectors = ws.store.embeddings(data.dataset, ITEM_TEXT_KIND).set_index("key")["vector"]
-    missing = set(data.item_ids) - set(vectors.index)
-    if missing:
-        raise KeyError(f"{len(missing)} items have no text embedding; rebuild with `mmrec graph {data.dataset}`.")
-    data.item_features = np.stack([np.asarray(vectors[i], dtype=np.float32) for i in data.item_ids])
+    attach_item_vectors(ws, data)
     profiles = ws.store.embeddings(data.dataset, f"profile:{data.protocol_id}")
     data.user_features = {
         u: np.asarray(v, dtype=np.float32) for u, v in zip(profiles["key"], profiles["vector"], strict=True)
@@ -77,6 +89,8 @@ def train_model(
     data = data or load_train_data(ws.store, dataset, protocol_id)
     if method == "lightgcn":
         data = attach_graph_inputs(ws, data)
+    elif method == "content-sasrec":
+        data = attach_item_vectors(ws, data)
     start = time.perf_counter()
     model = cls(config)
     model.fit(data, progress)

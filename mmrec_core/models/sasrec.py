@@ -1,10 +1,15 @@
 """SASRec: self-attentive sequential recommendation (Kang & McAuley, ICDM 2018).
 
 Item embeddings plus learned positions go through causal self-attention blocks; the hidden state at
-position t scores the next item by a dot product with its embedding (eq. 6: r_{i,t} = F_t . M_i),
-trained with binary cross-entropy on the true next item and one sampled negative per position
-(eq. 7). Early stopping on valid NDCG@10 over the stored candidates. `user_vectors` (the last
-hidden state) feeds MMSRARec's similar-user retrieval.
+position t scores the next item by a dot product with its embedding (eq. 6: r_{i,t} = F_t . M_i).
+The loss is a choice (`losses.py`): softmax over the whole catalog (default, as RecBole), gSASRec's
+gBCE with sampled negatives, or the paper's BCE with one negative (eq. 7). Training runs until valid
+NDCG@10 over the stored candidates stops improving. `user_vectors` (the last hidden state) feeds
+MMSRARec's similar-user retrieval.
+
+`ContentSASRec` is the hybrid of UniSRec/MISSRec-style models: an item's vector is its ID embedding
+plus a learned projection of its text embedding, and an item never seen in training (a cold item)
+keeps only the content part, so it is ranked by what it is rather than pushed to the bottom.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from torch import nn
 from mmrec_core.core.progress import Progress
 from mmrec_core.models.base import Recommender
 from mmrec_core.models.data import TrainData
+from mmrec_core.models.losses import LOSSES, bce_loss, ce_loss, gbce_loss
 
 
 @dataclass
@@ -31,15 +37,33 @@ class SASRecConfig:
     dropout: float = field(default=0.2, metadata={"help": "Dropout on embeddings and in the blocks."})
     lr: float = field(default=1e-3, metadata={"help": "Adam learning rate."})
     batch_size: int = field(default=128, metadata={"help": "Sequences per step."})
-    epochs: int = field(default=200, metadata={"help": "Most epochs."})
+    loss: str = field(
+        default="ce",
+        metadata={
+            "help": "ce: softmax over the whole catalog; gbce: gSASRec's gBCE over sampled negatives (large "
+            "catalogs); bce: the paper's BCE with one negative.",
+            "choices": LOSSES,
+        },
+    )
+    negatives: int = field(default=256, metadata={"help": "Sampled negatives per position (gbce)."})
+    gbce_t: float = field(default=0.75, metadata={"help": "gBCE calibration t: 0 is plain BCE, 1 fully calibrated."})
+    epochs: int = field(default=0, metadata={"help": "Most epochs; 0: no cap, train until early stopping."})
     patience: int = field(default=10, metadata={"help": "Stop after this many epochs without a valid gain."})
     seed: int = field(default=0, metadata={"help": "Seed for initialisation, batches and negatives."})
 
 
 class SASRecNet(nn.Module):
-    def __init__(self, n_items: int, cfg: SASRecConfig) -> None:
+    def __init__(self, n_items: int, cfg: SASRecConfig, content: np.ndarray | None = None, warm=None) -> None:
+        """`content` (n_items, d): item text vectors for the hybrid; `warm` (n_items,) bool: items seen in
+        training, the only ones whose ID embedding is used."""
         super().__init__()
         self.item = nn.Embedding(n_items + 1, cfg.hidden, padding_idx=0)  # index 0 pads; item i is i + 1
+        self.content = None
+        if content is not None:  # buffers: saved with the state, so a reloaded model scores the same
+            del self.content
+            self.register_buffer("content", torch.from_numpy(np.asarray(content, dtype=np.float32)))
+            self.register_buffer("warm", torch.from_numpy(np.concatenate([[False], warm])).unsqueeze(-1))
+            self.project = nn.Linear(content.shape[1], cfg.hidden, bias=False)  # text vectors are unit length
         self.pos = nn.Embedding(cfg.max_len, cfg.hidden)
         block = nn.TransformerEncoderLayer(
             cfg.hidden, cfg.heads, cfg.hidden * 2, cfg.dropout, batch_first=True, norm_first=True
@@ -52,7 +76,13 @@ class SASRecNet(nn.Module):
         nn.init.xavier_normal_(self.pos.weight)
         self.register_buffer("causal", torch.triu(torch.ones(cfg.max_len, cfg.max_len, dtype=torch.bool), 1))
 
-    def forward(self, seqs: torch.Tensor) -> torch.Tensor:
+    def item_table(self) -> torch.Tensor:
+        """(n_items + 1, H) item vectors, row 0 padding: the ID embedding, plus the content part in the hybrid."""
+        if self.content is None:
+            return self.item.weight
+        return self.item.weight * self.warm + nn.functional.pad(self.project(self.content), (0, 0, 1, 0))
+
+    def forward(self, seqs: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
         """(B, L) left-padded item ids (+1) -> (B, L, H) hidden states; padded positions are zero.
 
         Pads are masked as keys, so a user's state does not depend on how much padding the batch has;
@@ -61,7 +91,8 @@ class SASRecNet(nn.Module):
         B, L = seqs.shape
         keep = (seqs > 0).unsqueeze(-1)
         # positions count back from the newest item, so trimming shared left padding changes nothing
-        x = self.item(seqs) * math.sqrt(self.item.embedding_dim) + self.pos.weight[-L:]
+        table = self.item_table() if table is None else table
+        x = table[seqs] * math.sqrt(self.item.embedding_dim) + self.pos.weight[-L:]
         x = self.drop(x) * keep
         blocked = self.causal[:L, :L].unsqueeze(0) | (seqs == 0).unsqueeze(1)
         blocked = blocked & ~torch.eye(L, dtype=torch.bool, device=seqs.device)
@@ -88,12 +119,15 @@ class SASRec(Recommender):
                 out[r, L - len(h) :] = np.asarray(h) + 1
         return torch.from_numpy(out)
 
+    def _net(self, data: TrainData) -> SASRecNet:
+        return SASRecNet(data.n_items, self.config)
+
     def fit(self, data: TrainData, progress: Progress | None = None) -> None:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         self.n_items = data.n_items
-        self.net = SASRecNet(data.n_items, cfg)
+        self.net = self._net(data)
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.98))
         seqs = [s[-(cfg.max_len + 1) :] for s in data.sequences.values() if len(s) >= 2]
         inputs, targets = self._pad([s[:-1] for s in seqs]), self._pad([s[1:] for s in seqs])
@@ -104,22 +138,24 @@ class SASRec(Recommender):
             for first in range(0, len(seqs), cfg.batch_size):
                 rows = order[first : first + cfg.batch_size]
                 x, pos = self._trim(inputs[rows], targets[rows])
-                neg = torch.from_numpy(self._negatives(rng, [seen[r] for r in rows], pos.shape[1])) * (pos > 0)
-                h = self.net(x)
+                table = self.net.item_table()  # once per step: the hybrid's projection is not free
                 mask = pos > 0
-                pos_logit = (h * self.net.item(pos)).sum(-1)[mask]
-                neg_logit = (h * self.net.item(neg)).sum(-1)[mask]
-                bce = nn.functional.binary_cross_entropy_with_logits
-                loss = bce(pos_logit, torch.ones_like(pos_logit)) + bce(neg_logit, torch.zeros_like(neg_logit))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += loss.item() * len(rows)
+                hidden, positive = self.net(x, table)[mask], pos[mask]
+                if cfg.loss == "ce":
+                    loss = ce_loss(hidden, positive, table)
+                elif cfg.loss == "gbce":
+                    negatives = torch.from_numpy(rng.integers(1, self.n_items + 1, size=(len(positive), cfg.negatives)))
+                    loss = gbce_loss(hidden, positive, table, negatives, cfg.gbce_t)
+                else:
+                    negatives = torch.from_numpy(self._negatives(rng, [seen[r] for r in rows], pos.shape[1]))
+                    loss = bce_loss(hidden, positive, table, negatives[mask].unsqueeze(-1))
+                total += self.step(opt, loss) * len(rows)
             return total / len(seqs)
 
         self.train_epochs(data, self.net, run_epoch, progress)
 
     def _negatives(self, rng: np.random.Generator, seen: list[set[int]], length: int) -> np.ndarray:
+        """One negative per position (+1 ids), none of them the user's own items (the paper's sampling)."""
         neg = rng.integers(0, self.n_items, size=(len(seen), length))
         for r, s in enumerate(seen):  # redraw the few that hit the user's own items
             for c in np.flatnonzero(np.isin(neg[r], list(s))):
@@ -137,14 +173,33 @@ class SASRec(Recommender):
 
     def score(self, users: list[str], histories: list[list[int]]) -> np.ndarray:
         vectors = torch.from_numpy(self.user_vectors(histories))
-        return (vectors @ self.net.item.weight[1:].detach().T).numpy()
+        with torch.no_grad():
+            return (vectors @ self.net.item_table()[1:].T).numpy()
 
     def _save_state(self, folder: Path) -> None:
         torch.save({"n_items": self.n_items, "state": self.net.state_dict()}, folder / "sasrec.pt")
 
     def _load_state(self, folder: Path) -> None:
         stored = torch.load(folder / "sasrec.pt", weights_only=True)
-        self.n_items = stored["n_items"]
-        self.net = SASRecNet(self.n_items, self.config)
-        self.net.load_state_dict(stored["state"])
+        self.n_items, state = stored["n_items"], stored["state"]
+        if "content" in state:  # the hybrid: shapes from the stored buffers, values by load_state_dict
+            content, warm = state["content"].numpy(), state["warm"][1:, 0].numpy()
+            self.net = SASRecNet(self.n_items, self.config, content, warm)
+        else:
+            self.net = SASRecNet(self.n_items, self.config)
+        self.net.load_state_dict(state)
         self.net.eval()
+
+
+class ContentSASRec(SASRec):
+    """SASRec whose item vectors add a projection of the item's text embedding (`data.item_features`)."""
+
+    name = "content-sasrec"
+
+    def _net(self, data: TrainData) -> SASRecNet:
+        if data.item_features is None:
+            raise ValueError("content-sasrec needs item text vectors; `mmrec graph DATASET` embeds the item texts.")
+        warm = np.zeros(data.n_items, dtype=bool)
+        for seq in data.sequences.values():
+            warm[seq] = True
+        return SASRecNet(data.n_items, self.config, data.item_features, warm)

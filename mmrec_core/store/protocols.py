@@ -102,11 +102,13 @@ class ProtocolQueries:
         return self.sql_df(query + " ORDER BY user_id, seq", params)
 
     def test_targets(self, dataset: str, protocol_id: str) -> pd.DataFrame:
-        """Each evaluated user's test item with its title and category (unknown when it has none)."""
+        """Each evaluated user's test item with its title, category (unknown when it has none) and whether it
+        is cold (in no training interaction of the protocol)."""
         return self.sql_df(
-            "SELECT s.user_id, s.item_id, i.title, coalesce(i.category, 'unknown') AS category FROM splits s "
-            "JOIN items i ON i.dataset = ? AND i.item_id = s.item_id WHERE s.protocol_id = ? AND s.part = 'test'",
-            [dataset, protocol_id],
+            "SELECT s.user_id, s.item_id, it.title, coalesce(it.category, 'unknown') AS category, "
+            f"s.item_id NOT IN (SELECT i.item_id {_TRAIN}) AS cold FROM splits s "
+            "JOIN items it ON it.dataset = $d AND it.item_id = s.item_id WHERE s.protocol_id = $p AND s.part = 'test'",
+            {"d": dataset, "p": protocol_id},
         )
 
     def evaluated_train_lengths(self, dataset: str, protocol_id: str) -> pd.Series:

@@ -41,13 +41,21 @@ class StatsQueries:
         )
 
     def protocol_summaries(self, dataset: str) -> pd.DataFrame:
-        """Each stored protocol with its evaluated users and the share of repeat test targets."""
+        """Each stored protocol with its evaluated users, the share of repeat test targets and the share of
+        cold ones (the test item occurs in no training interaction: an ID-only model cannot know it)."""
         return self.sql_df(
-            """SELECT p.protocol_id, p.n_negatives, p.seed, p.min_history, p.n_users AS evaluated_users,
-                      avg(CASE WHEN s.part = 'test' THEN s.is_repeat::INT END) AS test_repeat_share
+            """WITH trained AS (
+                   SELECT DISTINCT p.protocol_id, i.item_id FROM interactions i
+                   JOIN protocols p ON p.dataset = i.dataset
+                   ANTI JOIN splits s ON s.protocol_id = p.protocol_id AND s.user_id = i.user_id AND s.seq <= i.seq
+                   WHERE p.dataset = $d)
+               SELECT p.protocol_id, p.n_negatives, p.seed, p.min_history, p.n_users AS evaluated_users,
+                      avg(CASE WHEN s.part = 'test' THEN s.is_repeat::INT END) AS test_repeat_share,
+                      avg(CASE WHEN s.part = 'test' THEN (t.item_id IS NULL)::INT END) AS test_cold_share
                FROM protocols p LEFT JOIN splits s USING (protocol_id)
-               WHERE p.dataset = ? GROUP BY ALL ORDER BY p.protocol_id""",
-            [dataset],
+               LEFT JOIN trained t ON t.protocol_id = s.protocol_id AND t.item_id = s.item_id
+               WHERE p.dataset = $d GROUP BY ALL ORDER BY p.protocol_id""",
+            {"d": dataset},
         )
 
     def sample_items_with_images(self, dataset: str, n: int = 12) -> pd.DataFrame:

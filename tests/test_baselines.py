@@ -1,0 +1,144 @@
+"""The baselines: SASRec's losses, the content hybrid's cold-item fallback, repeat and BPR-MF.
+
+Each runs on tiny hand-made data whose right answer is known (`synthetic`: users walk their group's ring).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from mmrec_core.data.metrics import summarize
+from mmrec_core.evaluate.offline import ranking_metrics
+from mmrec_core.models.bprmf import BPRMF, BPRMFConfig
+from mmrec_core.models.data import Candidates, TrainData
+from mmrec_core.models.losses import LOSSES, gbce_beta
+from mmrec_core.models.repeat import Repeat, RepeatConfig
+from mmrec_core.models.sasrec import ContentSASRec, SASRec, SASRecConfig
+from mmrec_core.store.runs import RANK_COLUMNS
+from tests.test_models import FAST, assert_reloads_identically, synthetic
+
+# one row per loss: the config that trains it on the ring data
+LOSS_CASES = {
+    "ce": FAST,
+    "gbce": dataclasses.replace(FAST, loss="gbce", negatives=8),
+    "bce": dataclasses.replace(FAST, loss="bce"),
+}
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_every_loss_learns_the_predictable_next_item(loss):
+    data = synthetic()
+    model = SASRec(dataclasses.replace(LOSS_CASES[loss], loss=loss))
+    model.fit(data)
+    per_user = ranking_metrics(model, data, "test")
+    assert per_user["HR@5"].mean() == 1.0 and per_user["NDCG@5"].mean() > 0.8
+    assert model.log[-1]["loss"] < model.log[0]["loss"]
+
+
+def test_gbce_beta_spans_plain_bce_to_full_calibration():
+    assert gbce_beta(8, 101, t=0.0) == pytest.approx(1.0)  # plain BCE: the positive term unchanged
+    assert gbce_beta(8, 101, t=1.0) == pytest.approx(8 / 100)  # alpha: as if every item were a negative
+    assert gbce_beta(8, 101, t=0.0) > gbce_beta(8, 101, t=0.75) > gbce_beta(8, 101, t=1.0)
+
+
+def test_no_epoch_cap_stops_on_patience():
+    data = synthetic()
+    model = SASRec(dataclasses.replace(FAST, epochs=0, patience=2))
+    model.fit(data)
+    best = max(range(len(model.log)), key=lambda e: model.log[e]["valid_NDCG@10"])
+    assert len(model.log) == best + 1 + 2  # stopped exactly `patience` epochs after its best one
+
+
+def with_cold_items(groups: int = 2, per_group: int = 8, cold_per_group: int = 3) -> TrainData:
+    """The ring data plus, per group, items nobody bought in training whose text says which group they are.
+
+    Content vectors: a group direction plus item noise, unit length. Each user's test positive becomes a
+    cold item of their own group; the negatives are cold items of the other group.
+    """
+    base = synthetic(groups, items_per_group=per_group)
+    rng = np.random.default_rng(1)
+    n_warm = groups * per_group
+    n_items = n_warm + groups * cold_per_group
+    group_of = np.r_[np.repeat(np.arange(groups), per_group), np.repeat(np.arange(groups), cold_per_group)]
+    directions = rng.normal(size=(groups, 16))
+    content = directions[group_of] + 0.3 * rng.normal(size=(n_items, 16))
+    content /= np.linalg.norm(content, axis=1, keepdims=True)
+    cold = {g: [n_warm + g * cold_per_group + c for c in range(cold_per_group)] for g in range(groups)}
+    item_ids = np.array([f"i{i}" for i in range(n_items)], dtype=object)
+    data = TrainData("cold", "cold:p", item_ids, base.sequences, item_features=content.astype(np.float32))
+    data.parts["valid"] = base.parts["valid"]
+    test = base.parts["test"]
+    rows = []
+    for user in test.users:
+        g = int(user[1])
+        other = cold[1 - g]
+        rows.append([cold[g][int(user[-2:]) % cold_per_group], *other, other[0]])
+    data.parts["test"] = Candidates(test.users, np.array(rows), test.is_repeat, test.histories)
+    return data
+
+
+def test_content_hybrid_ranks_cold_items_by_their_text_and_reloads(tmp_path):
+    data = with_cold_items()
+    model = ContentSASRec(FAST)
+    model.fit(data)
+    net = model.net
+    with torch.no_grad():
+        table = net.item_table()
+        cold_row = 16 + 1  # the first cold item (+1: row 0 pads)
+        # a cold item's vector is its content part only: the ID embedding never trained is not used
+        np.testing.assert_allclose(table[cold_row], net.project(net.content[cold_row - 1]), atol=1e-6)
+        assert not torch.allclose(table[1], net.project(net.content[0]))  # a warm item has an ID part too
+    hybrid = ranking_metrics(model, data, "test")
+    id_only = SASRec(FAST)
+    id_only.fit(data)
+    plain = ranking_metrics(id_only, data, "test")
+    assert hybrid["AUC"].mean() > 0.9  # own-group cold items above the other group's
+    assert hybrid["AUC"].mean() > plain["AUC"].mean() + 0.3  # IDs alone cannot tell untrained items apart
+
+    assert_reloads_identically(model, SASRecConfig, data, tmp_path / "m")
+
+
+def test_content_hybrid_needs_item_vectors():
+    with pytest.raises(ValueError, match="mmrec graph"):
+        ContentSASRec(FAST).fit(synthetic())
+
+
+def test_repeat_puts_the_most_bought_then_most_recent_own_items_first():
+    data = synthetic()
+    model = Repeat(RepeatConfig())
+    model.fit(data)
+    scores = model.score(["x"], [[5, 3, 5, 7]])[0]
+    order = np.argsort(-scores)
+    assert list(order[:3]) == [5, 7, 3]  # bought twice, then the newest of the once-bought
+    assert scores[[5, 7, 3]].min() > np.delete(scores, [5, 7, 3]).max()
+    counts = np.bincount(np.concatenate(list(data.sequences.values())), minlength=data.n_items)
+    others = np.delete(np.arange(data.n_items), [5, 7, 3])
+    assert np.array_equal(np.argsort(-scores[others], kind="stable"), np.argsort(-counts[others], kind="stable"))
+
+
+def test_bprmf_learns_group_taste_and_reloads(tmp_path):
+    data = synthetic()
+    model = BPRMF(BPRMFConfig(dim=16, lr=0.05, epochs=60, patience=60))
+    model.fit(data)
+    users = data.parts["test"].users
+    scores = model.score(users, data.parts["test"].histories)
+    own = np.array([[int(u[1]) == i // 8 for i in range(data.n_items)] for u in users])
+    assert (scores[own].reshape(len(users), -1).min(1) > scores[~own].reshape(len(users), -1).max(1)).mean() > 0.9
+    assert not model.score(["never-seen"], [[]]).any()  # no vector for an unknown user
+
+    assert_reloads_identically(model, BPRMFConfig, data, tmp_path / "m")
+
+
+def test_summaries_split_cold_and_warm_targets():
+    data = synthetic()
+    model = Repeat(RepeatConfig())
+    model.fit(data)
+    per_user = ranking_metrics(model, data, "test").drop(columns=["user_id", *RANK_COLUMNS])
+    cold = np.arange(len(per_user)) % 4 == 0
+    table = summarize(per_user, np.zeros(len(per_user), bool), cold)
+    assert table.loc["cold", "users"] == cold.sum() and table.loc["warm", "users"] == (~cold).sum()
+    assert table.loc["cold", "HR@5"] == pytest.approx(per_user["HR@5"][cold].mean())
