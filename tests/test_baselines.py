@@ -18,6 +18,7 @@ from mmrec_core.models.data import Candidates, TrainData
 from mmrec_core.models.losses import LOSSES, gbce_beta
 from mmrec_core.models.repeat import Repeat, RepeatConfig
 from mmrec_core.models.sasrec import ContentSASRec, SASRec, SASRecConfig
+from mmrec_core.models.similar_users import retrieval_quality
 from mmrec_core.store.runs import RANK_COLUMNS
 from tests.test_models import FAST, assert_reloads_identically, synthetic
 
@@ -142,3 +143,51 @@ def test_summaries_split_cold_and_warm_targets():
     table = summarize(per_user, np.zeros(len(per_user), bool), cold)
     assert table.loc["cold", "users"] == cold.sum() and table.loc["warm", "users"] == (~cold).sum()
     assert table.loc["cold", "HR@5"] == pytest.approx(per_user["HR@5"][cold].mean())
+
+
+def test_retrieval_quality_finds_the_next_item_through_similar_users():
+    data = synthetic()
+    model = SASRec(FAST)
+    model.fit(data)
+    quality = retrieval_quality(model, data, k=3)
+    assert quality["users"] == len(data.parts["valid"].users)
+    # same-ring neighbours bought the next ring item at the matching point; 3 of 16 equally popular items do not
+    assert quality["hit_rate"] > 0.8 > 0.3 > quality["popular_hit_rate"]
+    assert 0 < quality["precision"] <= quality["hit_rate"]
+
+
+@pytest.mark.slow
+def test_the_strongest_sequential_model_on_valid_serves_similar_users_and_evals_split_cold(sample_workspace, capsys):
+    from mmrec_core.config import SAMPLE_DATASET
+    from mmrec_core.data.splits import create_protocol
+    from mmrec_core.evaluate.offline import evaluate_model
+    from mmrec_core.graph.build import build_item_graph
+    from mmrec_core.models.data import load_train_data
+    from mmrec_core.models.registry import best_valid_ndcg, load_strongest_sequential, load_trained, train_model
+    from mmrec_core.recommend.context import ContextBuilder
+    from tests.fakes import ScriptedEngine
+
+    ws = sample_workspace
+    pid = create_protocol(ws.store, SAMPLE_DATASET)
+    with pytest.raises(KeyError, match="mmrec graph sample"):
+        train_model(ws, SAMPLE_DATASET, "content-sasrec", pid)
+    build_item_graph(ws, ScriptedEngine(ws.settings), SAMPLE_DATASET, pid)
+    for method in ("sasrec", "content-sasrec"):
+        train_model(ws, SAMPLE_DATASET, method, pid, SASRecConfig(epochs=2, patience=2))
+    scores = {m: best_valid_ndcg(load_trained(ws, SAMPLE_DATASET, m, pid)[0]) for m in ("sasrec", "content-sasrec")}
+    _, run_id, method = load_strongest_sequential(ws, SAMPLE_DATASET, pid)
+    assert method == max(scores, key=scores.get)
+    builder = ContextBuilder(ws, SAMPLE_DATASET, pid, "test", n_similar=2)
+    assert builder.sasrec_run == run_id and builder.provenance()["sasrec_run"] == run_id
+
+    _, table = evaluate_model(ws, SAMPLE_DATASET, "content-sasrec", pid)
+    test = load_train_data(ws.store, SAMPLE_DATASET, pid).parts["test"]
+    assert table.loc["cold", "users"] == test.is_cold.sum() > 0
+    assert table.loc["warm", "users"] + table.loc["cold", "users"] == table.loc["all", "users"] == len(test.users)
+
+    from mmrec_core.cli.main import main
+
+    ws.close()  # the CLI opens the store itself
+    assert main(["--data-dir", str(ws.settings.data_dir), "similar-users", "sample", "--quality", "-k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert f"by {method} run {run_id}, valid part" in out and "of users have a similar user" in out

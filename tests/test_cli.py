@@ -9,6 +9,7 @@ import pytest
 from mmrec_core.cli.main import main
 from mmrec_core.config import SAMPLE_DATA_DIR
 from mmrec_core.data.stats import dataset_summary
+from mmrec_core.models.data import load_train_data
 from mmrec_core.store.database import Store
 
 
@@ -23,7 +24,9 @@ def test_ingest_then_info_prints_the_real_counts(tmp_path: Path, capsys: pytest.
     out = capsys.readouterr().out
     store = Store(Path(data) / "mmrec.duckdb")
     summary = dataset_summary(store, "s")
+    test = load_train_data(store, "s", summary["protocols"][0]["protocol_id"]).parts["test"]
     store.close()
+    assert f"{test.is_cold.mean():.1%} cold (never in training)" in out  # the SQL share = the models' view
     assert f"users {summary['users']:,}" in out and f"interactions {summary['interactions']:,}" in out
     assert "1 positive + 20 negatives" in out
 

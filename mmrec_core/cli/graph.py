@@ -19,9 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_arguments(p, {"graph": GraphConfig})
     p.set_defaults(run=cmd_graph)
 
-    p = sub.add_parser("similar-users", help="a user's most similar users (trained SASRec) and their next items")
+    p = sub.add_parser(
+        "similar-users", help="a user's most similar users (the best trained SASRec) and their next items"
+    )
     p.add_argument("dataset")
-    p.add_argument("user")
+    p.add_argument("user", nargs="?", help="a customer id (or --quality)")
+    p.add_argument("--quality", action="store_true", help="the retrieval's hit rate over the valid part's users")
     n_similar = RecommendConfig.n_similar
     p.add_argument("-k", type=int, default=n_similar, help=f"similar users (default {n_similar}, as the recommender)")
     p.add_argument("--protocol", help=PROTOCOL_HELP)
@@ -40,12 +43,22 @@ def cmd_graph(ws: Workspace, args: argparse.Namespace) -> None:
 
 def cmd_similar_users(ws: Workspace, args: argparse.Namespace) -> None:
     from mmrec_core.models.data import load_train_data
-    from mmrec_core.models.registry import load_trained
-    from mmrec_core.models.similar_users import similar_user_context, with_keywords
+    from mmrec_core.models.registry import load_strongest_sequential
+    from mmrec_core.models.similar_users import retrieval_quality, similar_user_context, with_keywords
 
     protocol = default_protocol(ws, args.dataset, args.protocol)
-    model, run_id = load_trained(ws, args.dataset, "sasrec", protocol)
+    model, run_id, method = load_strongest_sequential(ws, args.dataset, protocol)
     data = load_train_data(ws.store, args.dataset, protocol)
+    if args.quality:
+        q = retrieval_quality(model, data, args.k)
+        print(
+            f"{args.dataset}: similar users by {method} run {run_id}, valid part, {q['users']:,} users, k={args.k}:\n"
+            f"   {q['hit_rate']:.1%} of users have a similar user whose next item is their own valid item "
+            f"(popularity's top {args.k} items: {q['popular_hit_rate']:.1%}); precision {q['precision']:.2%}"
+        )
+        return
+    if not args.user:
+        raise ValueError("Name a USER, or pass --quality for the retrieval's hit rate on the valid part.")
     context = with_keywords(ws.store, args.dataset, similar_user_context(model, data, [args.user], args.k))
-    print(f"{args.user}: similar users by SASRec run {run_id} (training sequences only)")
+    print(f"{args.user}: similar users by {method} run {run_id} (training sequences only)")
     print(context.drop(columns=["user_id"]).to_string(index=False, float_format=lambda x: f"{x:.3f}"))

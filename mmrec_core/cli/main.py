@@ -12,6 +12,7 @@
     mmrec train sasrec hm                        train a model on the protocol's training data
     mmrec eval sasrec hm                         HR/NDCG/AUC on stored candidates + full ranking
     mmrec similar-users hm USER                  k most similar users (SASRec) and what they bought next
+    mmrec similar-users hm --quality             how often their next item is the customer's own (valid part)
     mmrec score sample USER                      the LLM's ranked candidates with rationale and evidence
     mmrec eval llm sample --mode listwise        the LLM recommender on the stored test candidates
     mmrec eval --all sample                      every available model, then the leaderboard with intervals

@@ -34,6 +34,7 @@ MODELS: dict[str, tuple[type[Recommender], type]] = {
     "content-sasrec": (ContentSASRec, SASRecConfig),
     "lightgcn": (ItemGraphLightGCN, ItemGraphConfig),
 }
+SEQUENTIAL = ("sasrec", "content-sasrec")  # models whose user states find similar customers
 TRAINING_FREE = ("popularity", "repeat")  # fitted from item counts in a second: evaluated without a train run
 
 
@@ -114,3 +115,24 @@ def load_trained(ws: Workspace, dataset: str, method: str, protocol_id: str) -> 
     if run is None:
         raise KeyError(f"No trained {method} for {protocol_id}; run `mmrec train {method} {dataset}` first.")
     return cls.load(Path(run["artifact_path"]), config_type), run["run_id"]
+
+
+def best_valid_ndcg(model: Recommender) -> float:
+    """The best epoch's valid NDCG@10 (the epoch the model kept): how models are compared without the test part."""
+    return max((row.get("valid_NDCG@10", -1.0) for row in model.log), default=-1.0)
+
+
+def load_strongest_sequential(ws: Workspace, dataset: str, protocol_id: str) -> tuple[Recommender, str, str]:
+    """The trained sequential model (SASRec or content-SASRec) with the best valid NDCG@10: (model, run id,
+    method). Similar customers and every LLM context come from it."""
+    found = []
+    for method in SEQUENTIAL:
+        try:
+            model, run_id = load_trained(ws, dataset, method, protocol_id)
+        except KeyError:
+            continue
+        found.append((best_valid_ndcg(model), model, run_id, method))
+    if not found:
+        raise KeyError(f"No trained SASRec for {protocol_id}; run `mmrec train sasrec {dataset}` first.")
+    _, model, run_id, method = max(found, key=lambda f: f[0])
+    return model, run_id, method

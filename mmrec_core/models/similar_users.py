@@ -23,15 +23,24 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def _prefix_states(model: SASRec, sequence: list[int]) -> np.ndarray:
-    """Hidden state after each prefix of `sequence` (causal attention: position t sees items 0..t)."""
-    seq = sequence[-model.config.max_len :]
-    states = model.net(model._pad([seq]))[0, -len(seq) :]
-    return states.numpy()
+def _prefix_states(model: SASRec, sequences: list[list[int]], batch_size: int = 512) -> list[np.ndarray]:
+    """Per sequence, the unit hidden state after each of its prefixes (causal attention: position t sees
+    items 0..t), computed in batches."""
+    out = []
+    for first in range(0, len(sequences), batch_size):
+        chunk = [seq[-model.config.max_len :] for seq in sequences[first : first + batch_size]]
+        states = _unit(model.net(model._pad(chunk)).numpy())
+        out += [states[r, states.shape[1] - len(seq) :] for r, seq in enumerate(chunk)]
+    return out
 
 
 def similar_user_context(
-    model: SASRec, data: TrainData, users: list[str], k: int = 3, queries: dict[str, list[int]] | None = None
+    model: SASRec,
+    data: TrainData,
+    users: list[str],
+    k: int = 3,
+    queries: dict[str, list[int]] | None = None,
+    batch_size: int = 1024,
 ) -> pd.DataFrame:
     """Per user: k similar users with cosine, their matching position and the item they bought next.
 
@@ -39,6 +48,7 @@ def similar_user_context(
     Users and neighbours come from `data.sequences` (training interactions); a neighbour whose
     sequence has a single item has no 'next' item and is skipped in favour of the next neighbour.
     `queries` replaces a user's own sequence as the query (a training example cut before its target).
+    Users go in batches, so memory stays at batch_size x users however many customers there are.
     """
     if k < 1:
         raise ValueError("k (similar users) must be at least 1.")
@@ -49,28 +59,60 @@ def similar_user_context(
     position = {u: i for i, u in enumerate(everyone)}
     vectors = _unit(model.user_vectors([data.sequences[u] for u in everyone]))
     own = queries or {}
-    queries = _unit(model.user_vectors([own.get(u, data.sequences[u]) for u in users]))
-    sims = queries @ vectors.T
-    rows = []
-    for row, user in enumerate(users):
-        if user in position:
-            sims[row, position[user]] = -np.inf  # never yourself
-        for rank, col in enumerate(np.argsort(-sims[row])[:k], start=1):
-            other = everyone[col]
-            seq = data.sequences[other][-model.config.max_len :]
-            states = _unit(_prefix_states(model, seq))[:-1]  # the last prefix has no next item
-            match = int(np.argmax(states @ queries[row]))
-            rows.append(
-                {
-                    "user_id": user,
-                    "rank": rank,
-                    "similar_user": other,
-                    "cosine": float(sims[row, col]),
-                    "match_pos": match,
-                    "next_item": data.item_ids[seq[match + 1]],
-                }
-            )
+    query_vectors = _unit(model.user_vectors([own.get(u, data.sequences[u]) for u in users]))
+    picked: list[tuple[int, int, float]] = []  # (user row, neighbour column, cosine), best first per user
+    for first in range(0, len(users), batch_size):
+        sims = query_vectors[first : first + batch_size] @ vectors.T
+        for r, user in enumerate(users[first : first + batch_size]):
+            if user in position:
+                sims[r, position[user]] = -np.inf  # never yourself
+        top = np.argpartition(-sims, min(k, sims.shape[1] - 1), axis=1)[:, :k] if len(everyone) > k else None
+        for r in range(len(sims)):
+            cols = np.arange(sims.shape[1]) if top is None else top[r]
+            cols = cols[np.argsort(-sims[r, cols], kind="stable")][:k]
+            picked += [(first + r, int(c), float(sims[r, c])) for c in cols if np.isfinite(sims[r, c])]
+    neighbours = sorted({c for _, c, _ in picked})
+    prefix_states = _prefix_states(model, [data.sequences[everyone[c]] for c in neighbours])
+    states = dict(zip(neighbours, prefix_states, strict=True))
+    rows, rank = [], {}
+    for row, col, cosine in picked:
+        seq = data.sequences[everyone[col]][-model.config.max_len :]
+        match = int(np.argmax(states[col][:-1] @ query_vectors[row]))  # the last prefix has no next item
+        rank[row] = rank.get(row, 0) + 1
+        rows.append(
+            {
+                "user_id": users[row],
+                "rank": rank[row],
+                "similar_user": everyone[col],
+                "cosine": cosine,
+                "match_pos": match,
+                "next_item": data.item_ids[seq[match + 1]],
+            }
+        )
     return pd.DataFrame(rows, columns=["user_id", "rank", "similar_user", "cosine", "match_pos", "next_item"])
+
+
+def retrieval_quality(model: SASRec, data: TrainData, k: int = 3) -> dict:
+    """How often similar customers point at the right next item, on the VALID part (test stays unseen).
+
+    hit_rate: share of valid users for whom one of their k similar users' next items is their own valid
+    item; precision: share of all (user, similar user) pairs that do; popular_hit_rate: the same hit rate
+    for the k most popular training items, the floor to beat.
+    """
+    part = data.parts["valid"]
+    users = [u for u in part.users if u in data.sequences]
+    truth = dict(zip(part.users, data.item_ids[part.items[:, 0]], strict=True))
+    context = similar_user_context(model, data, users, k)
+    hits = context["next_item"].to_numpy() == context["user_id"].map(truth).to_numpy()
+    per_user = pd.Series(hits).groupby(context["user_id"].to_numpy()).any()
+    counts = np.bincount(np.concatenate(list(data.sequences.values())), minlength=data.n_items)
+    popular = set(data.item_ids[np.argsort(-counts, kind="stable")[:k]])
+    return {
+        "users": len(users),
+        "hit_rate": float(per_user.reindex(users, fill_value=False).mean()) if users else 0.0,
+        "precision": float(hits.mean()) if len(hits) else 0.0,
+        "popular_hit_rate": float(np.mean([truth[u] in popular for u in users])) if users else 0.0,
+    }
 
 
 def with_keywords(store: Store, dataset: str, context: pd.DataFrame) -> pd.DataFrame:

@@ -78,12 +78,13 @@ class ContextBuilder:
         self._rows = {u: r for r, u in enumerate(cand.users)}
         self.chains = self._current_chains()  # for `context(user, cut)`: the summary before a target
         self.profiles = {user: steps[-1][1] for user, steps in self.chains.items()}  # the final summaries
-        self.sasrec, self.sasrec_run, self.similar_note = None, None, ""
+        # the sequential model similar customers come from: the trained one best on valid
+        self.sasrec, self.sasrec_run, self.sasrec_method, self.similar_note = None, None, "", ""
         if n_similar > 0:
-            from mmrec_core.models.registry import load_trained
+            from mmrec_core.models.registry import load_strongest_sequential
 
             try:
-                self.sasrec, self.sasrec_run = load_trained(ws, dataset, "sasrec", protocol_id)
+                self.sasrec, self.sasrec_run, self.sasrec_method = load_strongest_sequential(ws, dataset, protocol_id)
             except KeyError as exc:
                 self.similar_note = str(exc.args[0])
         self._similar_cache: dict[tuple[str, int | None], list[SimilarLine]] = {}
@@ -182,7 +183,8 @@ class ContextBuilder:
             "part": self.part,
             "n_history": self.n_history,
             "n_similar": self.n_similar,
-            "sasrec_run": self.sasrec_run,
+            "sasrec_run": self.sasrec_run,  # the run of `similar_model` (the key predates content-SASRec)
+            **({"similar_model": self.sasrec_method} if self.sasrec_method not in ("", "sasrec") else {}),
             "profiles": len(self.profiles),
             "domain": self.domain.name,
         }
