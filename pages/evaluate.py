@@ -2,7 +2,8 @@
 
 The leaderboard holds the newest eval run of every model setting on one protocol, with 95% bootstrap
 intervals; runs on other users or candidates are listed apart (the protocol guard). Two runs are
-compared user by user; the customers they disagree on open on the Recommend or Customers page.
+compared user by user; the customers they disagree on open on the Recommend or Customers page. The
+whole-catalog table holds each model's full ranking and the two-stage runs (retrieve K, LLM re-ranks).
 `mmrec eval --all DATASET` fills it; `mmrec_core.leaderboard` does the work.
 """
 
@@ -41,6 +42,20 @@ st.caption(f"{board.users:,} evaluated users · test part · mean [95% bootstrap
 st.dataframe(format_table(board.table), hide_index=True, key="ev_table")
 metric = st.radio("Metric", lb.METRICS, horizontal=True, index=1, key="ev_metric")
 st.plotly_chart(leaderboard_figure(board.table, metric))
+
+st.header("Whole catalog: retrieve, then re-rank")
+full = session_cached(("full", *key[1:]), lambda: lb.full_catalog_board(ws, dataset, protocol))
+if full.empty:
+    st.info(f"No full-catalog runs yet: `mmrec eval two-stage {dataset}` (the best model's top 50, LLM re-ranked).")
+else:
+    st.caption(
+        "Every test user, the whole catalog ranked (their own past items left out). A model's row is its own "
+        "ranking; a two-stage row re-ranks the retriever's top K with the LLM, whose ceiling is the retriever's "
+        "Recall@K."
+    )
+    st.dataframe(full.drop(columns="run_id"), hide_index=True, key="ev_full", column_config={
+        c: st.column_config.NumberColumn(format="%.3f") for c in full.columns if c not in ("label", "run_id")
+    })
 
 st.header("Two runs, user by user")
 labels = dict(zip(board.table["run_id"], board.table["label"], strict=True))

@@ -165,10 +165,13 @@ def fake_adapter(ws: Workspace, protocol_id: str, name: str = "sft-0123456789ab"
 
 @pytest.fixture(scope="session")
 def eval_db(rec_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """rec_db after `eval --all` (popularity, SASRec, the LLM zero-shot and with one adapter) and a subset run."""
+    """rec_db after `eval --all` (popularity, repeat, SASRec, the LLM zero-shot and with one adapter), a subset
+    run and a two-stage run (SASRec's top 10 re-ranked)."""
     from mmrec_core.data.splits import create_protocol
     from mmrec_core.evaluate.eval_all import eval_all
     from mmrec_core.evaluate.llm import evaluate_llm
+    from mmrec_core.evaluate.two_stage import TwoStageConfig, evaluate_two_stage
+    from mmrec_core.recommend.llm import RecommendConfig
     from tests.fakes import ScriptedEngine
 
     root = tmp_path_factory.mktemp("eval") / "data"
@@ -178,5 +181,7 @@ def eval_db(rec_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     fake_adapter(ws, pid)
     eval_all(ws, "sample", pid, engine_for=engine_for_adapters(ws.settings))
     evaluate_llm(ws, ScriptedEngine(ws.settings), "sample", pid, n_users=30)  # a subset: never ranked
+    two_stage = TwoStageConfig(k=10)  # the whole-catalog protocol: its own table
+    evaluate_two_stage(ws, ScriptedEngine(ws.settings), "sample", pid, two_stage, RecommendConfig(n_similar=0))
     ws.close()
     return root

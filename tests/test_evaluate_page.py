@@ -28,6 +28,9 @@ def test_leaderboard_with_intervals_charts_and_the_subset_stated(eval_dir: Path)
     table = at.dataframe[0].value
     assert len(table) == 5 and {"sasrec", "popularity", "repeat", "llm-pointwise zero-shot"} <= set(table["label"])
     assert table["NDCG@5"].str.match(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]").all()
+    full = at.dataframe[1].value  # the whole-catalog protocol: model rankings and the two-stage run
+    assert {"sasrec", "sasrec top-10 + llm-pointwise"} <= set(full["label"])
+    assert full.loc[full["label"] == "sasrec top-10 + llm-pointwise", "Recall@K (retriever)"].between(0, 1).all()
     assert any("30 of 293 users (a subset)" in w.value for w in at.warning)  # never silently dropped
     charts = [c.proto.spec for c in at.get("plotly_chart")]
     assert '"error_y"' in charts[0] and "NDCG@5" in charts[0]
@@ -46,7 +49,7 @@ def test_leaderboard_with_intervals_charts_and_the_subset_stated(eval_dir: Path)
 def test_a_customer_the_runs_disagree_on_opens_on_another_page(eval_dir: Path, page: str) -> None:
     at = run_app(PAGE)
     assert len(at.selectbox(key="ev_a").options) == 5
-    only_a, only_b = at.dataframe[1].value, at.dataframe[2].value
+    only_a, only_b = at.dataframe[2].value, at.dataframe[3].value
     assert len(only_a) + len(only_b) > 0 and (only_a["rank_a"] <= 5).all() and (only_b["rank_b"] <= 5).all()
     user = at.selectbox(key="ev_user").value
     at.radio(key="ev_page").set_value(page)

@@ -42,7 +42,7 @@ def _run_of(ws: Workspace, label: str) -> str:
 def test_eval_all_runs_every_available_model_with_provenance_and_per_user_ranks(eval_ws: Workspace) -> None:
     pid = _pid(eval_ws)
     runs = lb.eval_runs(eval_ws, "sample", pid)
-    full = runs[~runs["subset"]]
+    full = runs[~runs["subset"] & ~runs["full_catalog"]]
     expected = {"popularity", "repeat", "sasrec", "llm-pointwise zero-shot", "llm-pointwise + sft-0123456789ab"}
     assert set(full["label"]) == expected
     n_users = eval_ws.store.scalar("SELECT n_users FROM protocols WHERE protocol_id = ?", [pid])
@@ -186,6 +186,8 @@ def test_cli_eval_all_compare_and_a_self_contained_report(eval_ws: Workspace, mo
     out = capsys.readouterr().out
     assert "popularity" in out and "sasrec" in out and "95% bootstrap interval" in out
     assert "not ranked: llm-pointwise zero-shot" in out  # the 30-user subset, with its reason
+    assert "cold test items (bought in no training interaction)" in out and "warm" in out
+    assert "whole catalog, every test user" in out and "sasrec top-10 + llm-pointwise" in out
     ws = open_workspace(load_settings(eval_ws.settings.data_dir))
     a, b = _run_of(ws, "sasrec"), _run_of(ws, "popularity")
     ws.close()

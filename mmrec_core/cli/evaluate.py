@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import argparse
 
+import pandas as pd
+
 from mmrec_core.cli.profiles import PROTOCOL_HELP
 from mmrec_core.cli.progress import tqdm_progress, with_progress
 from mmrec_core.cli.recommend import add_llm_options, with_adapter
-from mmrec_core.core.options import build
+from mmrec_core.core.options import add_arguments, build
+from mmrec_core.evaluate.two_stage import TwoStageConfig
 from mmrec_core.recommend.llm import RecommendConfig
 from mmrec_core.store.workspace import Workspace, default_protocol
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate the newest trained model (or the LLM: `eval llm`) on the test part")
-    p.add_argument("model", nargs="?", help="popularity, sasrec, lightgcn or llm (none with --all)")
+    p.add_argument(
+        "model", nargs="?", help="a trained model (sasrec, ...), llm, or two-stage (retrieve, LLM re-rank); none: --all"
+    )
     p.add_argument("dataset", nargs="?")
     p.add_argument("--protocol", help=PROTOCOL_HELP)
     add_llm_options(p, skip=("explain",))  # evaluation writes no rationales
+    add_arguments(p, {"two-stage": TwoStageConfig})
     p.add_argument("--users", type=int, help="llm: a seeded subset of this many users (default: all)")
     p.add_argument("--all", action="store_true", help="every available model, then the leaderboard with intervals")
     p.add_argument("--llm-modes", default="pointwise", help="--all: zero-shot LLM modes (default pointwise)")
@@ -51,6 +57,8 @@ def cmd_eval(ws: Workspace, args: argparse.Namespace) -> None:
         raise ValueError("Use `mmrec eval MODEL DATASET`, or `mmrec eval --all DATASET`.")
     if args.model == "llm":
         return cmd_eval_llm(ws, args)
+    if args.model == "two-stage":
+        return cmd_eval_two_stage(ws, args)
     run_id, table = evaluate_model(ws, args.dataset, args.model, args.protocol)
     print(f"{args.dataset}: {args.model}, run {run_id}, test part, all evaluated users")
     print(table.to_string(float_format=lambda x: f"{x:.4f}"))
@@ -74,6 +82,27 @@ def cmd_eval_llm(ws: Workspace, args: argparse.Namespace) -> None:
     print(result.table.to_string(float_format=lambda x: f"{x:.4f}"))
     print("\nSame users, same stored candidates:")
     print(result.compare.to_string(float_format=lambda x: f"{x:.4f}"))
+
+
+def cmd_eval_two_stage(ws: Workspace, args: argparse.Namespace) -> None:
+    from mmrec_core.engines import get_engine
+    from mmrec_core.evaluate.two_stage import evaluate_two_stage
+
+    engine, config = get_engine(with_adapter(ws, args)), build(TwoStageConfig, vars(args))
+    if eval_config(args).mode != "pointwise":
+        raise ValueError("two-stage re-ranks pointwise; leave --mode out.")
+    run = lambda p: evaluate_two_stage(ws, engine, args.dataset, args.protocol, config, eval_config(args), p)  # noqa: E731
+    result = with_progress("user", run)
+    params = ws.store.run(result.run_id)["params"]
+    print(
+        f"{args.dataset}: two-stage, run {result.run_id}: {params['retriever']} retrieves the top {config.k} of the "
+        f"whole catalog, the LLM ({engine.model_names()['llm']}) re-ranks them; all test users, history left out"
+    )
+    print(
+        f"   the test item is in the top {config.k} for {result.reranked} users (re-ranked; {result.scored} scored "
+        "now); the others keep the retriever's rank"
+    )
+    print(result.table.to_string(float_format=lambda x: f"{x:.4f}"))
 
 
 def cmd_eval_all(ws: Workspace, args: argparse.Namespace) -> None:
@@ -104,7 +133,7 @@ def cmd_eval_all(ws: Workspace, args: argparse.Namespace) -> None:
 
 
 def print_leaderboard(ws: Workspace, dataset: str, protocol_id: str) -> None:
-    from mmrec_core.evaluate.leaderboard import leaderboard
+    from mmrec_core.evaluate.leaderboard import breakdown, full_catalog_board, leaderboard
     from mmrec_core.evaluate.report import format_table
 
     board = leaderboard(ws, dataset, protocol_id)
@@ -112,6 +141,20 @@ def print_leaderboard(ws: Workspace, dataset: str, protocol_id: str) -> None:
     print(format_table(board.table).drop(columns=["users"]).to_string(index=False))
     for row in board.excluded.itertuples():
         print(f"   not ranked: {row.label} ({row.run_id}): {row.reason}")
+    if board.table.empty:
+        return
+    labels = dict(zip(board.table["run_id"], board.table["label"], strict=True))
+    frames = [breakdown(ws, dataset, protocol_id, list(labels), "cold", m).assign(metric=m) for m in ("HR@5", "NDCG@5")]
+    split = pd.concat(frames).assign(label=lambda f: f["run_id"].map(labels))
+    users = split.drop_duplicates("group").set_index("group")["users"]
+    table = split.pivot_table(index="label", columns=["metric", "group"], values="value", sort=False)
+    print(f"\ncold test items (bought in no training interaction): {users.get('cold', 0)} users, warm: "
+          f"{users.get('warm', 0)}")
+    print(table.to_string(float_format=lambda x: f"{x:.3f}"))
+    full = full_catalog_board(ws, dataset, protocol_id)
+    if not full.empty:
+        print("\nwhole catalog, every test user, history left out (two-stage: `mmrec eval two-stage`)")
+        print(full.drop(columns="run_id").to_string(index=False, float_format=lambda x: f"{x:.4f}", na_rep=""))
 
 
 def cmd_compare(ws: Workspace, args: argparse.Namespace) -> None:

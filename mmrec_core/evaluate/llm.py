@@ -12,6 +12,7 @@ then scored by popularity, SASRec and the item-graph model where trained, for a 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,7 @@ from mmrec_core.data.metrics import metrics_from_counts, sampled_ranks, summariz
 from mmrec_core.engines.protocol import Engine
 from mmrec_core.evaluate.offline import SAMPLED_KS, candidates_hash, metric_rows, ranking_metrics
 from mmrec_core.models.data import load_train_data
-from mmrec_core.models.registry import MODELS, load_trained
+from mmrec_core.models.registry import MODELS, TRAINING_FREE, load_trained
 from mmrec_core.recommend.context import ContextBuilder
 from mmrec_core.recommend.llm import LLMRecommender, RecommendConfig
 from mmrec_core.store.runs import RANK_COLUMNS
@@ -76,11 +77,45 @@ def evaluate_llm(
     users = pick_users(cand.users, n_users)
     row_of = {u: r for r, u in enumerate(cand.users)}
     builder.prepare_similar(users)
+    rows, scored = score_users(ws, recommender, users, builder.candidates, batch, progress)
+    per_user = _per_user_metrics(rows)
+    repeat = np.asarray([cand.is_repeat[row_of[u]] for u in users])
+    cold = np.asarray([cand.is_cold[row_of[u]] for u in users])
+    metrics = per_user.drop(columns=["user_id", "valid", "seconds", "prompt_tokens", *RANK_COLUMNS])
+    table = summarize(metrics, repeat, cold)
+    table["invalid_rate"] = 1.0 - per_user["valid"].mean() if config.mode == "listwise" else np.nan
+    table["seconds_per_user"] = per_user["seconds"].mean()
+    params = {
+        "users": len(users),
+        "subset": len(users) < len(cand.users),
+        "candidates_hash": candidates_hash(data, users),
+    }
+    run_id = _record(ws, dataset, protocol_id, config.mode, {**provenance, "run": params}, table, per_user)
+    compare = compare_models(ws, data, users, table, config.mode)
+    return LLMEvalResult(run_id, table, compare, per_user, scored, len(users) - scored)
+
+
+def score_users(
+    ws: Workspace,
+    recommender: LLMRecommender,
+    users: list[str],
+    candidates_for: Callable[[str], list[str]],
+    batch: int = 8,
+    progress: Progress | None = None,
+) -> tuple[pd.DataFrame, int]:
+    """The LLM's scores of `candidates_for(user)` for every user, stored in `llm_scores` in batches (one
+    transaction each) and read back where the same prompt, candidates and provenance were scored before.
+
+    Returns the stored rows in `users` order, and how many users this call scored.
+    """
+    builder, config = recommender.builder, recommender.config
+    dataset, protocol_id = builder.dataset, builder.protocol_id
+    provenance = recommender.provenance()
     stored = ws.store.llm_scores(dataset, protocol_id, config.mode).set_index("input_hash")
     hashes, pending, scored = {}, [], 0
     for n, user in enumerate(users, start=1):
         start = time.perf_counter()
-        items = builder.candidates(user)
+        items = candidates_for(user)
         ctx, prompt = recommender.prepare(user, items)
         texts = [recommender.render(prompt.full(i)) for i in range(len(prompt.suffixes))]
         hashes[user] = key = input_hash(texts, items, provenance)
@@ -113,22 +148,7 @@ def evaluate_llm(
         if progress:
             progress(n, len(users), f"{scored} scored, {n - scored} reused")
     rows = ws.store.llm_scores(dataset, protocol_id, config.mode).set_index("input_hash")
-    rows = rows.loc[[hashes[u] for u in users]]
-    per_user = _per_user_metrics(rows)
-    repeat = np.asarray([cand.is_repeat[row_of[u]] for u in users])
-    cold = np.asarray([cand.is_cold[row_of[u]] for u in users])
-    metrics = per_user.drop(columns=["user_id", "valid", "seconds", "prompt_tokens", *RANK_COLUMNS])
-    table = summarize(metrics, repeat, cold)
-    table["invalid_rate"] = 1.0 - per_user["valid"].mean() if config.mode == "listwise" else np.nan
-    table["seconds_per_user"] = per_user["seconds"].mean()
-    params = {
-        "users": len(users),
-        "subset": len(users) < len(cand.users),
-        "candidates_hash": candidates_hash(data, users),
-    }
-    run_id = _record(ws, dataset, protocol_id, config.mode, {**provenance, "run": params}, table, per_user)
-    compare = compare_models(ws, data, users, table, config.mode)
-    return LLMEvalResult(run_id, table, compare, per_user, scored, len(users) - scored)
+    return rows.loc[[hashes[u] for u in users]], scored
 
 
 def _per_user_metrics(rows: pd.DataFrame) -> pd.DataFrame:
@@ -169,7 +189,7 @@ def compare_models(ws: Workspace, data, users: list[str], llm_table: pd.DataFram
         try:
             model, _ = load_trained(ws, data.dataset, method, data.protocol_id)
         except KeyError:
-            if method != "popularity":
+            if method not in TRAINING_FREE:
                 continue
             model = MODELS[method][0](MODELS[method][1]())
             model.fit(data)

@@ -129,6 +129,13 @@ class RunQueries:
         )
         return f"{n}|{last}"
 
+    def run_metrics(self, run_ids: list[str]) -> pd.DataFrame:
+        """The test-part metrics rows of runs: run_id, subset, name, value."""
+        return self.sql_df(
+            "SELECT run_id, subset, name, value FROM metrics WHERE part = 'test' AND list_contains(?, run_id)",
+            [list(run_ids)],
+        )
+
     def user_ranks(self, run_id: str) -> pd.DataFrame:
         return self.sql_df(
             "SELECT user_id, greater, ties, competitors FROM user_ranks WHERE run_id = ? ORDER BY user_id", [run_id]

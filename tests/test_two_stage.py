@@ -1,0 +1,97 @@
+"""Two-stage full-catalog evaluation: a trained retriever's top K, re-ranked by the (scripted) LLM."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmrec_core.data.metrics import metrics_from_counts
+from mmrec_core.data.splits import create_protocol
+from mmrec_core.evaluate import leaderboard as lb
+from mmrec_core.evaluate.offline import evaluate_model
+from mmrec_core.evaluate.two_stage import TwoStageConfig, evaluate_two_stage, retrieve
+from mmrec_core.models.data import load_train_data
+from mmrec_core.models.registry import load_trained
+from mmrec_core.recommend.llm import LLMRecommender, RecommendConfig
+from mmrec_core.store.workspace import Workspace
+from tests.fakes import ScriptedEngine
+
+K = 20
+CONFIG = RecommendConfig(explain_top=0, n_similar=0)
+
+
+@pytest.fixture
+def two_stage(rec_ws: Workspace, monkeypatch):
+    """One two-stage run on the sample (SASRec retrieves K), with every candidate list the LLM was given."""
+    asked: dict[str, list[str]] = {}
+    prepare = LLMRecommender.prepare
+
+    def recording(self, user, candidates):
+        asked[user] = list(candidates)
+        return prepare(self, user, candidates)
+
+    monkeypatch.setattr(LLMRecommender, "prepare", recording)
+    engine = ScriptedEngine(rec_ws.settings)
+    result = evaluate_two_stage(rec_ws, engine, "sample", config=TwoStageConfig(k=K), rec_config=CONFIG)
+    return rec_ws, result, asked
+
+
+def test_the_llm_sees_only_the_retrieved_items_and_only_where_it_can_change_a_rank(two_stage):
+    ws, result, asked = two_stage
+    pid = create_protocol(ws.store, "sample")
+    data = load_train_data(ws.store, "sample", pid)
+    model, _ = load_trained(ws, "sample", "sasrec", pid)
+    top, _ = retrieve(model, data, K)
+    cand = data.parts["test"]
+    for r, user in enumerate(cand.users):
+        history = set(cand.histories[r])
+        assert not history & set(top[r].tolist())  # the customer's own items are never retrieved
+        if user in asked:
+            assert asked[user] == [str(data.item_ids[i]) for i in top[r]]  # exactly the top K, nothing else
+    in_top = (top == cand.items[:, [0]]).any(1)
+    assert set(asked) == {u for u, hit in zip(cand.users, in_top, strict=True) if hit} and 0 < len(asked)
+    assert result.reranked == len(asked) == result.scored
+    outside = ~result.per_user["in_top_k"]
+    for column in ("greater", "ties"):  # below the K the retriever's order stands
+        assert (result.per_user.loc[outside, column] == result.per_user.loc[outside, f"retriever_{column}"]).all()
+    inside = result.per_user[result.per_user["in_top_k"]]
+    assert (inside["greater"] + inside["ties"] < K).all()
+
+
+def test_stored_ranks_give_the_reported_metrics_and_the_retriever_row_is_its_full_ranking(two_stage):
+    ws, result, _ = two_stage
+    pid = create_protocol(ws.store, "sample")
+    ranks = ws.store.user_ranks(result.run_id)
+    n_users = len(load_train_data(ws.store, "sample", pid).parts["test"].users)
+    assert len(ranks) == result.table.loc["retriever+llm", "users"] == n_users  # every test user
+    m = metrics_from_counts(ranks["greater"], ranks["ties"], ranks["competitors"], ks=(10, 20))
+    for k in (10, 20):
+        assert result.table.loc["retriever+llm", f"Recall@{k}"] == pytest.approx(m[f"HR@{k}"].mean())
+        assert result.table.loc["retriever+llm", f"NDCG@{k}"] == pytest.approx(m[f"NDCG@{k}"].mean())
+    assert result.table.loc["retriever", f"Recall@{K} (retriever)"] == pytest.approx(result.per_user["in_top_k"].mean())
+    _, table = evaluate_model(ws, "sample", "sasrec", pid)  # the same model's full-catalog ranking
+    for k in (10, 20):
+        assert result.table.loc["retriever", f"Recall@{k}"] == pytest.approx(table.loc["all", f"full:Recall@{k}"])
+        assert result.table.loc["retriever", f"NDCG@{k}"] == pytest.approx(table.loc["all", f"full:NDCG@{k}"])
+    recall_k = result.table[f"Recall@{K}"]  # re-ranking within the K cannot change what is in the K
+    assert recall_k["retriever+llm"] == pytest.approx(recall_k["retriever"])
+
+    board = lb.full_catalog_board(ws, "sample", pid)
+    assert {f"sasrec top-{K} + llm-pointwise", "sasrec"} <= set(board["label"])
+    sampled = lb.leaderboard(ws, "sample", pid)  # another protocol: neither ranked nor warned about there
+    assert result.run_id not in {*sampled.table["run_id"], *sampled.excluded["run_id"]}
+
+
+def test_a_rerun_reads_the_scores_back(two_stage):
+    ws, first, _ = two_stage
+    again = evaluate_two_stage(ws, ScriptedEngine(ws.settings), "sample", config=TwoStageConfig(k=K), rec_config=CONFIG)
+    assert again.scored == 0 and again.reranked == first.reranked
+    assert np.allclose(again.table.to_numpy(dtype=float), first.table.to_numpy(dtype=float))
+
+
+def test_an_untrained_retriever_and_listwise_are_refused(rec_ws: Workspace):
+    engine = ScriptedEngine(rec_ws.settings)
+    with pytest.raises(KeyError, match="mmrec train bprmf"):
+        evaluate_two_stage(rec_ws, engine, "sample", config=TwoStageConfig(retriever="bprmf"), rec_config=CONFIG)
+    with pytest.raises(ValueError, match="pointwise"):
+        evaluate_two_stage(rec_ws, engine, "sample", rec_config=RecommendConfig(mode="listwise", n_similar=0))
