@@ -95,3 +95,19 @@ def test_an_untrained_retriever_and_listwise_are_refused(rec_ws: Workspace):
         evaluate_two_stage(rec_ws, engine, "sample", config=TwoStageConfig(retriever="bprmf"), rec_config=CONFIG)
     with pytest.raises(ValueError, match="pointwise"):
         evaluate_two_stage(rec_ws, engine, "sample", rec_config=RecommendConfig(mode="listwise", n_similar=0))
+
+
+def test_the_cli_runs_it_and_prints_both_rows(rec_ws: Workspace, monkeypatch, capsys):
+    import mmrec_core.engines
+    from mmrec_core.cli.main import main
+
+    monkeypatch.setattr(mmrec_core.engines, "get_engine", ScriptedEngine)
+    root = str(rec_ws.settings.data_dir)
+    rec_ws.close()  # the CLI opens the store itself
+    argv = ["--data-dir", root, "eval", "two-stage", "sample", "--top-k", "15", "--similar-users", "0"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "sasrec retrieves the top 15 of the whole catalog" in out
+    assert "retriever+llm" in out and "Recall@15 (retriever)" in out
+    assert main([*argv, "--mode", "listwise"]) == 2  # pointwise only, said in one line
+    assert "pointwise" in capsys.readouterr().err

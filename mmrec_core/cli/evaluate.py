@@ -93,9 +93,8 @@ def cmd_eval_two_stage(ws: Workspace, args: argparse.Namespace) -> None:
         raise ValueError("two-stage re-ranks pointwise; leave --mode out.")
     run = lambda p: evaluate_two_stage(ws, engine, args.dataset, args.protocol, config, eval_config(args), p)  # noqa: E731
     result = with_progress("user", run)
-    params = ws.store.run(result.run_id)["params"]
     print(
-        f"{args.dataset}: two-stage, run {result.run_id}: {params['retriever']} retrieves the top {config.k} of the "
+        f"{args.dataset}: two-stage, run {result.run_id}: {result.retriever} retrieves the top {config.k} of the "
         f"whole catalog, the LLM ({engine.model_names()['llm']}) re-ranks them; all test users, history left out"
     )
     print(

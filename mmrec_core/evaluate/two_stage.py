@@ -51,6 +51,7 @@ class TwoStageResult:
     per_user: pd.DataFrame  # user_id, retriever and final rank counts, in_top_k
     reranked: int  # users whose test item was in the top K (the LLM's answer counts)
     scored: int  # of those, scored by this call (the rest read back)
+    retriever: str  # the model that retrieved
 
 
 def strongest_retriever(
@@ -152,7 +153,7 @@ def evaluate_two_stage(
         per_user[["user_id", "greater", "ties", "competitors"]],
         Provenance(prov["engine"], prov["model"], prov["prompt_version"]),
     )
-    return TwoStageResult(run_id, table, per_user, len(users), scored)
+    return TwoStageResult(run_id, table, per_user, len(users), scored, method)
 
 
 def _table(before: pd.DataFrame, after: pd.DataFrame, in_top: np.ndarray, k: int) -> pd.DataFrame:

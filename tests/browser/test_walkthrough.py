@@ -83,7 +83,7 @@ def test_upload_an_image_and_see_its_description(page: Page, server) -> None:
     page.get_by_role("button", name="Add and textualize").click()
     settle(page)
     # the one-shot "Added 1 item(s): upload-..." notice, or (a fast job already redrew the page) the new item
-    expect(page.get_by_text(re.compile(r"upload-[0-9a-f]{12}")).first).to_be_visible()
+    expect(page.get_by_text(re.compile(r"upload-[0-9a-f]{12}")).first).to_be_visible(timeout=30_000)  # a busy machine
     # the job runs in the server; the page polls it and redraws when it is done (builtin engine on CPU)
     expect(page.get_by_text("Description", exact=True)).to_be_visible(timeout=300_000)
     settle(page, timeout=120)
