@@ -116,7 +116,7 @@ def test_repeat_puts_the_most_bought_then_most_recent_own_items_first():
     order = np.argsort(-scores)
     assert list(order[:3]) == [5, 7, 3]  # bought twice, then the newest of the once-bought
     assert scores[[5, 7, 3]].min() > np.delete(scores, [5, 7, 3]).max()
-    counts = np.bincount(np.concatenate(list(data.sequences.values())), minlength=data.n_items)
+    counts = data.item_counts()
     others = np.delete(np.arange(data.n_items), [5, 7, 3])
     assert np.array_equal(np.argsort(-scores[others], kind="stable"), np.argsort(-counts[others], kind="stable"))
 

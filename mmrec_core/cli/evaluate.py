@@ -88,10 +88,11 @@ def cmd_eval_two_stage(ws: Workspace, args: argparse.Namespace) -> None:
     from mmrec_core.engines import get_engine
     from mmrec_core.evaluate.two_stage import evaluate_two_stage
 
-    engine, config = get_engine(with_adapter(ws, args)), build(TwoStageConfig, vars(args))
-    if eval_config(args).mode != "pointwise":
+    engine = get_engine(with_adapter(ws, args))
+    config, rec_config = build(TwoStageConfig, vars(args)), eval_config(args)
+    if rec_config.mode != "pointwise":
         raise ValueError("two-stage re-ranks pointwise; leave --mode out.")
-    run = lambda p: evaluate_two_stage(ws, engine, args.dataset, args.protocol, config, eval_config(args), p)  # noqa: E731
+    run = lambda p: evaluate_two_stage(ws, engine, args.dataset, args.protocol, config, rec_config, p)  # noqa: E731
     result = with_progress("user", run)
     print(
         f"{args.dataset}: two-stage, run {result.run_id}: {result.retriever} retrieves the top {config.k} of the "

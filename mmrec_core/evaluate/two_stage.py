@@ -29,7 +29,7 @@ from mmrec_core.engines.protocol import Engine
 from mmrec_core.evaluate.offline import FULL_KS, metric_rows
 from mmrec_core.models.base import Recommender
 from mmrec_core.models.data import TrainData, load_train_data
-from mmrec_core.models.registry import MODELS, best_valid_ndcg, load_trained
+from mmrec_core.models.registry import MODELS, load_best_on_valid
 from mmrec_core.recommend.context import ContextBuilder
 from mmrec_core.recommend.llm import LLMRecommender, RecommendConfig
 from mmrec_core.store.workspace import Workspace, default_protocol
@@ -58,15 +58,8 @@ def strongest_retriever(
     ws: Workspace, dataset: str, protocol_id: str, method: str = ""
 ) -> tuple[Recommender, str, str]:
     """(model, train run id, method): `method` if given, else the trained model with the best valid NDCG@10."""
-    methods = [method] if method else [m for m in MODELS if ws.store.latest_train_run(dataset, protocol_id, m)]
-    found = []
-    for m in methods:
-        model, run_id = load_trained(ws, dataset, m, protocol_id)  # a named untrained model: its own error
-        found.append((best_valid_ndcg(model), model, run_id, m))
-    if not found:
-        raise KeyError(f"No trained model for {protocol_id} to retrieve with; run `mmrec train sasrec {dataset}`.")
-    _, model, run_id, method = max(found, key=lambda f: f[0])
-    return model, run_id, method
+    methods = (method,) if method else tuple(MODELS)
+    return load_best_on_valid(ws, dataset, protocol_id, methods, method or "sasrec")
 
 
 def retrieve(model: Recommender, data: TrainData, k: int, batch: int = 1024) -> tuple[np.ndarray, pd.DataFrame]:
@@ -111,9 +104,8 @@ def evaluate_two_stage(
     start = time.perf_counter()
     top, before = retrieve(model, data, config.k)
     cand = data.parts["test"]
-    positive = cand.items[:, 0]
-    slot = (top == positive[:, None]).argmax(1)
-    in_top = (top == positive[:, None]).any(1)
+    found = top == cand.items[:, [0]]  # where the test item sits in each user's top K, if it does
+    slot, in_top = found.argmax(1), found.any(1)
     builder = ContextBuilder(ws, dataset, protocol_id, "test", rec_config.n_history, rec_config.n_similar, data)
     recommender = LLMRecommender(engine, builder, rec_config)
     retrieved = {u: [str(data.item_ids[i]) for i in top[r]] for r, u in enumerate(cand.users)}
@@ -126,6 +118,7 @@ def evaluate_two_stage(
         greater, ties = rank_counts(scores[[slot[r]]], np.delete(scores, slot[r])[None])
         after.loc[r, ["greater", "ties"]] = [int(greater[0]), int(ties[0])]  # within the K, by the LLM
     table = _table(before, after, in_top, config.k)
+    prov = recommender.provenance()
     per_user = pd.concat([after, before.add_prefix("retriever_")], axis=1).assign(
         user_id=cand.users, in_top_k=in_top
     )
@@ -139,9 +132,8 @@ def evaluate_two_stage(
         "candidates_hash": input_hash([[u, retrieved[u]] for u in cand.users], length=16),  # what was re-ranked
         "seconds": round(time.perf_counter() - start, 2),
         "code_version": code_version(),
-        **recommender.provenance()["params"],
+        **prov["params"],
     }
-    prov = recommender.provenance()
     run_id = ws.store.record_run(
         dataset,
         protocol_id,

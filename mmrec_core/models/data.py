@@ -43,6 +43,13 @@ class TrainData:
     def n_items(self) -> int:
         return len(self.item_ids)
 
+    def item_counts(self) -> np.ndarray:
+        """(n_items,) how often each item occurs in the training sequences (0: a cold item)."""
+        counts = np.zeros(self.n_items, dtype=np.int64)
+        for seq in self.sequences.values():
+            np.add.at(counts, seq, 1)
+        return counts
+
     def index(self) -> dict[str, int]:
         return {item: i for i, item in enumerate(self.item_ids)}
 
@@ -56,9 +63,7 @@ def load_train_data(store: Store, dataset: str, protocol_id: str) -> TrainData:
     sequences = {u: [index[i] for i in g["item_id"]] for u, g in train.groupby("user_id", sort=True)}
     data = TrainData(dataset, protocol_id, item_ids.to_numpy(dtype=object), sequences)
     valid_items: dict[str, int] = {}
-    trained = np.zeros(len(item_ids), dtype=bool)
-    for seq in sequences.values():
-        trained[seq] = True
+    trained = data.item_counts() > 0
     for part in ("valid", "test"):
         cand = candidates(store, protocol_id, part)
         if cand.empty:

@@ -22,10 +22,7 @@ class Popularity(Recommender):
 
     def fit(self, data: TrainData, progress: Progress | None = None) -> None:
         self.n_items = data.n_items
-        counts = np.zeros(data.n_items, dtype=np.float64)
-        for seq in data.sequences.values():
-            np.add.at(counts, seq, 1.0)
-        self.counts = counts
+        self.counts = counts = data.item_counts().astype(np.float64)
         self.log = [{"epoch": 0, "items_seen": int(counts.astype(bool).sum())}]
 
     def score(self, users: list[str], histories: list[list[int]]) -> np.ndarray:

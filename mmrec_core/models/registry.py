@@ -122,17 +122,25 @@ def best_valid_ndcg(model: Recommender) -> float:
     return max((row.get("valid_NDCG@10", -1.0) for row in model.log), default=-1.0)
 
 
-def load_strongest_sequential(ws: Workspace, dataset: str, protocol_id: str) -> tuple[Recommender, str, str]:
-    """The trained sequential model (SASRec or content-SASRec) with the best valid NDCG@10: (model, run id,
-    method). Similar customers and every LLM context come from it."""
+def load_best_on_valid(
+    ws: Workspace, dataset: str, protocol_id: str, methods: tuple[str, ...], suggest: str
+) -> tuple[Recommender, str, str]:
+    """Of `methods`, the trained one with the best valid NDCG@10: (model, run id, method). `suggest` is the
+    model the error names when none is trained."""
     found = []
-    for method in SEQUENTIAL:
+    for method in methods:
         try:
             model, run_id = load_trained(ws, dataset, method, protocol_id)
         except KeyError:
             continue
         found.append((best_valid_ndcg(model), model, run_id, method))
     if not found:
-        raise KeyError(f"No trained SASRec for {protocol_id}; run `mmrec train sasrec {dataset}` first.")
+        raise KeyError(f"No trained {suggest} for {protocol_id}; run `mmrec train {suggest} {dataset}` first.")
     _, model, run_id, method = max(found, key=lambda f: f[0])
     return model, run_id, method
+
+
+def load_strongest_sequential(ws: Workspace, dataset: str, protocol_id: str) -> tuple[Recommender, str, str]:
+    """The trained sequential model (SASRec or content-SASRec) with the best valid NDCG@10: (model, run id,
+    method). Similar customers and every LLM context come from it."""
+    return load_best_on_valid(ws, dataset, protocol_id, SEQUENTIAL, "sasrec")

@@ -58,9 +58,9 @@ class SASRecNet(nn.Module):
         training, the only ones whose ID embedding is used."""
         super().__init__()
         self.item = nn.Embedding(n_items + 1, cfg.hidden, padding_idx=0)  # index 0 pads; item i is i + 1
-        self.content = None
-        if content is not None:  # buffers: saved with the state, so a reloaded model scores the same
-            del self.content
+        if content is None:
+            self.content = None
+        else:  # buffers: saved with the state, so a reloaded model scores the same
             self.register_buffer("content", torch.from_numpy(np.asarray(content, dtype=np.float32)))
             self.register_buffer("warm", torch.from_numpy(np.concatenate([[False], warm])).unsqueeze(-1))
             self.project = nn.Linear(content.shape[1], cfg.hidden, bias=False)  # text vectors are unit length
@@ -199,7 +199,4 @@ class ContentSASRec(SASRec):
     def _net(self, data: TrainData) -> SASRecNet:
         if data.item_features is None:
             raise ValueError("content-sasrec needs item text vectors; `mmrec graph DATASET` embeds the item texts.")
-        warm = np.zeros(data.n_items, dtype=bool)
-        for seq in data.sequences.values():
-            warm[seq] = True
-        return SASRecNet(data.n_items, self.config, data.item_features, warm)
+        return SASRecNet(data.n_items, self.config, data.item_features, data.item_counts() > 0)

@@ -105,7 +105,7 @@ def retrieval_quality(model: SASRec, data: TrainData, k: int = 3) -> dict:
     context = similar_user_context(model, data, users, k)
     hits = context["next_item"].to_numpy() == context["user_id"].map(truth).to_numpy()
     per_user = pd.Series(hits).groupby(context["user_id"].to_numpy()).any()
-    counts = np.bincount(np.concatenate(list(data.sequences.values())), minlength=data.n_items)
+    counts = data.item_counts()
     popular = set(data.item_ids[np.argsort(-counts, kind="stable")[:k]])
     return {
         "users": len(users),
