@@ -63,11 +63,30 @@ def export(data: TrainData, folder: Path, name: str) -> None:
     (folder / "candidates.json").write_text(json.dumps(request))
 
 
-def summary(picked: np.ndarray, cold: np.ndarray) -> dict[str, str]:
-    m = sampled_metrics(picked, ks=(5, 10))
-    cols = ["HR@5", "NDCG@5", "HR@10", "AUC"]
-    fmt = lambda df: " / ".join(f"{df[c].mean():.3f}" for c in cols)  # noqa: E731
-    return {"all": fmt(m), "warm": fmt(m[~cold]), "cold": fmt(m[cold])}
+COLUMNS = ["HR@5", "NDCG@5", "HR@10", "AUC"]
+
+
+def summary(runs: list[np.ndarray], cold: np.ndarray) -> dict[str, str]:
+    """Each metric as mean (± sd over seeds when there are several) for all, warm and cold positives."""
+
+    def fmt(mask: np.ndarray) -> str:
+        values = np.array([[sampled_metrics(r[mask], ks=(5, 10))[c].mean() for c in COLUMNS] for r in runs])
+        if len(runs) == 1:
+            return " / ".join(f"{v:.3f}" for v in values[0])
+        return " / ".join(f"{m:.3f}±{d:.3f}" for m, d in zip(values.mean(0), values.std(0), strict=True))
+
+    return {"all": fmt(np.ones_like(cold)), "warm": fmt(~cold), "cold": fmt(cold)}
+
+
+def recbole_scores(args: argparse.Namespace, folder: Path, seed: int) -> np.ndarray:
+    """RecBole's scores of the stored test candidates for one seed (kept per seed for --reuse)."""
+    kept = folder / f"scores-{args.loss}-seed{seed}.npy"
+    if not (args.reuse and kept.is_file()):
+        side = Path(__file__).with_name("recbole_side.py")
+        command = [args.recbole_python, str(side), str(folder.resolve()), args.dataset, "--loss", args.loss]
+        subprocess.run([*command, "--seed", str(seed)], check=True, cwd=folder)  # RecBole logs into the cwd
+        (folder / "scores.npy").rename(kept)
+    return np.load(kept)
 
 
 def main() -> None:
@@ -75,6 +94,7 @@ def main() -> None:
     ap.add_argument("dataset")
     ap.add_argument("--recbole-python", required=True, help="the python of RecBole's virtualenv")
     ap.add_argument("--loss", default="CE", help="RecBole's loss_type: CE (default) or BPR")
+    ap.add_argument("--seeds", type=int, default=1, help="train both sides with seeds 0..N-1; mean ± sd")
     ap.add_argument("--out", help="export folder (default: <data folder>/peer_check/<dataset>)")
     ap.add_argument("--data-dir", help="data folder (default: MMREC_DATA_DIR)")
     ap.add_argument("--reuse", action="store_true", help="keep RecBole's scores from an earlier run of this export")
@@ -87,30 +107,29 @@ def main() -> None:
     export(data, folder, args.dataset)
     test = data.parts["test"]
 
-    start = time.perf_counter()
-    if not (args.reuse and (folder / "scores.npy").is_file()):
-        side = Path(__file__).with_name("recbole_side.py")
-        command = [args.recbole_python, str(side), str(folder.resolve()), args.dataset, "--loss", args.loss]
-        subprocess.run(command, check=True, cwd=folder)  # RecBole writes its log folders into the working directory
-    recbole_seconds = time.perf_counter() - start
-    theirs = np.load(folder / "scores.npy")
+    theirs, mine, seconds = [], [], {"recbole": 0.0, "ours": 0.0}
+    for seed in range(args.seeds):
+        start = time.perf_counter()
+        theirs.append(recbole_scores(args, folder, seed))
+        seconds["recbole"] += time.perf_counter() - start
+        start = time.perf_counter()
+        ours = SASRec(SASRecConfig(seed=seed))
+        ours.fit(data)
+        seconds["ours"] += time.perf_counter() - start
+        mine.append(np.take_along_axis(ours.score(test.users, test.histories), test.items, axis=1))
 
-    start = time.perf_counter()
-    ours = SASRec(SASRecConfig())
-    ours.fit(data)
-    ours_seconds = time.perf_counter() - start
-    mine = np.take_along_axis(ours.score(test.users, test.histories), test.items, axis=1)
-
+    per_seed = lambda s: f"{s / args.seeds:.0f}"  # noqa: E731
     rows = {
-        f"RecBole SASRec ({args.loss})": {**summary(theirs, test.is_cold), "train s": f"{recbole_seconds:.0f}"},
+        f"RecBole SASRec ({args.loss})": {**summary(theirs, test.is_cold), "train s": per_seed(seconds["recbole"])},
         f"this project's SASRec ({SASRecConfig.loss})": {
             **summary(mine, test.is_cold),
-            "train s": f"{ours_seconds:.0f}",
+            "train s": per_seed(seconds["ours"]),
         },
     }
     n_cold = int(test.is_cold.sum())
-    print(f"{args.dataset} · {protocol} · {len(test.users)} test users ({n_cold} cold positives)")
-    print("HR@5 / NDCG@5 / HR@10 / AUC on the stored candidates (1 positive + stored negatives, tie-aware)")
+    users = f"{len(test.users)} test users ({n_cold} cold positives)"
+    print(f"{args.dataset} · {protocol} · {users} · {args.seeds} seed(s)")
+    print(f"{' / '.join(COLUMNS)} on the stored candidates (1 positive + stored negatives, tie-aware)")
     print(pd.DataFrame(rows).T.to_string())
 
 

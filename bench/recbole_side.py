@@ -3,7 +3,7 @@
 Trains RecBole's SASRec on the exported benchmark files (the project's exact train/valid/test split) with
 early stopping on valid, then writes its scores of the project's stored test candidates.
 
-    python bench/recbole_side.py FOLDER DATASET [--loss CE|BPR] [--epochs N]
+    python bench/recbole_side.py FOLDER DATASET [--loss CE|BPR] [--epochs N] [--seed S]
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("dataset")
     ap.add_argument("--loss", default="CE", help="CE (RecBole's default) or BPR")
     ap.add_argument("--epochs", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     folder = Path(args.folder)
     config = Config(
@@ -53,7 +54,7 @@ def main() -> None:
             "use_gpu": False,
             "checkpoint_dir": str(folder / "saved"),
             "show_progress": False,
-            "seed": 0,
+            "seed": args.seed,
         },
     )
     init_seed(config["seed"], config["reproducibility"])

@@ -147,7 +147,7 @@ def test_summaries_split_cold_and_warm_targets():
 
 def test_retrieval_quality_finds_the_next_item_through_similar_users():
     data = synthetic()
-    model = SASRec(FAST)
+    model = SASRec(dataclasses.replace(FAST, hidden=SASRecConfig.hidden))  # user vectors of the default size
     model.fit(data)
     quality = retrieval_quality(model, data, k=3)
     assert quality["users"] == len(data.parts["valid"].users)
@@ -191,3 +191,13 @@ def test_the_strongest_sequential_model_on_valid_serves_similar_users_and_evals_
     assert main(["--data-dir", str(ws.settings.data_dir), "similar-users", "sample", "--quality", "-k", "3"]) == 0
     out = capsys.readouterr().out
     assert f"by {method} run {run_id}, valid part" in out and "of users have a similar user" in out
+
+
+def test_a_sasrec_state_of_another_network_version_is_refused_by_name(tmp_path):
+    model = SASRec(dataclasses.replace(FAST, epochs=1, patience=1))
+    model.fit(synthetic())
+    model.save(tmp_path / "m")
+    stored = torch.load(tmp_path / "m" / "sasrec.pt", weights_only=True)
+    torch.save({**stored, "arch": 1}, tmp_path / "m" / "sasrec.pt")  # as an earlier release wrote it (no match)
+    with pytest.raises(ValueError, match="older version; retrain it: `mmrec train sasrec"):
+        SASRec.load(tmp_path / "m", SASRecConfig)
