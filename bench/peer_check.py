@@ -70,7 +70,7 @@ def summary(runs: list[np.ndarray], cold: np.ndarray) -> dict[str, str]:
     """Each metric as mean (± sd over seeds when there are several) for all, warm and cold positives."""
 
     def fmt(mask: np.ndarray) -> str:
-        values = np.array([[sampled_metrics(r[mask], ks=(5, 10))[c].mean() for c in COLUMNS] for r in runs])
+        values = np.array([sampled_metrics(r[mask], ks=(5, 10))[COLUMNS].mean().to_numpy() for r in runs])
         if len(runs) == 1:
             return " / ".join(f"{v:.3f}" for v in values[0])
         return " / ".join(f"{m:.3f}±{d:.3f}" for m, d in zip(values.mean(0), values.std(0), strict=True))

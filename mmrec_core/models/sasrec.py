@@ -106,13 +106,14 @@ class SASRecNet(nn.Module):
         Pads are masked as keys, so a user's state does not depend on how much padding the batch has;
         a pad may attend to itself only (a row with every key masked would give NaN).
         """
-        B, L = seqs.shape
-        keep = (seqs > 0).unsqueeze(-1)
+        L = seqs.shape[1]
+        real = seqs > 0
+        keep = real.unsqueeze(-1)
         # positions count from the user's oldest item (as RecBole's), whatever the padding in front
-        positions = (keep.squeeze(-1).cumsum(1) - 1).clamp(min=0)
+        positions = (real.cumsum(1) - 1).clamp(min=0)
         table = self.item_table() if table is None else table
         x = self.drop(self.norm(table[seqs] + self.pos(positions))) * keep
-        blocked = self.causal[:L, :L].unsqueeze(0) | (seqs == 0).unsqueeze(1)
+        blocked = self.causal[:L, :L].unsqueeze(0) | ~real.unsqueeze(1)
         blocked = blocked & ~torch.eye(L, dtype=torch.bool, device=seqs.device)
         mask = blocked.repeat_interleave(self.heads, dim=0)  # (B * heads, L, L), as nn.MultiheadAttention wants
         return self.blocks(x, mask=mask) * keep
