@@ -89,12 +89,36 @@ def test_a_rerun_reads_the_scores_back(two_stage):
     assert np.allclose(again.table.to_numpy(dtype=float), first.table.to_numpy(dtype=float))
 
 
-def test_an_untrained_retriever_and_listwise_are_refused(rec_ws: Workspace):
+def test_an_untrained_retriever_is_refused(rec_ws: Workspace):
     engine = ScriptedEngine(rec_ws.settings)
     with pytest.raises(KeyError, match="mmrec train bprmf"):
         evaluate_two_stage(rec_ws, engine, "sample", config=TwoStageConfig(retriever="bprmf"), rec_config=CONFIG)
-    with pytest.raises(ValueError, match="pointwise"):
-        evaluate_two_stage(rec_ws, engine, "sample", rec_config=RecommendConfig(mode="listwise", n_similar=0))
+
+
+def test_listwise_puts_the_named_item_first_and_keeps_the_retrievers_order_below_it(rec_ws: Workspace):
+    config = RecommendConfig(mode="listwise", explain_top=0, n_similar=0)
+    result = evaluate_two_stage(
+        rec_ws, ScriptedEngine(rec_ws.settings), "sample", config=TwoStageConfig(k=K), rec_config=config
+    )
+    pid = create_protocol(rec_ws.store, "sample")
+    answers = rec_ws.store.llm_scores("sample", pid, "listwise").set_index("user_id")
+    per_user = result.per_user.set_index("user_id")
+    inside = per_user[per_user["in_top_k"]]
+    assert result.invalid == int((~answers.loc[inside.index, "valid"].astype(bool)).sum())
+    assert 0 < result.invalid < len(inside)  # the scripted engine answers out of range for some users
+    for user, row in inside.iterrows():
+        items, scores = answers.loc[user, "item_ids"], np.asarray(answers.loc[user, "scores"])
+        slot = int(row["retriever_greater"])  # the test item's place in the retriever's top K (no ties)
+        assert row["retriever_ties"] == 0 and items[slot] in items
+        if not answers.loc[user, "valid"]:  # an invalid answer changes nothing
+            assert (row["greater"], row["ties"]) == (slot, 0)
+            continue
+        named = int(np.argmax(scores))  # the one item the scripted answer names
+        expected = 0 if named == slot else slot + (named > slot)  # named first, the rest in retrieved order
+        assert (row["greater"], row["ties"]) == (expected, 0)
+    assert result.table.loc["retriever+llm", "Recall@20"] == pytest.approx(result.table.loc["retriever", "Recall@20"])
+    board = lb.full_catalog_board(rec_ws, "sample", pid)
+    assert f"sasrec top-{K} + llm-listwise" in set(board["label"])
 
 
 def test_the_cli_runs_it_and_prints_both_rows(rec_ws: Workspace, monkeypatch, capsys):
@@ -109,5 +133,5 @@ def test_the_cli_runs_it_and_prints_both_rows(rec_ws: Workspace, monkeypatch, ca
     out = capsys.readouterr().out
     assert "sasrec retrieves the top 15 of the whole catalog" in out
     assert "retriever+llm" in out and "Recall@15 (retriever)" in out
-    assert main([*argv, "--mode", "listwise"]) == 2  # pointwise only, said in one line
-    assert "pointwise" in capsys.readouterr().err
+    assert main([*argv, "--mode", "listwise"]) == 0
+    assert "answers were invalid" in capsys.readouterr().out

@@ -90,18 +90,19 @@ def cmd_eval_two_stage(ws: Workspace, args: argparse.Namespace) -> None:
 
     engine = get_engine(with_adapter(ws, args))
     config, rec_config = build(TwoStageConfig, vars(args)), eval_config(args)
-    if rec_config.mode != "pointwise":
-        raise ValueError("two-stage re-ranks pointwise; leave --mode out.")
     run = lambda p: evaluate_two_stage(ws, engine, args.dataset, args.protocol, config, rec_config, p)  # noqa: E731
     result = with_progress("user", run)
     print(
         f"{args.dataset}: two-stage, run {result.run_id}: {result.retriever} retrieves the top {config.k} of the "
-        f"whole catalog, the LLM ({engine.model_names()['llm']}) re-ranks them; all test users, history left out"
+        f"whole catalog, the LLM ({engine.model_names()['llm']}) re-ranks them {rec_config.mode}; all test users, "
+        "history left out"
     )
     print(
         f"   the test item is in the top {config.k} for {result.reranked} users (re-ranked; {result.scored} scored "
         "now); the others keep the retriever's rank"
     )
+    if rec_config.mode == "listwise":
+        print(f"   {result.invalid} of {result.reranked} answers were invalid (those users keep the retriever's order)")
     print(result.table.to_string(float_format=lambda x: f"{x:.4f}"))
 
 

@@ -1,4 +1,4 @@
-"""`mmrec train MODEL DATASET`: the recommenders (popularity, sasrec, lightgcn) and the LLM (sft, grpo, keywords).
+"""`mmrec train MODEL DATASET`: the recommenders (`models.registry.MODELS`) and the LLM (sft, grpo, keywords).
 
 Every flag comes from the trainers' config dataclasses (`core.options`); a flag applies to the
 methods whose config has it, and its help names each method's default. The LLM configs are built by
@@ -22,10 +22,9 @@ from mmrec_core.store.workspace import Workspace
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train", help="train a recommender (popularity, sasrec, lightgcn) or the LLM (sft, grpo, keywords)"
-    )
-    p.add_argument("model", help="popularity, sasrec, lightgcn; LLM (LoRA): sft, grpo (listwise), keywords (RLVR)")
+    recommenders = ", ".join(MODELS)  # the registry names them: the help never lags behind a new model
+    p = sub.add_parser("train", help=f"train a recommender ({recommenders}) or the LLM (sft, grpo, keywords)")
+    p.add_argument("model", help=f"{recommenders}; LLM (LoRA): sft, grpo (listwise), keywords (RLVR)")
     p.add_argument("dataset")
     p.add_argument("--protocol", help=PROTOCOL_HELP)
     configs = {name: config for name, (_, config) in MODELS.items()} | TRAINERS

@@ -2,9 +2,11 @@
 
 Available means: popularity (fitted on the spot if needed), SASRec and the item-graph LightGCN where
 trained on the protocol, the engine's LLM zero-shot, and the LLM with each finished adapter trained
-on the protocol (SFT adapters score pointwise, GRPO adapters listwise, as they were trained). LLM
-scores already stored for the same inputs are read back, so a re-run only scores what is new.
-Each run stores its per-user ranks (see `leaderboard`).
+on the protocol (SFT adapters score pointwise, GRPO adapters listwise, as they were trained), and
+the two-stage whole-catalog protocol (the best trained model retrieves, the LLM zero-shot re-ranks
+pointwise; all test users, so not with a user subset). LLM scores already stored for the same
+inputs are read back, so a re-run only scores what is new. Each run stores its per-user ranks
+(see `leaderboard`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from mmrec_core.core.progress import Progress
 from mmrec_core.evaluate.leaderboard import run_label
 from mmrec_core.evaluate.offline import evaluate_model
+from mmrec_core.evaluate.two_stage import TWO_STAGE_METHOD, evaluate_two_stage
 from mmrec_core.models.data import load_train_data
 from mmrec_core.models.registry import MODELS, TRAINING_FREE, load_trained
 from mmrec_core.recommend.llm import MODES, RecommendConfig
@@ -31,21 +34,29 @@ class PlannedRun:
     """One model setting to evaluate."""
 
     label: str  # what the leaderboard calls it
-    method: str  # popularity, sasrec, lightgcn, llm-pointwise, llm-listwise
+    method: str  # popularity, sasrec, lightgcn, llm-pointwise, llm-listwise, two-stage
     adapter: str = ""  # LLM only: adapter folder ('' = zero-shot)
 
 
 def plan(
-    ws: Workspace, dataset: str, protocol_id: str, llm_modes: tuple[str, ...] = ("pointwise",), llm: bool = True
+    ws: Workspace,
+    dataset: str,
+    protocol_id: str,
+    llm_modes: tuple[str, ...] = ("pointwise",),
+    llm: bool = True,
+    all_users: bool = True,
 ) -> list[PlannedRun]:
-    """The model settings `eval --all` runs, in order (cheap ones first); `llm=False` leaves the LLM out."""
-    out = []
+    """The model settings `eval --all` runs, in order (cheap ones first); `llm=False` leaves the LLM out,
+    `all_users=False` (an LLM user subset) the two-stage protocol."""
+    out, trained_any = [], False
     for method in MODELS:
         try:
             load_trained(ws, dataset, method, protocol_id)
         except KeyError:
             if method not in TRAINING_FREE:  # popularity and repeat need no training run
                 continue
+        else:
+            trained_any = True
         out.append(PlannedRun(run_label(method, {}), method))
     if not llm:
         return out
@@ -55,6 +66,8 @@ def plan(
         if Path(row.artifact_path).is_dir():
             method = f"llm-{ADAPTER_MODES[row.method]}"
             out.append(PlannedRun(run_label(method, {"adapter": row.artifact_path}), method, row.artifact_path))
+    if trained_any and all_users and "pointwise" in llm_modes:  # a retriever is needed: a trained model
+        out.append(PlannedRun(f"{TWO_STAGE_METHOD} (retrieve, llm-pointwise re-ranks)", TWO_STAGE_METHOD))
     return out
 
 
@@ -83,10 +96,14 @@ def eval_all(
     protocol_id = default_protocol(ws, dataset, protocol_id)
     data = load_train_data(ws.store, dataset, protocol_id)
     done = []
-    for run in plan(ws, dataset, protocol_id, llm_modes, llm):
+    for run in plan(ws, dataset, protocol_id, llm_modes, llm, llm_users is None):
         start = time.perf_counter()
         if run.method in MODELS:
             run_id, _ = evaluate_model(ws, dataset, run.method, protocol_id, data)
+        elif run.method == TWO_STAGE_METHOD:
+            rec_config = RecommendConfig(explain_top=0)
+            result = evaluate_two_stage(ws, engine_for(""), dataset, protocol_id, None, rec_config, progress_for(run))
+            run_id = result.run_id
         else:
             engine = engine_for(run.adapter)
             config = RecommendConfig(mode=run.method.removeprefix("llm-"))

@@ -29,8 +29,10 @@ METRICS = ["HR@5", "NDCG@5", "HR@10", "NDCG@10", "MRR", "AUC"]
 
 def run_label(method: str, params: dict) -> str:
     """What the leaderboard calls a run: the model, and for the LLM zero-shot or the adapter's training run."""
-    if params.get("ranking") == "full-catalog":  # a two-stage run: its retriever and K
-        return f"{params.get('retriever')} top-{params.get('k')} + llm-pointwise"
+    if params.get("ranking") == "full-catalog":  # a two-stage run: its retriever, K and re-ranker
+        adapter = {"adapter": params["adapter"]} if params.get("adapter") else {}
+        reranker = run_label(f"llm-{params.get('mode', 'pointwise')}", adapter).removesuffix(" zero-shot")
+        return f"{params.get('retriever')} top-{params.get('k')} + {reranker}"
     if not method.startswith("llm-"):
         return method
     adapter = params.get("adapter")

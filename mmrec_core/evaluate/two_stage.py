@@ -3,7 +3,10 @@
 The retriever (the trained model best on valid NDCG@10, or the one named) scores the whole catalog
 for every test user, the user's own history left out, and keeps its top K. The LLM re-ranks those K
 pointwise on the shared prefix; the items below K keep the retriever's order. It never sees an item
-outside the K, and never the test item unless the retriever put it there.
+outside the K, and never the test item unless the retriever put it there. Listwise (an adapter trained
+with GRPO, `mmrec train grpo`) shows the K as a numbered list; the items the answer names go first in
+its order and the rest keep the retriever's order below them, so an invalid answer (counted) leaves
+the retriever's ranking as it was.
 
 Metrics are full-catalog Recall@10/20 and NDCG@10/20 over ALL test users for the retriever alone and
 for retriever + LLM, plus the retriever's Recall@K (the re-ranker's ceiling). A user whose test item
@@ -52,6 +55,7 @@ class TwoStageResult:
     reranked: int  # users whose test item was in the top K (the LLM's answer counts)
     scored: int  # of those, scored by this call (the rest read back)
     retriever: str  # the model that retrieved
+    invalid: int = 0  # listwise: re-ranked users whose answer was invalid (they keep the retriever's order)
 
 
 def strongest_retriever(
@@ -90,12 +94,11 @@ def evaluate_two_stage(
     rec_config: RecommendConfig | None = None,
     progress: Progress | None = None,
 ) -> TwoStageResult:
-    """Retrieve the top K for every test user, re-rank them with the LLM (pointwise), record an eval run."""
+    """Retrieve the top K for every test user, re-rank them with the LLM (pointwise or listwise), record an
+    eval run."""
     from mmrec_core.evaluate.llm import score_users
 
     config, rec_config = config or TwoStageConfig(), rec_config or RecommendConfig(explain_top=0)
-    if rec_config.mode != "pointwise":
-        raise ValueError("Two-stage re-ranking is pointwise (one yes/no per retrieved item on a shared prefix).")
     if config.k < 1:
         raise ValueError("k (retrieved items per user) must be at least 1.")
     protocol_id = default_protocol(ws, dataset, protocol_id)
@@ -115,19 +118,21 @@ def evaluate_two_stage(
     after = before.copy()
     for (r,), scores in zip(np.argwhere(in_top), rows["scores"], strict=True):
         scores = np.asarray(scores, dtype=np.float64)
+        if rec_config.mode == "listwise":  # named items score K, K-1, ...; the fraction keeps the retriever's order
+            scores = scores + np.arange(len(scores), 0, -1) / (len(scores) + 1)
         greater, ties = rank_counts(scores[[slot[r]]], np.delete(scores, slot[r])[None])
         after.loc[r, ["greater", "ties"]] = [int(greater[0]), int(ties[0])]  # within the K, by the LLM
+    invalid = int((~rows["valid"].astype(bool)).sum())
     table = _table(before, after, in_top, config.k)
     prov = recommender.provenance()
-    per_user = pd.concat([after, before.add_prefix("retriever_")], axis=1).assign(
-        user_id=cand.users, in_top_k=in_top
-    )
+    per_user = pd.concat([after, before.add_prefix("retriever_")], axis=1).assign(user_id=cand.users, in_top_k=in_top)
     params = {
         "retriever": method,
         "retriever_run": retriever_run,
         "k": config.k,
         "users": len(cand.users),
         "reranked_users": len(users),
+        "invalid_answers": invalid,
         "ranking": "full-catalog",
         "candidates_hash": input_hash([[u, retrieved[u]] for u in cand.users], length=16),  # what was re-ranked
         "seconds": round(time.perf_counter() - start, 2),
@@ -145,7 +150,7 @@ def evaluate_two_stage(
         per_user[["user_id", "greater", "ties", "competitors"]],
         Provenance(prov["engine"], prov["model"], prov["prompt_version"]),
     )
-    return TwoStageResult(run_id, table, per_user, len(users), scored, method)
+    return TwoStageResult(run_id, table, per_user, len(users), scored, method, invalid)
 
 
 def _table(before: pd.DataFrame, after: pd.DataFrame, in_top: np.ndarray, k: int) -> pd.DataFrame:
