@@ -201,3 +201,35 @@ def test_a_sasrec_state_of_another_network_version_is_refused_by_name(tmp_path):
     torch.save({**stored, "arch": 1}, tmp_path / "m" / "sasrec.pt")  # as an earlier release wrote it (no match)
     with pytest.raises(ValueError, match="older version; retrain it: `mmrec train sasrec"):
         SASRec.load(tmp_path / "m", SASRecConfig)
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5])
+def test_fast_dropout_drops_its_share_and_keeps_the_mean(p):
+    from mmrec_core.models.sasrec import FastDropout
+
+    drop, x = FastDropout(p), torch.ones(400_000)
+    out = drop.train()(x)
+    assert (out == 0).float().mean().item() == pytest.approx(p, abs=0.01)  # p rounded to 1/256 at most
+    assert out.mean().item() == pytest.approx(1.0, abs=0.01)  # kept values scaled by 1 / (1 - p)
+    assert torch.equal(drop.eval()(x), x) and torch.equal(FastDropout(0.0).train()(x), x)
+
+
+def test_user_states_do_not_depend_on_how_histories_are_batched():
+    model = SASRec(dataclasses.replace(FAST, epochs=1, patience=1))
+    model.fit(synthetic())
+    rng = np.random.default_rng(3)
+    histories = [list(rng.integers(0, 16, size=int(n))) for n in rng.integers(1, 70, size=40)]  # some > max_len
+    together = model.user_vectors(histories, batch_size=7)  # sorted by length, cut in batches of 7
+    alone = np.concatenate([model.user_vectors([h]) for h in histories])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_bucketed_batches_cover_every_sequence_once_and_group_similar_lengths():
+    lengths = np.random.default_rng(0).integers(5, 60, size=1000)
+    spread = {}
+    for bucket in (True, False):
+        model = SASRec(dataclasses.replace(FAST, batch_size=16, bucket=bucket))
+        batches = model._batches(np.random.default_rng(1), lengths, pool=10)
+        assert np.array_equal(np.sort(np.concatenate(batches)), np.arange(1000)) and max(map(len, batches)) <= 16
+        spread[bucket] = np.mean([np.ptp(lengths[b]) for b in batches])
+    assert spread[True] < spread[False] / 5  # a bucketed batch is about as wide as its rows

@@ -132,8 +132,10 @@ def add_arguments(parser: argparse.ArgumentParser, configs: Mapping[str, type], 
         if len(configs) > 1 and len(found) < len(configs):
             text = f"{'/'.join(label for label, _ in found)}: {text}"
         text = text.replace("%", "%%")
-        if kinds == {bool}:
-            parser.add_argument(first.flag, dest=first.dest, action="store_true", default=None, help=text)
+        if kinds == {bool}:  # --x / --no-x: a field that defaults to True can be turned off too
+            parser.add_argument(
+                first.flag, dest=first.dest, action=argparse.BooleanOptionalAction, default=None, help=text
+            )
             continue
         kind = float if float in kinds else first.kind
         convert = str if kind in (dict, list) else kind
