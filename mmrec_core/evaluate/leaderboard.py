@@ -111,7 +111,7 @@ def leaderboard(ws: Workspace, dataset: str, protocol_id: str, n_boot: int = 200
     return Leaderboard(table, apart[["run_id", "label", "reason"]].reset_index(drop=True), n_users)
 
 
-FULL_METRICS = ["Recall@10", "NDCG@10", "Recall@20", "NDCG@20"]
+FULL_METRICS = ["Recall@10", "NDCG@10", "Recall@20", "NDCG@20", "Recall@50"]
 
 
 def full_catalog_board(ws: Workspace, dataset: str, protocol_id: str) -> pd.DataFrame:

@@ -24,7 +24,7 @@ from mmrec_core.models.registry import TRAINING_FREE, load_trained, train_model
 from mmrec_core.store.runs import RANK_COLUMNS
 from mmrec_core.store.workspace import Workspace, default_protocol
 
-SAMPLED_KS, FULL_KS = (5, 10), (10, 20)
+SAMPLED_KS, FULL_KS = (5, 10), (10, 20, 50)  # 50: the two-stage default K, its ceiling
 
 
 def candidates_hash(data: TrainData, users: list[str] | None = None, part: str = "test") -> str:

@@ -8,7 +8,7 @@ with GRPO, `mmrec train grpo`) shows the K as a numbered list; the items the ans
 its order and the rest keep the retriever's order below them, so an invalid answer (counted) leaves
 the retriever's ranking as it was.
 
-Metrics are full-catalog Recall@10/20 and NDCG@10/20 over ALL test users for the retriever alone and
+Metrics are full-catalog Recall and NDCG@10/20/50 over ALL test users for the retriever alone and
 for retriever + LLM, plus the retriever's Recall@K (the re-ranker's ceiling). A user whose test item
 is not in the top K keeps the retriever's rank whatever the LLM does, so the LLM is only run for
 users where its answer can change a metric; the figures are exactly those of running it for everyone.
@@ -50,7 +50,7 @@ class TwoStageConfig:
 @dataclass
 class TwoStageResult:
     run_id: str
-    table: pd.DataFrame  # rows: retriever, retriever + llm; columns Recall@10/20, NDCG@10/20, Recall@K, users
+    table: pd.DataFrame  # rows: retriever, retriever + llm; columns Recall/NDCG@10/20/50, Recall@K, users
     per_user: pd.DataFrame  # user_id, retriever and final rank counts, in_top_k
     reranked: int  # users whose test item was in the top K (the LLM's answer counts)
     scored: int  # of those, scored by this call (the rest read back)
