@@ -68,17 +68,18 @@ def test_nan_scores_are_refused() -> None:
         rank_counts(np.array([0.5]), np.array([[0.1, np.nan]]))
 
 
-def test_full_ranking_leaves_out_training_items_but_not_the_positive() -> None:
+def test_full_ranking_leaves_out_the_history_and_a_repeat_positive_is_a_miss() -> None:
     scores = np.array([[0.9, 0.8, 0.7, 0.6, 0.5],
+                       [0.1, 0.5, 0.5, 0.9, 0.2],
                        [0.1, 0.5, 0.5, 0.9, 0.2]])
-    positives = np.array([3, 1])
-    # user 0 saw items 0 and 1 in training (they would outrank the positive); user 1 saw item 3,
-    # and the positive's own column in `exclude` must not remove it
-    g, t, n = full_rank_counts(scores, positives, [np.array([0, 1]), np.array([3, 1])])
-    assert g.tolist() == [1, 0] and t.tolist() == [0, 1] and n.tolist() == [2, 3]
-    per_user = metrics_from_counts(g, t, n, ks=(1,))
-    assert per_user["HR@1"].tolist() == [0.0, 0.5]
-    assert per_user["AUC"].tolist() == pytest.approx([1 / 2, (2 + 0.5) / 3])
+    positives = np.array([3, 2, 1])
+    # user 0 bought items 0 and 1 before (they would outrank the positive); user 1 bought item 3 and
+    # ties with item 1; user 2's positive is item 1, which they bought before: never recommended
+    g, t, n = full_rank_counts(scores, positives, [np.array([0, 1]), np.array([3]), np.array([3, 1])])
+    assert g.tolist() == [1, 0, 3] and t.tolist() == [0, 1, 0] and n.tolist() == [2, 3, 3]
+    per_user = metrics_from_counts(g, t, n, ks=(1, 3))
+    assert per_user["HR@1"].tolist() == [0.0, 0.5, 0.0] and per_user["HR@3"].tolist() == [1.0, 1.0, 0.0]
+    assert per_user["AUC"].tolist() == pytest.approx([1 / 2, (2 + 0.5) / 3, 0.0])
 
 
 def test_summary_reports_all_users_and_the_repeat_split() -> None:

@@ -75,6 +75,8 @@ def test_stored_ranks_give_the_reported_metrics_and_the_retriever_row_is_its_ful
         assert result.table.loc["retriever", f"NDCG@{k}"] == pytest.approx(table.loc["all", f"full:NDCG@{k}"])
     recall_k = result.table[f"Recall@{K}"]  # re-ranking within the K cannot change what is in the K
     assert recall_k["retriever+llm"] == pytest.approx(recall_k["retriever"])
+    # the ranks agree with what was retrieved: a repeat purchase (never retrieved) is a miss in both
+    assert recall_k["retriever"] == pytest.approx(result.table.loc["retriever", f"Recall@{K} (retriever)"])
 
     board = lb.full_catalog_board(ws, "sample", pid)
     assert {f"sasrec top-{K} + llm-pointwise", "sasrec"} <= set(board["label"])

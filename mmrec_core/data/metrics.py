@@ -31,20 +31,27 @@ def rank_counts(pos_scores: np.ndarray, neg_scores: np.ndarray) -> tuple[np.ndar
 def full_rank_counts(scores: np.ndarray, positives: np.ndarray, exclude: Sequence[np.ndarray]) -> tuple[
         np.ndarray, np.ndarray, np.ndarray]:
     """Full-catalog ranking: scores (n_users, n_items), the positive's column per user, and per user
-    the columns to leave out (items seen in training). Returns (greater, ties, n_competitors)."""
+    the columns to leave out (the items in the user's history). Returns (greater, ties, n_competitors).
+
+    Left-out items are never recommended, so a positive among them (a repeat purchase) is a miss:
+    every competitor ranks above it. Keeping it while leaving out the rest of the history would tell
+    a model that scores the customer's own items high which of them is the answer.
+    """
     scores = np.array(scores, dtype=np.float64, copy=True)
     rows = np.arange(len(positives))
     pos = scores[rows, positives].copy()
     n_items = scores.shape[1]
-    n_comp = np.empty(len(positives), dtype=np.int64)
+    n_comp, left_out = np.empty(len(positives), dtype=np.int64), np.zeros(len(positives), dtype=bool)
     for r, cols in enumerate(exclude):
-        cols = np.setdiff1d(np.asarray(cols, dtype=np.int64), [positives[r]])
+        cols = np.unique(np.asarray(cols, dtype=np.int64))
+        left_out[r] = positives[r] in cols
         scores[r, cols] = np.nan
-        n_comp[r] = n_items - 1 - len(cols)
+        n_comp[r] = n_items - len(cols) - (not left_out[r])
     scores[rows, positives] = np.nan
     with np.errstate(invalid="ignore"):
         greater = (scores > pos[:, None]).sum(axis=1)
         ties = (scores == pos[:, None]).sum(axis=1)
+    greater[left_out], ties[left_out] = n_comp[left_out], 0
     return greater, ties, n_comp
 
 

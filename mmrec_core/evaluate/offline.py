@@ -2,7 +2,8 @@
 
 `evaluate_model` scores the TEST part of the newest trained model for that protocol: the stored
 1 positive + n negatives (HR@K, NDCG@K, MRR, AUC) and the full catalog with the user's history items
-left out (Recall@K = HR@K with one positive, NDCG@K), over ALL evaluated users, split by
+left out, so a repeat purchase is a miss there (Recall@K = HR@K with one positive, NDCG@K), over ALL
+evaluated users, split by
 repeat/no-repeat and cold/warm targets; it records an 'eval' run with every figure in the metrics table and each
 user's rank of the positive in `user_ranks` (what intervals and paired tests are computed from, see
 `leaderboard`).

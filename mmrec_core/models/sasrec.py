@@ -177,9 +177,7 @@ class SASRec(Recommender):
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.98))
         seqs = [s[-(cfg.max_len + 1) :] for s in data.sequences.values() if len(s) >= 2]
         inputs, targets = self._pad([s[:-1] for s in seqs]), self._pad([s[1:] for s in seqs])
-        seen = [set(s) for s in seqs]
-
-        lengths = np.asarray([len(s) for s in seqs])
+        seen, lengths = [set(s) for s in seqs], np.asarray([len(s) for s in seqs])
 
         def run_epoch() -> float:
             total = 0.0
