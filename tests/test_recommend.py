@@ -237,11 +237,14 @@ def test_evaluation_is_resumable_and_matches_the_stored_scores(rec_ws: Workspace
     n_prompts = len(engine.prompts)
     again = evaluate_llm(rec_ws, engine, "sample", n_users=30, batch=8)
     assert (again.scored, again.reused) == (0, 30) and len(engine.prompts) == n_prompts  # read back, not re-run
+    no_rationales = RecommendConfig(explain_top=0)  # as `mmrec eval llm` and `eval --all` run it: same scores
+    assert evaluate_llm(rec_ws, engine, "sample", config=no_rationales, n_users=30).reused == 30
+    assert len(engine.prompts) == n_prompts
     assert again.table.loc["all", "HR@5"] == first.table.loc["all", "HR@5"]
     assert {"LLM pointwise", "popularity", "sasrec"} <= set(first.compare.index)
     assert (first.compare["users"] == 30).all() and (first.compare["seconds_per_user"] > 0).all()
     runs = rec_ws.store.sql_df("SELECT method, params FROM runs WHERE kind = 'eval'")
-    assert (runs["method"] == "llm-pointwise").sum() == 2 and '"subset": true' in runs["params"].iloc[0]
+    assert (runs["method"] == "llm-pointwise").sum() == 3 and '"subset": true' in runs["params"].iloc[0]
 
 
 def test_an_interrupted_evaluation_keeps_finished_batches(rec_ws: Workspace) -> None:

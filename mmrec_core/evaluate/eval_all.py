@@ -106,7 +106,8 @@ def eval_all(
             run_id = result.run_id
         else:
             engine = engine_for(run.adapter)
-            config = RecommendConfig(mode=run.method.removeprefix("llm-"))
+            # no rationales, as `mmrec eval llm`: the same settings give the same stored scores to read back
+            config = RecommendConfig(mode=run.method.removeprefix("llm-"), explain_top=0)
             result = evaluate_llm(ws, engine, dataset, protocol_id, config, llm_users, progress=progress_for(run))
             run_id = result.run_id
         done.append({"label": run.label, "run_id": run_id, "seconds": round(time.perf_counter() - start, 1)})

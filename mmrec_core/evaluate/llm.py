@@ -111,6 +111,8 @@ def score_users(
     builder, config = recommender.builder, recommender.config
     dataset, protocol_id = builder.dataset, builder.protocol_id
     provenance = recommender.provenance()
+    # how many rationales a run writes never changes a score: runs that differ only there share their scores
+    scored_by = {**provenance, "params": {k: v for k, v in provenance["params"].items() if k != "explain_top"}}
     stored = ws.store.llm_scores(dataset, protocol_id, config.mode).set_index("input_hash")
     hashes, pending, scored = {}, [], 0
     for n, user in enumerate(users, start=1):
@@ -118,7 +120,7 @@ def score_users(
         items = candidates_for(user)
         ctx, prompt = recommender.prepare(user, items)
         texts = [recommender.render(prompt.full(i)) for i in range(len(prompt.suffixes))]
-        hashes[user] = key = input_hash(texts, items, provenance)
+        hashes[user] = key = input_hash(texts, items, scored_by)
         if key not in stored.index:
             rec = recommender.recommend(user, items, explain=0, prepared=(ctx, prompt))
             answer = rec.answer
