@@ -103,6 +103,8 @@ def test_listwise_puts_the_named_item_first_and_keeps_the_retrievers_order_below
         rec_ws, ScriptedEngine(rec_ws.settings), "sample", config=TwoStageConfig(k=K), rec_config=config
     )
     pid = create_protocol(rec_ws.store, "sample")
+    data = load_train_data(rec_ws.store, "sample", pid)
+    test_item = dict(zip(data.parts["test"].users, data.item_ids[data.parts["test"].items[:, 0]], strict=True))
     answers = rec_ws.store.llm_scores("sample", pid, "listwise").set_index("user_id")
     per_user = result.per_user.set_index("user_id")
     inside = per_user[per_user["in_top_k"]]
@@ -111,7 +113,7 @@ def test_listwise_puts_the_named_item_first_and_keeps_the_retrievers_order_below
     for user, row in inside.iterrows():
         items, scores = answers.loc[user, "item_ids"], np.asarray(answers.loc[user, "scores"])
         slot = int(row["retriever_greater"])  # the test item's place in the retriever's top K (no ties)
-        assert row["retriever_ties"] == 0 and items[slot] in items
+        assert row["retriever_ties"] == 0 and items[slot] == test_item[user]
         if not answers.loc[user, "valid"]:  # an invalid answer changes nothing
             assert (row["greater"], row["ties"]) == (slot, 0)
             continue

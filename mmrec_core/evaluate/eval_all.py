@@ -48,16 +48,15 @@ def plan(
 ) -> list[PlannedRun]:
     """The model settings `eval --all` runs, in order (cheap ones first); `llm=False` leaves the LLM out,
     `all_users=False` (an LLM user subset) the two-stage protocol."""
-    out, trained_any = [], False
+    out = []
     for method in MODELS:
         try:
             load_trained(ws, dataset, method, protocol_id)
         except KeyError:
             if method not in TRAINING_FREE:  # popularity and repeat need no training run
                 continue
-        else:
-            trained_any = True
         out.append(PlannedRun(run_label(method, {}), method))
+    trained_any = any(run.method not in TRAINING_FREE for run in out)  # the two-stage needs a trained retriever
     if not llm:
         return out
     out += [PlannedRun(run_label(f"llm-{mode}", {}), f"llm-{mode}") for mode in llm_modes]
@@ -66,7 +65,7 @@ def plan(
         if Path(row.artifact_path).is_dir():
             method = f"llm-{ADAPTER_MODES[row.method]}"
             out.append(PlannedRun(run_label(method, {"adapter": row.artifact_path}), method, row.artifact_path))
-    if trained_any and all_users and "pointwise" in llm_modes:  # a retriever is needed: a trained model
+    if trained_any and all_users and "pointwise" in llm_modes:
         out.append(PlannedRun(f"{TWO_STAGE_METHOD} (retrieve, llm-pointwise re-ranks)", TWO_STAGE_METHOD))
     return out
 
@@ -106,7 +105,7 @@ def eval_all(
             run_id = result.run_id
         else:
             engine = engine_for(run.adapter)
-            # no rationales, as `mmrec eval llm`: the same settings give the same stored scores to read back
+            # no rationales (nothing here reads them), as `mmrec eval llm` runs it
             config = RecommendConfig(mode=run.method.removeprefix("llm-"), explain_top=0)
             result = evaluate_llm(ws, engine, dataset, protocol_id, config, llm_users, progress=progress_for(run))
             run_id = result.run_id
