@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mmrec_core.config import load_settings  # noqa: E402
 from mmrec_core.data.metrics import sampled_metrics  # noqa: E402
 from mmrec_core.models.data import TrainData, load_train_data  # noqa: E402
+from mmrec_core.models.losses import LOSSES  # noqa: E402
 from mmrec_core.models.sasrec import SASRec, SASRecConfig  # noqa: E402
 from mmrec_core.store.workspace import default_protocol, open_workspace  # noqa: E402
 
@@ -89,6 +90,17 @@ def recbole_scores(args: argparse.Namespace, folder: Path, seed: int) -> np.ndar
     return np.load(kept)
 
 
+def our_scores(args: argparse.Namespace, folder: Path, data: TrainData, seed: int) -> np.ndarray:
+    """This project's SASRec's scores of the stored test candidates for one seed (kept per seed for --reuse)."""
+    kept = folder / f"ours-{args.our_loss}-seed{seed}.npy"
+    if not (args.reuse and kept.is_file()):
+        test = data.parts["test"]
+        ours = SASRec(SASRecConfig(seed=seed, loss=args.our_loss))
+        ours.fit(data)
+        np.save(kept, np.take_along_axis(ours.score(test.users, test.histories), test.items, axis=1))
+    return np.load(kept)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dataset")
@@ -97,7 +109,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=1, help="train both sides with seeds 0..N-1; mean ± sd")
     ap.add_argument("--out", help="export folder (default: <data folder>/peer_check/<dataset>)")
     ap.add_argument("--data-dir", help="data folder (default: MMREC_DATA_DIR)")
-    ap.add_argument("--reuse", action="store_true", help="keep RecBole's scores from an earlier run of this export")
+    ap.add_argument("--our-loss", default=SASRecConfig.loss, choices=sorted(LOSSES), help="this project's loss")
+    ap.add_argument("--reuse", action="store_true", help="keep both sides' scores from an earlier run of this export")
     args = ap.parse_args()
     ws = open_workspace(load_settings(Path(args.data_dir) if args.data_dir else None))
     protocol = default_protocol(ws, args.dataset)
@@ -108,20 +121,18 @@ def main() -> None:
     test = data.parts["test"]
 
     theirs, mine, seconds = [], [], {"recbole": 0.0, "ours": 0.0}
-    for seed in range(args.seeds):
+    for seed in range(args.seeds):  # ours first: the shorter run, kept even if RecBole's is stopped
+        start = time.perf_counter()
+        mine.append(our_scores(args, folder, data, seed))
+        seconds["ours"] += time.perf_counter() - start
         start = time.perf_counter()
         theirs.append(recbole_scores(args, folder, seed))
         seconds["recbole"] += time.perf_counter() - start
-        start = time.perf_counter()
-        ours = SASRec(SASRecConfig(seed=seed))
-        ours.fit(data)
-        seconds["ours"] += time.perf_counter() - start
-        mine.append(np.take_along_axis(ours.score(test.users, test.histories), test.items, axis=1))
 
     per_seed = lambda s: f"{s / args.seeds:.0f}"  # noqa: E731
     rows = {
         f"RecBole SASRec ({args.loss})": {**summary(theirs, test.is_cold), "train s": per_seed(seconds["recbole"])},
-        f"this project's SASRec ({SASRecConfig.loss})": {
+        f"this project's SASRec ({args.our_loss})": {
             **summary(mine, test.is_cold),
             "train s": per_seed(seconds["ours"]),
         },
