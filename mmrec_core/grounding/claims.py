@@ -141,9 +141,14 @@ def find_claims(text: str) -> list[Claim]:
     found.sort(key=lambda c: (c.start, -(c.end - c.start)))
     kept: list[Claim] = []
     for claim in found:
+        if _NEGATED.search(text[max(0, claim.start - 12) : claim.start]):  # "without metal clips" claims no metal
+            continue
         if not kept or claim.start >= kept[-1].end:
             kept.append(claim)
     return kept
+
+
+_NEGATED = re.compile(r"(?<![\w-])(?:without|no|non|not)[\s-]+$", re.IGNORECASE)
 
 
 def _plain(text: str) -> str:
