@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from mmrec_core.grounding.vocabulary import (
     BROADER,
@@ -29,7 +29,6 @@ from mmrec_core.grounding.vocabulary import (
 
 CHECKER_VERSION = "grounding-v1"
 MIN_FACT_CONFIDENCE = 0.2  # a visual fact weaker than this supports nothing (the describer leaves it out)
-ATTRIBUTE_KINDS = ("colour", "material", "pattern", "product type")
 
 
 @dataclass(frozen=True)
@@ -81,8 +80,8 @@ def _alternation(forms: Iterable[str]) -> str:
     return "|".join(re.escape(f) for f in sorted(set(forms), key=len, reverse=True))
 
 
-def _word_pattern(forms: Iterable[str], after: str = "") -> re.Pattern:
-    return re.compile(rf"(?<![\w-])(?:{_alternation(forms)})(?:s|es)?(?![\w-]){after}", re.IGNORECASE)
+def _word_pattern(forms: Iterable[str], before: str = "", after: str = "") -> re.Pattern:
+    return re.compile(rf"{before}(?<![\w-])(?:{_alternation(forms)})(?:s|es)?(?![\w-]){after}", re.IGNORECASE)
 
 
 _COLOUR = re.compile(
@@ -92,12 +91,13 @@ _KIND_PATTERNS = {
     "material": (_word_pattern(MATERIAL), MATERIAL),
     "pattern": (_word_pattern(PATTERN), PATTERN),
     # "at the top", "the top of": position, not a product
-    "product type": (re.compile(rf"(?<!the )(?:{_word_pattern(PRODUCT_TYPE, _MODIFIED).pattern})", re.I), PRODUCT_TYPE),
+    "product type": (_word_pattern(PRODUCT_TYPE, before="(?<!the )", after=_MODIFIED), PRODUCT_TYPE),
 }
 _UNIT_FORMS = _alternation(UNITS)
 _QUANTITY = re.compile(rf"(?<![\w.,])(\d+(?:[.,]\d+)?)\s?({_UNIT_FORMS})?(?![\w%])", re.IGNORECASE)
 _QUOTED = re.compile(r"[\"“]([^\"”\n]{2,60})[\"”]")
 _FIELD = re.compile(rf"(?<![\w-])(?:{_alternation(FIELD_NAMES)})", re.IGNORECASE)
+_NEGATED = re.compile(r"(?<![\w-])(?:without|no|non|not)[\s-]+$", re.IGNORECASE)  # just before a claim
 
 
 def _canonical(table: dict[str, str], text: str) -> str:
@@ -148,9 +148,6 @@ def find_claims(text: str) -> list[Claim]:
     return kept
 
 
-_NEGATED = re.compile(r"(?<![\w-])(?:without|no|non|not)[\s-]+$", re.IGNORECASE)
-
-
 def _plain(text: str) -> str:
     return re.sub(r"[^0-9a-z]+", " ", text.lower()).strip()
 
@@ -186,13 +183,9 @@ def catalog_evidence(texts: Sequence[str]) -> Evidence:
     for text in texts:
         if not text:
             continue
-        for claim in find_claims(text):
+        for claim in find_claims(text):  # also each part of "Leggings/Tights": "/" separates words
             if claim.kind != "field name":
                 evidence.add(claim.kind, claim.value)
-        for part in re.split(r"[/,]", text.lower()):  # H&M values: "Leggings/Tights", "Glittering/Metallic"
-            part = part.strip(" .")
-            evidence.add("product type", PRODUCT_TYPE.get(part, ""))
-            evidence.add("pattern", PATTERN.get(part, ""))
         evidence.add("pattern", PATTERN_OF_APPEARANCE.get(text.strip().lower(), ""))
     return evidence
 
@@ -238,5 +231,5 @@ def check(text: str, catalog: Sequence[str] | Evidence = (), facts: Sequence = (
             support, why = "image", "read from the image"
         else:
             support, why = "unsupported", "neither the catalog nor the image says so"
-        claims.append(Claim(claim.kind, claim.text, claim.value, claim.start, claim.end, support, why))
+        claims.append(replace(claim, support=support, evidence=why))
     return Grounding(claims)
