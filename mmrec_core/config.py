@@ -21,6 +21,7 @@ CHOICES = {
     "quantization": ("none", "8bit", "4bit", "int8"),
     "device": ("auto", "cpu", "cuda"),
     "dtype": ("auto", "float32", "bfloat16", "float16"),
+    "describer": ("template", "filtered", "free"),
 }
 
 
@@ -44,6 +45,14 @@ class Settings:
     device: str = field(default="auto", metadata={"help": "auto (CUDA if present) | cpu | cuda."})
     dtype: str = field(
         default="auto", metadata={"help": "The LLM's weights: auto (bf16 on CUDA, fp32 on CPU) | float32 | bfloat16."}
+    )
+    describer: str = field(
+        default="template",
+        metadata={
+            "help": "How the builtin engine writes descriptions: template (from the fact sheet, never invents) | "
+            "filtered (the template, then LLM sentences the grounding checker fully supports) | free (the LLM "
+            "unchecked; for comparison)."
+        },
     )
     score_batch_size: int = field(default=32, metadata={"help": "Candidates per batch when scoring yes/no."})
     reward_weights: str = field(
@@ -93,7 +102,9 @@ class Settings:
         return {k: v for k, v in asdict(self).items() if k not in ("data_dir", "model_cache")}
 
 
-ENGINE_FIELDS = ("engine", "llm", "vlm", "embedder", "adapter", "quantization", "device", "dtype", "score_batch_size")
+ENGINE_FIELDS = (
+    "engine", "llm", "vlm", "embedder", "adapter", "quantization", "device", "dtype", "describer", "score_batch_size"
+)  # fmt: skip
 
 
 def _coerce(name: str, value):

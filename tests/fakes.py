@@ -56,6 +56,9 @@ class ScriptedEngine:
     def visual_facts(self, images, vocabulary: Sequence[str] = ()) -> None:
         return None
 
+    def describe_version(self) -> str:
+        return "scripted-describe-v1"
+
     def describe(self, images, items, vocabulary: Sequence[str] = (), domain=None, facts=None) -> list:
         """A 'description' naming the image size and the item's title (no model looks at the pixels)."""
         from mmrec_core.engines.base import Description

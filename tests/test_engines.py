@@ -13,6 +13,7 @@ from PIL import Image
 from mmrec_core.config import SAMPLE_DATA_DIR, load_settings, save_settings
 from mmrec_core.engines import GenerationOptions, ItemText, MissingModelError, get_engine
 from mmrec_core.engines.hf import HFEngine
+from mmrec_core.grounding import check
 
 # A realistic recommendation prompt: profile + history in the shared prefix, ragged candidate suffixes.
 PREFIX = (
@@ -269,8 +270,10 @@ def test_builtin_describes_real_images_from_visual_facts(builtin_engine):
     vocabulary = pd.read_csv(SAMPLE_DATA_DIR / "articles.csv", dtype=str)["product_type_name"].unique().tolist()
     descriptions = builtin_engine.describe(images, items, vocabulary=vocabulary)
     assert len(descriptions) == 3
-    for description in descriptions:
-        assert description.text and description.prompt_version == "describe-v2"
+    for description, item in zip(descriptions, items, strict=True):
+        # the default describer writes from the fact sheet: the title, the catalog's product, nothing unsupported
+        assert description.text.startswith(item.title) and description.prompt_version == "factsheet-v1"
+        assert check(description.text, [item.title, item.category], description.facts).unsupported == []
         kinds = {f.kind for f in description.facts}
         assert "colour" in kinds and all(0 <= f.confidence <= 1 for f in description.facts)
     assert builtin_engine.provenance("vlm")["model"].startswith("visual-facts + SmolLM2")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mmrec_core.cli.main import main
+from mmrec_core.grounding import Grounding
 from mmrec_core.textualize.build import TextualizeConfig, textualize
 from mmrec_core.textualize.keywords import build_facets, grounded, parse_keywords
 from mmrec_core.textualize.quality import evaluate_descriptions, names_value
@@ -80,6 +81,8 @@ def test_textualize_stores_everything_with_provenance_and_resumes(sample_workspa
         versions = ws.store.text_versions("sample", item_id)
         assert versions["image_sha256"].iloc[0] == ws.store.item("sample", item_id)["image_sha256"]
         assert "colour" in {f["kind"] for f in json.loads(versions["facts"].iloc[0])}
+        claims = Grounding.from_json(versions["grounding"].iloc[0]).claims  # stored with the text it checks
+        assert claims and all(c.support in ("catalog", "image") for c in claims)
         assert json.loads(versions["params"].iloc[0])["quantization"] == "none"
         assert versions["model"].iloc[0].startswith("visual-facts + SmolLM2")
 

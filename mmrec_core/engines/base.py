@@ -39,6 +39,7 @@ class ItemText:
     title: str = ""
     category: str = ""
     text: str = ""
+    attributes: dict = field(default_factory=dict)  # the catalog's own fields, where it has them (H&M)
 
     def as_text(self) -> str:
         parts = [
@@ -83,6 +84,10 @@ class BaseEngine(ABC):
         facts: Sequence[list] | None = None,
     ) -> list[Description]:
         """Describe each image, with its item's catalog text as context and `vocabulary` as the catalog's terms."""
+
+    def describe_version(self) -> str:
+        """The prompt version `describe` writes with (stored as provenance; a change re-runs textualization)."""
+        return DESCRIBE.version
 
     def visual_facts(self, images: Sequence[Image.Image], vocabulary: Sequence[str] = ()) -> list[list] | None:
         """Facts read from the pixels ahead of `describe` (None: this engine's describe model sees the pixels)."""

@@ -19,13 +19,24 @@ from pathlib import Path
 
 from PIL import Image
 
-from mmrec_core.core.prompts import PRODUCT, Domain
+from mmrec_core.core.prompts import PRODUCT, Domain, Template
 from mmrec_core.engines.assets import smollm2_gguf
 from mmrec_core.engines.base import DESCRIBE, BaseEngine, Description, ItemText
 from mmrec_core.engines.llm import GenerationOptions, TextLM
 from mmrec_core.engines.loading import attach_adapter, quantize_for_cpu, resolve_device, resolve_dtype
+from mmrec_core.grounding.claims import catalog_evidence, catalog_texts, grounded_sentences
+from mmrec_core.grounding.factsheet import SHEET_VERSION, build_sheet, write_description
 
 BUILTIN_LLM = "SmolLM2-135M-Instruct"
+# The filtered describer's prompt: the fact sheet as plain lines (no field names for the model to copy).
+FILTERED = Template(
+    version="describe-filtered-v1",
+    system=DESCRIBE.system,
+    text="""Facts about one product:
+{facts}
+
+Write two short shop sentences on how this product looks and how it is worn, using only these facts.""",
+)
 DESCRIBE_TEMPLATE = """Catalog entry:
 {metadata}
 
@@ -128,16 +139,46 @@ class BuiltinEngine(BaseEngine):
         domain: Domain = PRODUCT,
         facts: Sequence[list] | None = None,
     ) -> list[Description]:
+        all_facts = list(facts) if facts is not None else self.visual_facts(images, vocabulary)
+        mode = self.settings.describer
+        if mode == "free":
+            texts = self._free_descriptions(items, all_facts, domain)
+        else:
+            sheets = [
+                build_sheet(i.title, i.category, i.text, i.attributes, f) for i, f in zip(items, all_facts, strict=True)
+            ]
+            texts = [write_description(sheet) for sheet in sheets]
+            if mode == "filtered":
+                texts = self._add_grounded_prose(texts, sheets, items, all_facts, domain)
+        version = self.describe_version()
+        return [Description(text=t, facts=f, prompt_version=version) for t, f in zip(texts, all_facts, strict=True)]
+
+    def describe_version(self) -> str:
+        mode = self.settings.describer
+        return {"free": DESCRIBE.version, "filtered": f"{SHEET_VERSION}+{FILTERED.version}"}.get(mode, SHEET_VERSION)
+
+    def _free_descriptions(self, items: Sequence[ItemText], all_facts: list, domain: Domain) -> list[str]:
+        """The LLM writes from the catalog block and the facts, unchecked (describe-v2: kept for comparison)."""
         from mmrec_core.engines.vision import facts_to_text
 
-        all_facts = list(facts) if facts is not None else self.visual_facts(images, vocabulary)
         prompts = [
             DESCRIBE_TEMPLATE.format(metadata=item.as_text(), facts=facts_to_text(found) or "(nothing readable)")
             for item, found in zip(items, all_facts, strict=True)
         ]
         # A 135M model loops easily: forbid repeated 3-grams, keep it short.
         options = GenerationOptions(max_new_tokens=64, no_repeat_ngram_size=3, batch_size=len(prompts) or 1)
-        texts = self.generate(prompts, options, system=DESCRIBE.system_for(domain))
-        return [
-            Description(text=t, facts=f, prompt_version=DESCRIBE.version) for t, f in zip(texts, all_facts, strict=True)
+        return self.generate(prompts, options, system=DESCRIBE.system_for(domain))
+
+    def _add_grounded_prose(self, texts, sheets, items, all_facts, domain: Domain) -> list[str]:
+        """The template, then each LLM sentence in which the grounding checker finds every claim supported."""
+        prompts = [
+            FILTERED.text.format(facts="\n".join([t, *s.as_lines()])) for t, s in zip(texts, sheets, strict=True)
         ]
+        options = GenerationOptions(max_new_tokens=64, no_repeat_ngram_size=3, batch_size=len(prompts) or 1)
+        prose = self.generate(prompts, options, system=FILTERED.system_for(domain))
+        out = []
+        for text, extra, item, found in zip(texts, prose, items, all_facts, strict=True):
+            evidence = catalog_evidence(catalog_texts(item.title, item.category, item.text, item.attributes))
+            kept = [s for s in grounded_sentences(extra, evidence, found) if s.lower() not in text.lower()]
+            out.append(" ".join([text, *kept[:2]]))
+        return out

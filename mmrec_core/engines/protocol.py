@@ -43,6 +43,9 @@ class Engine(Protocol):
     ) -> list[Description]:
         """A description of each image, with its item's catalog text as context (and `visual_facts` if given)."""
 
+    def describe_version(self) -> str:
+        """The prompt (or fact-sheet) version `describe` writes with: provenance of every description."""
+
     def visual_facts(self, images: Sequence[Image.Image], vocabulary: Sequence[str] = ()) -> list[list] | None:
         """What the engine reads from the pixels before describing, or None when its describe model sees them.
 

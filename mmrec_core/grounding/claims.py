@@ -233,3 +233,22 @@ def check(text: str, catalog: Sequence[str] | Evidence = (), facts: Sequence = (
             support, why = "unsupported", "neither the catalog nor the image says so"
         claims.append(replace(claim, support=support, evidence=why))
     return Grounding(claims)
+
+
+def catalog_texts(title: str, category: str, text: str, attributes: dict | None = None) -> list[str]:
+    """The texts an item's catalog evidence comes from: title, category, text and every string attribute."""
+    values = [str(v) for v in (attributes or {}).values() if isinstance(v, str) and v.strip()]
+    return [t for t in (title, category, text, *values) if t]
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def grounded_sentences(text: str, catalog: Evidence, facts: Sequence = (), min_words: int = 4) -> list[str]:
+    """The sentences of `text` in which every claim is supported (field names never are); fragments dropped."""
+    kept = []
+    for sentence in _SENTENCE_END.split(" ".join(text.split())):
+        complete = len(sentence.split()) >= min_words and sentence[-1:] in ".!?"
+        if complete and not check(sentence, catalog, facts).unsupported:
+            kept.append(sentence)
+    return kept

@@ -96,7 +96,8 @@ PRODUCT_TYPE: dict[str, str] = {
     "underdress": "underdress", "slip dress": "dress", "wallet": "wallet", "bra": "bra", "bralette": "bra",
     "briefs": "underwear", "knickers": "underwear", "thong": "underwear", "boxer shorts": "underwear",
     "underwear": "underwear", "tights": "tights", "pantyhose": "tights", "stockings": "tights",
-    "stay ups": "tights", "stay-ups": "tights", "leggings": "leggings", "shoes": "shoes", "loafers": "shoes",
+    "stay ups": "tights", "stay-ups": "tights", "stay up": "tights", "leggings": "leggings", "shoes": "shoes",
+    "loafers": "shoes",
     "garment set": "set", "set": "set", "suit": "suit", "waistcoat": "waistcoat", "poncho": "poncho",
     "kaftan": "kaftan", "tunic": "tunic", "bolero": "bolero",
 }  # fmt: skip

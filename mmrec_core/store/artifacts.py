@@ -35,7 +35,8 @@ class ArtifactQueries:
         """The newest keyword set (with rewards) and description of every textualized item."""
         return self.sql_df(
             "SELECT k.item_id, k.keywords, k.facets, k.r_info, k.r_recon, k.r_len, k.reward, "
-            "d.description, k.engine, k.model, k.prompt_version, k.created_at FROM keywords k "
+            "d.description, d.grounding, k.grounding AS keyword_grounding, k.engine, k.model, k.prompt_version, "
+            "k.created_at FROM keywords k "
             "LEFT JOIN descriptions d ON d.dataset = k.dataset AND d.item_id = k.item_id "
             "AND d.input_hash = k.input_hash "
             "WHERE k.dataset = ? QUALIFY row_number() OVER (PARTITION BY k.item_id ORDER BY k.created_at DESC) = 1 "
@@ -48,6 +49,7 @@ class ArtifactQueries:
         return self.sql_df(
             "SELECT d.engine, d.model, d.prompt_version AS describe_prompt, k.prompt_version AS keyword_prompt, "
             "d.description, d.facts, k.keywords, k.facets, k.r_info, k.r_recon, k.r_len, k.reward, d.params, "
+            "d.grounding, k.grounding AS keyword_grounding, "
             "d.image_sha256, d.created_at FROM descriptions d LEFT JOIN keywords k ON k.dataset = d.dataset "
             "AND k.item_id = d.item_id AND k.input_hash = d.input_hash "
             "WHERE d.dataset = ? AND d.item_id = ? ORDER BY d.created_at DESC",

@@ -143,7 +143,7 @@ class CatalogQueries:
     def items_with_images(self, dataset: str, item_ids: list[str] | None = None) -> pd.DataFrame:
         """Items with their image file's extension (NULL where the item has no image)."""
         query = (
-            "SELECT i.item_id, i.title, i.text, i.category, i.image_sha256, im.ext FROM items i "
+            "SELECT i.item_id, i.title, i.text, i.category, i.image_sha256, im.ext, i.attributes FROM items i "
             "LEFT JOIN images im ON im.sha256 = i.image_sha256 WHERE i.dataset = ?"
         )
         params: list = [dataset]

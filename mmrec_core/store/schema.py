@@ -180,6 +180,16 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        7,
+        "grounding: each stored text's claims, marked supported by the catalog, by the image, or unsupported",
+        """
+        ALTER TABLE descriptions ADD COLUMN grounding JSON;  -- {"version", "claims": [{kind, text, support, ...}]}
+        ALTER TABLE keywords ADD COLUMN grounding JSON;
+        ALTER TABLE profiles ADD COLUMN grounding JSON;
+        ALTER TABLE llm_scores ADD COLUMN grounding JSON;    -- of the rationale, where one was written
+        """,
+    ),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]
 

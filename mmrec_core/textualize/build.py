@@ -22,7 +22,7 @@ from mmrec_core.core.hashing import input_hash
 from mmrec_core.core.progress import Progress
 from mmrec_core.core.prompts import PRODUCT, Domain, domain_for
 from mmrec_core.engines import Engine, GenerationOptions
-from mmrec_core.engines.base import DESCRIBE
+from mmrec_core.grounding.claims import catalog_evidence, catalog_texts, check
 from mmrec_core.store.images import BadImageError
 from mmrec_core.store.workspace import Workspace
 from mmrec_core.textualize.keywords import build_facets, parse_keywords
@@ -59,14 +59,15 @@ class TextualizeReport:
 
 
 def _input_hash(row: dict, params: dict) -> str:
-    return input_hash([row["image_sha256"], row.get("title"), row.get("text"), row.get("category"), params])
+    fields = [row["image_sha256"], row.get("title"), row.get("text"), row.get("category"), row.get("attributes")]
+    return input_hash([*fields, params])
 
 
 def run_params(engine: Engine, config: TextualizeConfig, domain: Domain = PRODUCT) -> dict:
     """Everything the stored outputs depend on besides the item itself."""
     return {
         "domain": domain.name,
-        "describe": engine.provenance("vlm", DESCRIBE.version),
+        "describe": engine.provenance("vlm", engine.describe_version()),
         "keywords": engine.provenance("llm", KEYWORDS.version, max_new_tokens=config.keyword_tokens),
         "rewards": reward_params(engine.settings),
     }
@@ -167,6 +168,9 @@ def _textualize_batch(ws, engine: Engine, dataset, batch, images, facts, categor
     for i, row in enumerate(batch):
         d = descriptions[i]
         facts = [f.__dict__ for f in d.facts] if d else []
+        c = contexts[i]  # every stored text carries its claims, checked against this item's catalog and image
+        evidence = catalog_evidence(catalog_texts(c.title, c.category, c.text, c.attributes))
+        keywords, facets = keyword_sets[i]
         desc_rows.append(
             {
                 "dataset": dataset,
@@ -174,6 +178,7 @@ def _textualize_batch(ws, engine: Engine, dataset, batch, images, facts, categor
                 "description": texts[i] or sources[i],
                 "image_sha256": row["image_sha256"],
                 "facts": json.dumps(facts),
+                "grounding": check(texts[i] or sources[i], evidence, facts).to_json(),
                 "engine": describe_prov["engine"],
                 "model": describe_prov["model"] if d else "(no image: catalog text)",
                 "prompt_version": describe_prov["prompt_version"],
@@ -181,7 +186,6 @@ def _textualize_batch(ws, engine: Engine, dataset, batch, images, facts, categor
                 "input_hash": row["input_hash"],
             }
         )
-        keywords, facets = keyword_sets[i]
         r = rewards[i]
         kw_rows.append(
             {
@@ -189,6 +193,7 @@ def _textualize_batch(ws, engine: Engine, dataset, batch, images, facts, categor
                 "item_id": row["item_id"],
                 "keywords": keywords,
                 "facets": json.dumps(facets),
+                "grounding": check(", ".join(keywords), evidence, facts).to_json(),
                 "r_info": r.r_info,
                 "r_recon": r.r_recon,
                 "r_len": r.r_len,

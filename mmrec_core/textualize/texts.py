@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from mmrec_core.engines.base import ItemText
@@ -62,7 +63,14 @@ def fused_source(item: ItemText, description: str) -> str:
 
 
 def item_context(row: dict) -> ItemText:
-    return ItemText(title=row.get("title") or "", category=row.get("category") or "", text=row.get("text") or "")
+    attributes = row.get("attributes")
+    attributes = json.loads(attributes) if isinstance(attributes, str) and attributes else {}
+    return ItemText(
+        title=row.get("title") or "",
+        category=row.get("category") or "",
+        text=row.get("text") or "",
+        attributes=attributes if isinstance(attributes, dict) else {},
+    )
 
 
 def source_texts(store: Store, dataset: str) -> dict[str, str]:
