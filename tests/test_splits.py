@@ -10,7 +10,7 @@ import pytest
 
 from mmrec_core.config import load_settings
 from mmrec_core.data.ingest import ingest
-from mmrec_core.data.splits import candidates, create_protocol, repeat_share, train_interactions
+from mmrec_core.data.splits import candidates, create_protocol, item_split, repeat_share, train_interactions
 from mmrec_core.store.workspace import Workspace, open_workspace
 
 PID = "sample:loo-min5-neg20-seed42"
@@ -134,3 +134,18 @@ def test_the_default_protocol_is_read_never_created(sample_workspace) -> None:
         default_protocol(ws, "nope")
     with pytest.raises(KeyError, match="does not exist"):
         default_protocol(ws, "sample", "sample:loo-min9-neg1-seed1")
+
+
+def test_the_item_split_holds_out_a_seeded_fifth_and_is_drawn_once(sample_workspace) -> None:
+    store = sample_workspace.store
+    split_id, parts = item_split(store, "sample")
+    items = set(store.items("sample")["item_id"])
+    assert set(parts) == items and split_id == "items-test20-seed0"
+    assert sum(p == "test" for p in parts.values()) == round(0.2 * len(items))
+    store.cursor().execute("DELETE FROM item_splits WHERE item_id = (SELECT min(item_id) FROM item_splits)")
+    _, again = item_split(store, "sample")
+    assert len(again) == len(items) - 1  # the stored split is returned, never re-drawn
+    _, other = item_split(store, "sample", seed=1)
+    assert other != parts and sorted(other.values()) == sorted(parts.values())
+    with pytest.raises(ValueError, match="held_out must be between 0 and 1"):
+        item_split(store, "sample", held_out=20)

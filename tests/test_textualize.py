@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-import numpy as np
 import pytest
 
 from mmrec_core.cli.main import main
 from mmrec_core.grounding import Grounding
 from mmrec_core.textualize.build import TextualizeConfig, textualize
 from mmrec_core.textualize.keywords import build_facets, grounded, parse_keywords
-from mmrec_core.textualize.quality import evaluate_descriptions, names_value
+from mmrec_core.textualize.quality import balanced_accuracy, evaluate_descriptions, names_value
 from mmrec_core.textualize.rewards import keyword_rewards
 
 # -- keywords ---------------------------------------------------------------------------------
@@ -144,9 +143,24 @@ def test_names_value_matches_whole_phrases(text, value, expected):
 
 
 @pytest.mark.slow
-def test_eval_descriptions_reports_accuracy_and_chance_per_attribute(sample_workspace, builtin_engine):
-    table = evaluate_descriptions(sample_workspace, builtin_engine, "sample", n=4, seed=1).set_index("attribute")
-    assert list(table.index) == ["colour", "product type", "pattern"]
-    assert (table["items"] == 4).all()
-    assert ((table["accuracy"] >= 0) & (table["accuracy"] <= 1)).all()
-    assert np.all(table["chance (majority)"] >= 0.25)  # the majority value of 4 items covers at least 1 of them
+def test_eval_descriptions_scores_every_describer_on_held_out_articles(sample_workspace, builtin_engine):
+    report = evaluate_descriptions(sample_workspace, builtin_engine, "sample", n=4, seed=1)
+    parts = sample_workspace.store.item_split("sample", report.split_id)
+    assert report.items == 4 and {parts[i] for i in report.examples["item_id"]} == {"test"}
+    table = report.describers.set_index("describer")
+    assert list(table.index) == ["free", "template", "filtered"]
+    # the fact sheet never invents, even with detail_desc withheld; whatever the free LLM writes is counted
+    assert table.loc["template", "unsupported claims"] == 0 and table.loc["template", "field names"] == 0
+    assert table.loc["template", "names colour"] == 1.0  # the catalog colour is always said
+    assert (table["similarity to detail_desc"].between(-1, 1)).all() and (table["claims per text"] > 0).all()
+    for text, secret in zip(report.examples["description"], report.examples["detail_desc"], strict=True):
+        assert secret not in text  # the withheld text never reaches a describer
+    image = report.image.set_index("attribute")
+    assert list(image.index) == ["colour", "product type", "pattern"]
+    assert (image["majority balanced"] == 1 / image["classes"]).all()
+
+
+def test_balanced_accuracy_scores_a_constant_guess_at_one_over_the_classes():
+    truth = ["solid"] * 8 + ["stripe", "check"]
+    assert balanced_accuracy(truth, ["solid"] * 10) == pytest.approx(1 / 3)
+    assert balanced_accuracy(truth, truth) == 1.0

@@ -141,3 +141,24 @@ def candidates(store: Store, protocol_id: str, part: str = "test") -> pd.DataFra
 def repeat_share(store: Store, protocol_id: str, part: str = "test") -> float:
     """Share of targets the user had already interacted with (a 'bought before' model gets these)."""
     return store.repeat_share(protocol_id, part)
+
+
+def item_split(store: Store, dataset: str, held_out: float = 0.2, seed: int = 0) -> tuple[str, dict[str, str]]:
+    """A seeded train/test split of the data set's items (for describer and classifier training), drawn once.
+
+    Returns (split_id, item_id -> 'train' | 'test'). Asking again returns the stored split; items added since
+    it was drawn are not in it (they are neither trained on nor scored).
+    """
+    if not 0 < held_out < 1:
+        raise ValueError(f"held_out must be between 0 and 1 (a share of the items), not {held_out}.")
+    split_id = f"items-test{round(held_out * 100)}-seed{seed}"
+    stored = store.item_split(dataset, split_id)
+    if stored:
+        return split_id, stored
+    items = np.sort(store.items(dataset)["item_id"].to_numpy().astype(str))
+    order = np.random.default_rng(seed).permutation(len(items))
+    n_test = round(len(items) * held_out)
+    parts = {str(items[i]): "test" if rank < n_test else "train" for rank, i in enumerate(order)}
+    with store.transaction() as tx:
+        store.write_item_split(tx, dataset, split_id, parts)
+    return split_id, parts

@@ -9,10 +9,11 @@ versions' results can sit side by side.
 
 from __future__ import annotations
 
+import copy
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from PIL import Image
@@ -84,6 +85,13 @@ class BaseEngine(ABC):
         facts: Sequence[list] | None = None,
     ) -> list[Description]:
         """Describe each image, with its item's catalog text as context and `vocabulary` as the catalog's terms."""
+
+    def with_describer(self, describer: str) -> BaseEngine:
+        """This engine writing descriptions another way (Settings.describer), sharing its loaded models."""
+        self.lm  # noqa: B018 (load once here, so the copies share it)
+        clone = copy.copy(self)
+        clone.settings = replace(self.settings, describer=describer)
+        return clone
 
     def describe_version(self) -> str:
         """The prompt version `describe` writes with (stored as provenance; a change re-runs textualization)."""

@@ -151,3 +151,17 @@ class CatalogQueries:
             query += " AND list_contains(?, i.item_id)"
             params.append(list(item_ids))
         return self.sql_df(query + " ORDER BY i.item_id", params)
+
+    # -- item splits (describer and classifier training vs held-out items) --------------------------------
+    def item_split(self, dataset: str, split_id: str) -> dict[str, str]:
+        """item_id -> 'train' | 'test' of a stored item split (empty if it was never drawn)."""
+        rows = self.cursor().execute(
+            "SELECT item_id, part FROM item_splits WHERE dataset = ? AND split_id = ?", [dataset, split_id]
+        )
+        return dict(rows.fetchall())
+
+    def write_item_split(self, tx: duckdb.DuckDBPyConnection, dataset: str, split_id: str, parts: dict) -> None:
+        frame = pd.DataFrame({"item_id": list(parts), "part": list(parts.values())})
+        frame.insert(0, "split_id", split_id)
+        frame.insert(0, "dataset", dataset)
+        insert_frame(tx, "item_splits", frame)

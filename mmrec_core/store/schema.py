@@ -188,6 +188,11 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE keywords ADD COLUMN grounding JSON;
         ALTER TABLE profiles ADD COLUMN grounding JSON;
         ALTER TABLE llm_scores ADD COLUMN grounding JSON;    -- of the rationale, where one was written
+        CREATE TABLE item_splits (            -- items held out from describer/classifier training, drawn once
+            dataset VARCHAR NOT NULL, split_id VARCHAR NOT NULL, item_id VARCHAR NOT NULL,
+            part VARCHAR NOT NULL,            -- 'train' | 'test'
+            PRIMARY KEY (dataset, split_id, item_id)
+        );
         """,
     ),
 ]
@@ -205,4 +210,5 @@ DATASET_TABLES = (
     "graph_edges",
     "runs",
     "llm_scores",
+    "item_splits",
 )
