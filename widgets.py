@@ -6,6 +6,7 @@ these helpers only open things, remember choices and draw; every number comes fr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from mmrec_core.config import (
 from mmrec_core.core import jobs
 from mmrec_core.core.options import options
 from mmrec_core.data.ingest import IngestError, ensure_sample_dataset
+from mmrec_core.grounding import Grounding
 from mmrec_core.store.database import StoreError
 from mmrec_core.store.images import ImageStore
 from mmrec_core.store.workspace import Workspace, open_workspace
@@ -201,13 +203,46 @@ def job_status(job: Mapping[str, Any] | None) -> None:
         st.error(f"Job {job['status']}: {job['error']}")
 
 
-def item_text_version(version: Mapping[str, Any] | None) -> None:
-    """One stored textualization of an item: description, keywords by facet, and its three rewards as bars."""
+# How each kind of support reads on a page: unsupported claims stand out, supported ones are quietly tinted.
+SUPPORT_STYLE = {"catalog": ":blue[{}]", "image": ":violet[{}]", "unsupported": ":red-background[{}]"}
+
+
+def _escaped(text: str) -> str:
+    """Plain text inside markdown: no emphasis, links, HTML or colour directives of its own."""
+    return re.sub(r"([\\`*_\[\]<>$~|])", r"\\\1", text).replace("\n", "  \n")
+
+
+def marked_text(text: str, grounding: Grounding | None) -> None:
+    """`text` with its claims marked by support, and a one-line tally (unsupported ones named)."""
+    if grounding is None:
+        st.write(text)
+        return
+    parts = []
+    for run, claim in grounding.segments(text):
+        parts.append(SUPPORT_STYLE[claim.support].format(_escaped(run)) if claim else _escaped(run))
+    st.markdown("".join(parts))
+    tally = {s: sum(c.support == s for c in grounding.claims) for s in SUPPORT_STYLE}
+    missing = ", ".join(f"“{c.text}”" for c in grounding.unsupported)
+    st.caption(
+        f"{len(grounding.claims)} checkable claims: :blue[{tally['catalog']} from the catalog], "
+        f":violet[{tally['image']} read from the image], :red-background[{tally['unsupported']} unsupported]"
+        + (f" ({missing})" if missing else "")
+    )
+
+
+def item_text_version(version: Mapping[str, Any] | None, reference: str = "") -> None:
+    """One stored textualization of an item: description (claims marked; the catalog's own text beside it
+    where there is one), keywords by facet, and its three rewards as bars."""
     if version is None:
         st.info("Not textualized yet: press Regenerate or Textualize all.")
         return
     st.markdown(f"**Description** · `{version['engine']}` `{version['model']}` · {version['describe_prompt']}")
-    st.write(version["description"])
+    written, own = st.columns(2) if reference else (st.container(), None)
+    with written:
+        marked_text(version["description"], version.get("grounding"))
+    if own is not None:
+        own.markdown("**The catalog's own description**")
+        own.write(reference)
     facets = version["facets"] or {"keywords": version["keywords"]}
     st.markdown("**Keywords**  \n" + "  \n".join(f"*{f}*: {', '.join(k)}" for f, k in facets.items() if k))
     rewards = pd.DataFrame(

@@ -113,7 +113,7 @@ if view is not None:
                 help="See this item's neighbours in the refined item graph.",
             )
         with text_col:
-            item_text_version(view["latest"])
+            item_text_version(view["latest"], reference=str(view["attributes"].get("detail_desc") or ""))
         with st.expander("Catalog text and attributes"):
             st.write(view["text"])
             st.json(view["attributes"], expanded=False)

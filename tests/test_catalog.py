@@ -34,14 +34,16 @@ def stored_state(ws: Workspace) -> tuple[int, int, list[Path]]:
     return items, images, sorted(p for p in ws.images.root.rglob("*") if p.is_file())
 
 
-def add_text_version(store: Store, item_id: str, keywords: list[str], created_at: str, model: str) -> None:
+def add_text_version(
+    store: Store, item_id: str, keywords: list[str], created_at: str, model: str, description: str = ""
+) -> None:
     """A description + keyword set as textualization stores them (rows written directly: no model needed)."""
     key = f"{item_id}-{model}"
     cur = store.cursor()
     cur.execute(
         "INSERT INTO descriptions (dataset, item_id, description, engine, model, prompt_version, input_hash, "
         "created_at) VALUES (?, ?, ?, 'test', ?, 'describe-v1', ?, ?)",
-        [SAMPLE_DATASET, item_id, f"described by {model}", model, key, created_at],
+        [SAMPLE_DATASET, item_id, description or f"described by {model}", model, key, created_at],
     )
     cur.execute(
         "INSERT INTO keywords (dataset, item_id, keywords, facets, r_info, r_recon, r_len, reward, engine, model, "

@@ -66,6 +66,22 @@ def test_grid_search_and_item_details_with_versions(data_dir: Path) -> None:
     assert at.subheader[0].value == "Shape Up 30 den 1p Tights"  # the open item stays open
 
 
+def test_a_description_shows_its_claims_marked_beside_the_catalogs_own_text(data_dir: Path) -> None:
+    ws = open_workspace(load_settings(data_dir))
+    try:  # an older version with no stored grounding: the page checks it against the catalog itself
+        add_text_version(ws.store, TIGHTS, ["black"], "2024-06-01 10:00", "m", "Black denim tights in 100 den.")
+    finally:
+        ws.close()
+    at = run_app(PAGE)
+    button(at, "Details", TIGHTS).click().run()
+    marked = [m.value for m in at.markdown if "tights" in m.value]
+    assert ":blue[Black] :red-background[denim] :blue[tights] in :red-background[100 den]." in marked
+    tally = [c.value for c in at.caption if "checkable claims" in c.value]
+    assert tally and "2 from the catalog" in tally[0] and "2 unsupported" in tally[0] and "“denim”" in tally[0]
+    assert "**The catalog's own description**" in [m.value for m in at.markdown]
+    assert any(m.value.startswith("Tights with built-in support") for m in at.markdown)
+
+
 @pytest.mark.slow
 def test_uploading_an_image_stores_a_described_item(data_dir: Path, app_env: pytest.MonkeyPatch) -> None:
     app_env.setenv("MMREC_MODEL_CACHE", str(MODEL_CACHE))  # the builtin LLM's converted copy, shared by tests

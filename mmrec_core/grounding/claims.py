@@ -55,6 +55,18 @@ class Grounding:
     def unsupported_rate(self) -> float:
         return len(self.unsupported) / len(self.claims) if self.claims else 0.0
 
+    def segments(self, text: str) -> list[tuple[str, Claim | None]]:
+        """`text` cut into plain runs (None) and its claims, in order: what a page marks up."""
+        out: list[tuple[str, Claim | None]] = []
+        at = 0
+        for claim in sorted(self.claims, key=lambda c: c.start):
+            if claim.start < at or text[claim.start : claim.end] != claim.text:
+                continue  # checked against another text: mark nothing rather than the wrong words
+            out += [(text[at : claim.start], None), (claim.text, claim)]
+            at = claim.end
+        out.append((text[at:], None))
+        return [(t, c) for t, c in out if t]
+
     def to_json(self) -> str:
         return json.dumps({"version": self.version, "claims": [asdict(c) for c in self.claims]})
 

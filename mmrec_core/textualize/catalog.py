@@ -18,6 +18,7 @@ import pandas as pd
 
 from mmrec_core.core import jobs
 from mmrec_core.engines import Engine
+from mmrec_core.grounding.claims import Grounding, catalog_texts, check
 from mmrec_core.store.database import Store
 from mmrec_core.store.images import ImageInfo, ImageStore, inspect_image
 from mmrec_core.store.workspace import Workspace
@@ -120,7 +121,8 @@ def _item_row(item_id: str, name: str, info: ImageInfo, title: str, category: st
 
 def item_view(store: Store, dataset: str, item_id: str) -> dict:
     """Everything stored about one item: its row (attributes parsed), `versions` (every description and
-    keyword set, newest first, facets parsed) and `latest` (the newest version as a dict, or None)."""
+    keyword set, newest first, facets parsed, each description's `grounding`) and `latest` (the newest
+    version as a dict, or None)."""
     item = store.item(dataset, item_id)
     item["attributes"] = _parsed(item.get("attributes"))
     versions = store.text_versions(dataset, item_id)
@@ -129,6 +131,13 @@ def item_view(store: Store, dataset: str, item_id: str) -> dict:
             versions[column] = [_parsed(v) for v in versions[column]]
     if "keywords" in versions:
         versions["keywords"] = _lists(versions["keywords"])
+    # texts stored before grounding existed are checked now, against the same catalog and image facts
+    attributes = item["attributes"] if isinstance(item["attributes"], dict) else {}
+    texts = catalog_texts(item.get("title") or "", item.get("category") or "", item.get("text") or "", attributes)
+    versions["grounding"] = [
+        Grounding.from_json(g) if isinstance(g, str) and g else check(d, texts, f or [])
+        for g, d, f in zip(versions["grounding"], versions["description"], versions["facts"], strict=True)
+    ]
     item["versions"] = versions
     item["latest"] = versions.iloc[0].to_dict() if len(versions) else None
     return item
