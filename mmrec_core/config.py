@@ -54,6 +54,14 @@ class Settings:
             "unchecked; for comparison)."
         },
     )
+    attribute_model: str = field(
+        default="builtin",
+        metadata={
+            "help": "Image attribute classifier (product type, pattern, colour) for the builtin engine: builtin "
+            "(shipped, trained on H&M; used when the catalog's product types are mostly its classes) | none | "
+            "a file from `mmrec train-attributes`."
+        },
+    )
     score_batch_size: int = field(default=32, metadata={"help": "Candidates per batch when scoring yes/no."})
     reward_weights: str = field(
         default="1.0,1.0,0.5",
@@ -103,7 +111,8 @@ class Settings:
 
 
 ENGINE_FIELDS = (
-    "engine", "llm", "vlm", "embedder", "adapter", "quantization", "device", "dtype", "describer", "score_batch_size"
+    "engine", "llm", "vlm", "embedder", "adapter", "quantization", "device", "dtype", "describer", "attribute_model",
+    "score_batch_size",
 )  # fmt: skip
 
 

@@ -11,7 +11,7 @@ from mmrec_core.engines import get_engine
 from mmrec_core.profiles import customers
 from mmrec_core.profiles.build import PROFILES_JOB, start_profiles
 from mmrec_core.store.workspace import default_protocol
-from widgets import current_dataset, get_workspace, live_job, thumbnail_row
+from widgets import current_dataset, get_workspace, live_job, marked_text, thumbnail_row
 
 SELECTED = "customer_selected"
 
@@ -65,8 +65,10 @@ with detail:
     if view["profile"] is None:
         st.info("No profile yet: press **Build profiles** (or run `mmrec profiles`).")
     else:
-        st.markdown("**Profile** (the summary after the last block)")
-        st.success(view["profile"] or "(no usable summary: every block was flagged)")
+        st.markdown("**Profile** (the summary after the last block; claims marked against the items it covers)")
+        with st.container(border=True):
+            grounding = view["blocks"]["grounding"].iloc[-1] if len(view["blocks"]) else None
+            marked_text(view["profile"] or "(no usable summary: every block was flagged)", grounding)
     if view["stale"]:
         st.warning("The history changed since these summaries were written; build profiles again to update.")
     if not view["weights"].empty:
@@ -90,7 +92,8 @@ with detail:
                 row = summaries.loc[block]
                 if row["flag"]:
                     st.warning(row["flag"])
-                st.markdown(f"*Summary after block {block}:* {row['summary']}")
+                st.markdown(f"*Summary after block {block}:*")
+                marked_text(row["summary"], row["grounding"])
                 st.caption(f"{row['engine']} · {row['model']} · {row['prompt_version']}")
     if len(view["held_out"]):
         st.markdown("**Held out for evaluation** (valid/test targets: never shown to the LLM)")

@@ -16,7 +16,15 @@ from mmrec_core.recommend.context import ContextBuilder
 from mmrec_core.recommend.evidence import EvidenceFinder
 from mmrec_core.recommend.llm import LLMRecommender, RecommendConfig
 from mmrec_core.store.workspace import default_protocol
-from widgets import current_dataset, data_version, get_workspace, item_thumbnail, option_widgets, session_cached
+from widgets import (
+    current_dataset,
+    data_version,
+    get_workspace,
+    item_thumbnail,
+    marked_text,
+    option_widgets,
+    session_cached,
+)
 
 ws = get_workspace()
 dataset = current_dataset()
@@ -109,7 +117,8 @@ for row in table.itertuples():
             st.progress(min(row.score / top, 1.0), text=f"score {row.score:.3f}")
             st.caption(" · ".join(builder.line(row.item_id).keywords[:8]))
             if row.rationale:
-                st.markdown(f"*Rationale:* {row.rationale}")
+                st.markdown("*Rationale:*")
+                marked_text(row.rationale, row.grounding)
             if row.flags:
                 st.warning(f"The rationale names {', '.join(row.flags)}, which this item's texts never mention.")
         with why:

@@ -57,6 +57,22 @@ def test_customer_view_groups_history_into_the_stored_blocks(profiled):
         customers.customer_view(ws.store, SAMPLE_DATASET, protocol, "nobody")
 
 
+def test_each_summary_is_checked_against_the_items_it_has_covered(profiled):
+    ws, protocol, users, _ = profiled
+    blocks = customers.customer_view(ws.store, SAMPLE_DATASET, protocol, users[0])["blocks"]
+    stored = ws.store.profile_blocks(SAMPLE_DATASET, protocol, users[0])
+    assert stored["grounding"].notna().all()  # written with the summary
+    for row in blocks.itertuples():  # the scripted summary lists the block's titles: all of it is the catalog's
+        assert row.grounding.claims and not row.grounding.unsupported, row.summary
+    # a summary claiming a colour none of the covered items has is marked
+    ws.store.cursor().execute(
+        "UPDATE profiles SET summary = 'Loves purple mohair kaftans.', grounding = NULL WHERE user_id = ? AND is_final",
+        [users[0]],
+    )
+    final = customers.customer_view(ws.store, SAMPLE_DATASET, protocol, users[0])["blocks"]["grounding"].iloc[-1]
+    assert sorted(c.value for c in final.unsupported) == ["kaftan", "mohair", "purple"]
+
+
 @pytest.mark.parametrize(
     "blocks, keywords, expected",
     [

@@ -116,14 +116,36 @@ class BuiltinEngine(BaseEngine):
         model = quantize_for_cpu(attach_adapter(model, s.adapter), s.quantization)
         return TextLM(model, tokenizer, self.model_names()["llm"])
 
+    def attribute_model(self):
+        """The image attribute classifier of the settings (None: 'none'); loaded once. Missing file: clear error."""
+        from mmrec_core.engines.attributes import BUILTIN_MODEL, AttributeModel
+
+        choice = self.settings.attribute_model
+        if choice in ("", "none"):
+            return None
+        if getattr(self, "_attributes_for", None) != choice:
+            path = BUILTIN_MODEL if choice == "builtin" else Path(choice)
+            self._attributes = AttributeModel.load(path)
+            self._attributes_for = choice
+        return self._attributes
+
     def _extractor(self, vocabulary: Sequence[str]):
         from mmrec_core.engines.vision import VisualFactExtractor
 
         key = tuple(sorted(set(vocabulary)))
         if getattr(self, "_extractor_key", None) != key:
-            self._facts = VisualFactExtractor(embed=self.embed, vocabulary=key)
+            model = self.attribute_model()
+            model = model if model is not None and model.covers(key) else None  # its labels must fit the catalog
+            self._facts = VisualFactExtractor(embed=self.embed, vocabulary=key, attributes=model)
             self._extractor_key = key
         return self._facts
+
+    def provenance(self, task: str, prompt_version: str = "", **params) -> dict:
+        if task == "vlm":  # how descriptions and visual facts were made
+            model = self.attribute_model()
+            params = {"describer": self.settings.describer, "attribute_model": model.model_id if model else "none",
+                      **params}  # fmt: skip
+        return super().provenance(task, prompt_version, **params)
 
     def visual_facts(self, images: Sequence[Image.Image], vocabulary: Sequence[str] = ()) -> list[list]:
         """Colours, printed text and object labels per image. Its own lock, not the LLM's: textualization

@@ -332,18 +332,27 @@ class VisualFactExtractor:
         ocr: bool = True,
         objects: bool = True,
         colours: int = 3,
+        attributes=None,
     ) -> None:
         self.ocr, self.colours = ocr, colours
-        self.labeler = ObjectLabeler(embed, vocabulary) if objects else None
+        self.attributes = attributes  # an engines.attributes.AttributeModel: replaces the zero-shot guesses
+        self.labeler = ObjectLabeler(embed, vocabulary) if objects and attributes is None else None
 
     def extract(self, images: Sequence[Image.Image]) -> list[list[Fact]]:
-        """Per image: its colour facts, then text facts, then object facts."""
+        """Per image: its colour facts, then text facts, then object (and, with a classifier, pattern) facts."""
         images = [to_rgb(im) for im in images]
+        if self.attributes is not None and images:
+            from mmrec_core.engines.attributes import image_features
+
+            classified = self.attributes.facts(image_features(images))
+        else:
+            classified = None
         objects = self.labeler.label(images) if self.labeler and images else [[] for _ in images]
         facts = []
-        for im, found in zip(images, objects, strict=True):
+        for i, (im, found) in enumerate(zip(images, objects, strict=True)):
             colours = dominant_colours(im, self.colours)
-            facts.append([*colours, *solid_pattern(colours), *(read_text(im) if self.ocr else []), *found])
+            seen = classified[i] if classified is not None else [*solid_pattern(colours), *found]
+            facts.append([*colours, *(read_text(im) if self.ocr else []), *seen])
         return facts
 
     def provenance(self) -> dict:
@@ -353,6 +362,7 @@ class VisualFactExtractor:
             "colours": COLOUR_METHOD if self.colours > 0 else None,
             "ocr": f"rapidocr-onnxruntime {ocr_version}" if self.ocr else None,
             "objects": "efficientnet-lite0 imagenet" if self.labeler else None,
+            "attributes": self.attributes.model_id if self.attributes is not None else None,
             "vocabulary_size": len(self.labeler.terms) if self.labeler else 0,
         }
 

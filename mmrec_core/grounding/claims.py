@@ -178,6 +178,18 @@ class Evidence:
         if value:
             self.values.setdefault(kind, set()).add(value)
 
+    @classmethod
+    def union(cls, parts: Iterable[Evidence]) -> Evidence:
+        """What any of `parts` supports (a profile's evidence: every item it summarises)."""
+        merged = cls()
+        texts = []
+        for part in parts:
+            for kind, values in part.values.items():
+                merged.values.setdefault(kind, set()).update(values)
+            texts.append(part.text)
+        merged.text = " ".join(t for t in texts if t)
+        return merged
+
     def supports(self, claim: Claim) -> bool:
         have = self.values.get(claim.kind, set())
         if claim.kind == "print text":
@@ -213,8 +225,8 @@ def fact_evidence(facts: Sequence, min_confidence: float = MIN_FACT_CONFIDENCE) 
             continue
         if kind == "colour":
             evidence.add("colour", colour_family(value))
-        elif kind == "pattern":
-            evidence.add("pattern", _canonical(PATTERN, value))
+        elif kind == "pattern":  # a pattern read as the catalog names it ("Other pattern") or as a word
+            evidence.add("pattern", PATTERN_OF_APPEARANCE.get(value.lower()) or _canonical(PATTERN, value))
             evidence.add("material", MATERIAL.get(value.lower(), ""))  # "denim" reads as both
         elif kind == "object":
             for part in re.split(r"[/,]", value.lower()):

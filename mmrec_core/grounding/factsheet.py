@@ -142,6 +142,17 @@ def build_sheet(title: str, category: str, text: str, attributes: dict, facts: S
     return sheet
 
 
+def _seen_pattern(pattern: SheetFact) -> str:
+    """'looks striped' / 'appears striped', 'has a front print' / 'seems to have a front print'."""
+    name = pattern.phrase
+    if name == "solid" or name in _PATTERN_BEFORE:
+        return ("appears " if pattern.hedged else "looks ") + _PATTERN_BEFORE.get(name, name)
+    after = _PATTERN_AFTER.get(name) or f"with {name}"
+    if after.startswith("with "):
+        return ("seems to have " if pattern.hedged else "has ") + after.removeprefix("with ")
+    return ("seems to be " if pattern.hedged else "is ") + after
+
+
 def _squashed(text: str) -> str:
     return re.sub(r"[^0-9a-z]+", "", text.lower())
 
@@ -189,8 +200,7 @@ def write_description(sheet: FactSheet) -> str:
     if colour and colour.source == "image":
         seen.append(("looks mostly" if colour.hedged else "is mostly") + f" {colour.phrase}")
     if pattern and pattern.source == "image":
-        adjective = _PATTERN_BEFORE.get(pattern.phrase, pattern.phrase)
-        seen.append(("appears" if pattern.hedged else "looks") + f" {adjective}")
+        seen.append(_seen_pattern(pattern))
     if seen:
         sentences.append("In the photo it " + _joined(seen) + ".")
     prints = [p for p in sheet.all("print text") if not p.hedged]

@@ -25,9 +25,10 @@ from mmrec_core.core.prompts import Domain, domain_for
 from mmrec_core.core.provenance import Provenance
 from mmrec_core.data.splits import train_interactions
 from mmrec_core.engines import Engine, GenerationOptions
+from mmrec_core.grounding.claims import Evidence, check
 from mmrec_core.profiles.prompts import PROFILE_FIRST, PROFILE_UPDATE
 from mmrec_core.store.workspace import Workspace, default_protocol
-from mmrec_core.textualize.texts import item_lines
+from mmrec_core.textualize.texts import item_evidence, item_lines
 
 PROFILES_JOB = "profiles"
 
@@ -111,6 +112,7 @@ def build_profiles(
             raise KeyError(f"Unknown user(s) {unknown[:5]} in {protocol_id} (or no training history).")
         train = train[train["user_id"].isin(config.users)]
     texts = item_lines(ws.store, dataset)
+    evidence = item_evidence(ws.store, dataset)
     b = engine.settings.profile_block
     options = GenerationOptions(max_new_tokens=config.max_new_tokens, batch_size=config.batch_size)
     domain = domain_for(ws.store.require_dataset(dataset)["format"])
@@ -139,6 +141,9 @@ def build_profiles(
         for first in range(0, len(todo), config.batch_size):
             batch = todo[first : first + config.batch_size]
             rows = _summarise(engine, batch, state, texts, domain, options, dataset, protocol_id, params, report)
+            for row in rows:  # a summary may say what the items it has covered so far support
+                covered = histories[row["user_id"]][: row["block"] * b]
+                row["grounding"] = check(row["summary"], Evidence.union(evidence[i] for i in covered)).to_json()
             with ws.store.transaction() as tx:  # each batch on its own: a stopped run loses one batch at most
                 ws.store.write_profile_blocks(tx, pd.DataFrame(rows))
             finished += len(batch)

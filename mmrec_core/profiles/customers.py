@@ -11,8 +11,9 @@ from collections import Counter
 
 import pandas as pd
 
+from mmrec_core.grounding.claims import Evidence, Grounding, check
 from mmrec_core.store.database import Store
-from mmrec_core.textualize.texts import item_keywords
+from mmrec_core.textualize.texts import item_evidence, item_keywords
 
 
 def customer_list(store: Store, dataset: str, protocol_id: str, query: str = "", limit: int = 500) -> pd.DataFrame:
@@ -50,7 +51,8 @@ def customer_view(store: Store, dataset: str, protocol_id: str, user_id: str, bl
     `block_size`) and image; held_out: valid/test items
     (never used for profiles); blocks: the stored chain of block summaries (empty before
     `mmrec profiles`); profile: the final summary or None; stale: the chain no longer covers the
-    history (profiles need a re-run); weights: keyword weights per block (`keyword_weights`).
+    history (profiles need a re-run); weights: keyword weights per block (`keyword_weights`). Each
+    block's `grounding` marks its summary's claims (checked now for summaries stored before grounding).
     """
     if not store.has_user(dataset, user_id):
         raise KeyError(f"Unknown customer '{user_id}' in data set '{dataset}': pick one from the list.")
@@ -64,6 +66,7 @@ def customer_view(store: Store, dataset: str, protocol_id: str, user_id: str, bl
     history = history.join(info, on="item_id")
     held = held.join(info, on="item_id")
     covered = [i for ids in chain["item_ids"] for i in ids]
+    chain["grounding"] = _groundings(store, dataset, chain)
     history["block"] = [k // block_size + 1 for k in range(len(history))]
     blocks = [g["item_id"].tolist() for _, g in history.groupby("block")]
     return {
@@ -75,3 +78,16 @@ def customer_view(store: Store, dataset: str, protocol_id: str, user_id: str, bl
         "stale": bool(len(chain)) and covered != history["item_id"].tolist(),
         "weights": keyword_weights(blocks, item_keywords(store, dataset)),
     }
+
+
+def _groundings(store: Store, dataset: str, chain: pd.DataFrame) -> list[Grounding]:
+    column = chain["grounding"] if "grounding" in chain else [None] * len(chain)
+    stored = [Grounding.from_json(g) if isinstance(g, str) else None for g in column]
+    if all(g is not None for g in stored):
+        return stored
+    evidence = item_evidence(store, dataset)  # every item's texts: only for summaries older than grounding
+    out, seen = [], []
+    for g, summary, ids in zip(stored, chain["summary"], chain["item_ids"], strict=True):
+        seen += list(ids)
+        out.append(g or check(summary, Evidence.union(evidence[i] for i in seen if i in evidence)))
+    return out

@@ -91,7 +91,8 @@ def score_customer(
     """Score, explain and gather evidence; the table is ranked best first.
 
     Columns: rank, item_id, title, score, rationale ('' when not explained), flags (attributes the
-    rationale names that the item lacks), evidence (one line), evidence_detail (an `Evidence`).
+    rationale names that the item lacks), grounding (the rationale's claims marked, None when not explained),
+    evidence (one line), evidence_detail (an `Evidence`).
     """
     rec = recommender.recommend(user, candidates, explain=explain, progress=progress)
     score = dict(zip(rec.candidates, rec.scores.tolist(), strict=True))
@@ -107,6 +108,7 @@ def score_customer(
                 "score": score[item],
                 "rationale": rationale,
                 "flags": finder.rationale_flags(rationale, item, rec.context) if rationale else [],
+                "grounding": finder.rationale_grounding(rationale, item, rec.context) if rationale else None,
                 "evidence": ev.summary(),
                 "evidence_detail": ev,
             }

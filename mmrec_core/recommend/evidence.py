@@ -2,27 +2,30 @@
 
 For a candidate item and a customer: which of the item's keywords the profile mentions and which
 recur in the customer's purchases; which of its item-graph neighbours the customer bought; which
-similar customers (the prompt's) bought it or a neighbour. And a check of the rationale itself: a
-sentence about the item that names a colour, material, pattern or product type the item's own texts
-(title, catalog text, description, keywords) never mention is flagged.
+similar customers (the prompt's) bought it or a neighbour. And a check of the rationale itself, by the
+grounding checker: a sentence about the item that names a colour, material, pattern, product type or
+number the item's own texts (title, catalog text, description, keywords) do not support is flagged.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
 from mmrec_core.graph.build import latest_graph_id, load_graph
+from mmrec_core.grounding.claims import Evidence as ClaimEvidence
+from mmrec_core.grounding.claims import Grounding, catalog_evidence, check
 from mmrec_core.recommend.context import ContextBuilder, UserContext
-from mmrec_core.textualize.keywords import COLOURS, MATERIALS, PATTERNS, contains_term
+from mmrec_core.textualize.keywords import contains_term
 from mmrec_core.textualize.texts import fused_item_texts
 
 # Words that can end up as "keywords" of a weak summarizer and would match any profile.
 _STOPWORDS = {"and", "the", "with", "for", "of", "in", "a", "an", "or", "to", "is", "it", "this", "that", "item"}
 # A sentence with one of these words talks about the customer, where naming their tastes is fine.
+_SENTENCE = re.compile(r"[^.!?]+[.!?]*")
 _ABOUT_CUSTOMER = re.compile(
     r"\b(customer|shopper|they|their|them|he|she|his|her|prefers?|preferences?|likes?|loves?|bought|history)\b",
     re.I,
@@ -73,8 +76,7 @@ class EvidenceFinder:
         self.builder = builder
         store, dataset = builder.ws.store, builder.dataset
         self.item_texts = {i: t.lower() for i, t in fused_item_texts(store, dataset).items()}
-        categories = store.items(dataset)["category"].dropna().str.lower().unique().tolist()
-        self.vocabulary = sorted(set(COLOURS) | set(MATERIALS) | set(PATTERNS) | set(categories), key=len, reverse=True)
+        self._evidence: dict[str, ClaimEvidence] = {}  # per item, built when first needed
         self.graph_id = latest_graph_id(store, dataset, builder.protocol_id)
         columns = ["src", "dst", "weight", "reason"]
         edges = load_graph(store, dataset, self.graph_id) if self.graph_id else pd.DataFrame(columns=columns)
@@ -104,26 +106,24 @@ class EvidenceFinder:
             ev.similar_bought += [(s.similar_user, i) for i in sorted(theirs & ({item_id} | near_ids))]
         return ev
 
+    def rationale_grounding(self, rationale: str, item_id: str, ctx: UserContext) -> Grounding:
+        """The rationale's claims, checked by the grounding checker (see module docstring): a sentence about the
+        item may say what the item's own texts support; one about the customer also what their profile,
+        purchases and similar customers' lines support."""
+        if item_id not in self._evidence:
+            self._evidence[item_id] = catalog_evidence([self.item_texts.get(item_id, "")])
+        own = self._evidence[item_id]
+        customer = catalog_evidence([ctx.profile, *(h.text() for h in ctx.history), *(s.text() for s in ctx.similar)])
+        claims = []
+        for found in _SENTENCE.finditer(rationale):
+            sentence = found.group(0)
+            about_customer = _ABOUT_CUSTOMER.search(sentence) is not None
+            evidence = ClaimEvidence.union([own, customer]) if about_customer else own
+            for claim in check(sentence, evidence).claims:  # offsets moved from the sentence into the rationale
+                claims.append(replace(claim, start=claim.start + found.start(), end=claim.end + found.start()))
+        return Grounding(claims)
+
     def rationale_flags(self, rationale: str, item_id: str, ctx: UserContext) -> list[str]:
-        """Attributes the rationale gives the item that its own texts never mention (see module docstring)."""
-        own = self.item_texts.get(item_id, "")
-        about_customer = " ".join(
-            [ctx.profile] + [h.text() for h in ctx.history] + [s.text() for s in ctx.similar]
-        ).lower()
-        flags: list[str] = []
-        for sentence in re.split(r"(?<=[.!?])\s+", rationale.lower()):
-            customer_sentence = _ABOUT_CUSTOMER.search(sentence) is not None
-            for term in self.vocabulary:
-                if term in flags or not contains_term(sentence, term) or _supported(own, term):
-                    continue
-                if customer_sentence and contains_term(about_customer, term):
-                    continue  # most likely describes the customer's taste, not the item
-                if any(contains_term(f, term) for f in flags):  # "organic cotton" already flagged covers "cotton"
-                    continue
-                flags.append(term)
-        return flags
-
-
-def _supported(text: str, term: str) -> bool:
-    """The item's text names the term (a plural or '-coloured' form counts)."""
-    return any(contains_term(t, form) for t in (text, text.replace("-", " ")) for form in (term, term + "s"))
+        """The unsupported claims of the rationale, as written (each once)."""
+        unsupported = self.rationale_grounding(rationale, item_id, ctx).unsupported
+        return list(dict.fromkeys(c.text.lower() for c in unsupported))

@@ -62,10 +62,11 @@ def withheld_context(row: dict) -> ItemText:
 
 
 def image_guesses(facts: list) -> dict[str, str]:
-    """What the visual facts alone say: the top colour's family, the top object label, 'solid' or nothing."""
+    """What the visual facts alone say: colour family, product type, pattern (the classifier's, where it ran)."""
     def top(kind: str) -> str:
         found = [f for f in facts if f.kind == kind]
-        return max(found, key=lambda f: f.confidence).value if found else ""
+        trained = [f for f in found if f.source == "attribute-classifier"]  # it answers in the catalog's terms
+        return max(trained or found, key=lambda f: f.confidence).value if found else ""
 
     return {"colour": colour_family(top("colour")), "product type": top("object").lower(), "pattern": top("pattern")}
 
@@ -87,6 +88,7 @@ def evaluate_descriptions(
     n: int = 200,
     seed: int = 0,
     batch_size: int = 16,
+    describers: tuple[str, ...] = DESCRIBERS,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> DescriptionReport:
     """Describe `n` held-out articles (0: all) with every describer the engine has; score them (see module)."""
@@ -101,7 +103,7 @@ def evaluate_descriptions(
     rows = held.sort_values("item_id").to_dict("records")
     categories = sorted(ws.store.items(dataset)["category"].dropna().unique())
     domain = domain_for(ws.store.require_dataset(dataset)["format"])
-    modes = DESCRIBERS if engine.name == "builtin" and hasattr(engine, "with_describer") else ("(engine)",)
+    modes = describers if engine.name == "builtin" and hasattr(engine, "with_describer") else ("(engine)",)
     writers = {m: engine.with_describer(m) if m in DESCRIBERS else engine for m in modes}
 
     written = {m: [] for m in modes}

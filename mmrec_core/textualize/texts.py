@@ -4,7 +4,8 @@
 - `item_lines`: one short line per item for prompts that list purchases (title and keywords);
 - `fused_item_texts`: catalog text, newest description and keywords in one text (what the item graph
   embeds and the evidence checks);
-- `source_texts`: the text keywords are made from (the description, then the catalog text).
+- `source_texts`: the text keywords are made from (the description, then the catalog text);
+- `item_evidence`: what each item's texts support, for the grounding checker.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 from collections.abc import Sequence
 
 from mmrec_core.engines.base import ItemText
+from mmrec_core.grounding.claims import Evidence, catalog_evidence, catalog_texts
 from mmrec_core.store.database import Store
 
 
@@ -81,3 +83,17 @@ def source_texts(store: Store, dataset: str) -> dict[str, str]:
         str(row["item_id"]): fused_source(item_context(row), described.get(row["item_id"], ""))
         for row in items.to_dict("records")
     }
+
+
+def item_evidence(store: Store, dataset: str) -> dict[str, Evidence]:
+    """item_id -> what its catalog entry, newest description and keywords support (for checking profiles)."""
+    items = store.items(dataset)
+    latest = store.latest_keywords(dataset).set_index("item_id")
+    desc, kws = latest["description"].to_dict(), latest["keywords"].to_dict()
+    out = {}
+    for row in items.to_dict("records"):
+        c = item_context(row)
+        keywords = kws.get(row["item_id"])
+        extra = [desc.get(row["item_id"]) or "", ", ".join(keywords) if keywords is not None else ""]
+        out[str(row["item_id"])] = catalog_evidence([*catalog_texts(c.title, c.category, c.text, c.attributes), *extra])
+    return out
