@@ -1,5 +1,6 @@
-"""The grounding checker on a hand-labelled table of 20 real texts: the embedded engine's outputs quoted in issue 22
-and H&M's own detail_desc checked against the rest of the article (sample_data), plus image-fact cases.
+"""The grounding checker on a hand-labelled table of 42 real texts: the embedded engine's outputs (quoted in issue 22,
+and more of its free describer's on sample articles) and H&M's own detail_desc checked against the rest of the
+article (sample_data), plus made-up number and image-fact cases.
 
 Each row: text, catalog fields, visual facts, and every checkable claim as (words as written, support) in reading
 order, labelled by reading the article, not by running the checker."""
@@ -135,6 +136,141 @@ CASES = [
         catalog("Jade HW Skinny Denim TRS", with_details=False),
         [],
         [("jeans", C), ("denim", C)],
+    ),
+    # -- more of the builtin engine's own (free describer) outputs on sample articles: inventions it makes
+    (
+        "This product is a Skinnies. A Skinnie is a type of clothing made from light blue denim.",
+        catalog("Skinny L.W Elite"), [],
+        [("light blue", C), ("denim", C)],
+    ),
+    (
+        "Skirt Mini: A stylish and versatile piece of clothing that can be worn by anyone.",
+        catalog("Skirt Mini"), [],
+        [("Skirt", C)],
+    ),
+    (
+        "The product is a flirty lassie necklace made of gold, with a metallic finish.",
+        catalog("Flirty Linnea necklace"), [],
+        [("necklace", C), ("gold", C), ("metallic", U)],  # a metal chain is no metallic finish
+    ),
+    (
+        "Lindsay N - Slip (W), Black, 90% (0%) (0)\nLace: Black, Lace, 0.5% (1.11)\n"
+        "Pattern (metallic): glittering, 1.2% (2.21)",
+        catalog("Lindsay N-slip (W)"), [],
+        [("Black", C), ("90%", U), ("0%", U), ("0", U), ("Lace", C), ("Black", C), ("Lace", C), ("0.5%", U),
+         ("1.11", U), ("Pattern", U), ("metallic", U), ("glittering", U), ("1.2%", U), ("2.21", U)],
+    ),
+    (
+        "Tilly (2). T-Shirt: 1.\nT-shirt: 2.\nColouring: 99.99%\nPatterned: 0.001%\n\n"
+        "This product is a 100% authentic product with a 90% chance of",
+        catalog("Tilly (1)"), [],
+        [("2", U), ("T-Shirt", C), ("1", C), ("T-shirt", C), ("2", U), ("99.99%", U), ("Patterned", U),
+         ("0.001%", U), ("100%", U), ("90%", U)],  # a bare number the title has ("Tilly (1)") counts as said
+    ),
+    (
+        "Categories: 1.\nProduct Description: Beckas Hoodie, a 2022 product, is a 100% of the product, a product of "
+        "the company, Becka Hoodie.\nLikes: 2.\nSatisfies: 3.\nMakes",
+        catalog("Becka hoodie"), [],
+        [("Categories:", U), ("1", U), ("Product Description", U), ("Hoodie", C), ("2022", U), ("100%", U),
+         ("Hoodie", C), ("2", U), ("3", U)],
+    ),
+    (
+        "Mascara: Mascara\nMisc.: Mascaras\nProduct: Melt-A-Sweat\n\nThis product is a product that is made from a "
+        "machine-read, and it is made with a machine that is capable of reading the color of the fabric.",
+        catalog("PETAR SWEATSHIRT"), [],
+        [("Mascara", U), ("Mascara", U), ("Mascaras", U)],
+    ),
+    (
+        "Mentioning the colour is a double-edged sword. While it adds a unique touch to the product, it also makes it "
+        "difficult to distinguish from other similar items. The product is a mix of different materials, and the "
+        "pattern is a deliberate choice to add a personal touch.",
+        catalog("Girlfriend R.W."), [],
+        [("pattern", U)],  # plain denim jeans
+    ),
+    (
+        "Jalin linen (1) - A luxurious, high-end, high fashion-inspired, high end, high quality, highend, luxurious, "
+        "luxurious - a bespoke, bespoke - bespoke garment - a high-quality, highquality, luxurious garment - 1.\n"
+        "Jaline linen (2",
+        catalog("Jalin linen(1)"), [],
+        [("linen", C), ("1", C), ("1", C), ("linen", C), ("2", U)],
+    ),
+    (
+        "ESSENTIAL TOAD LACE VEHICLE TUNP LACE (SUPERSUBSTITUTE OF TOAD TOAD TUNCE)\nEASY TO DON'T DON’T DONT DON‘T "
+        "DONE!\n\nThis product is a high",
+        catalog("ESSENTIAL TANKTOP LACE TVP"), [],
+        [("LACE", C), ("LACE", C)],  # the title says lace
+    ),
+    # -- more H&M detail_desc against the rest of the article
+    (
+        "Sports bra in fast-drying functional fabric with jacquard-patterned details, removable inserts, adjustable "
+        "shoulder straps that cross at the back and wide ribbing at the hem. Light support. The bra is designed with "
+        "the minimum number of seams for a more comfortable fit and increased mobility.",
+        catalog("Honey seamless bra", with_details=False), [],
+        [("bra", C), ("jacquard-patterned", U), ("bra", C)],
+    ),
+    (
+        "High-waisted shorts in superstretch twill with a zip fly and button, back pockets and sewn-in turn-ups at "
+        "the hems.",
+        catalog("Ozzy  HW Denim Shorts", with_details=False), [],
+        [("shorts", C), ("twill", U)],
+    ),
+    (
+        "Sleeveless blouse in linen with a deep V-neck front and back, buttons down the front and a seam at the "
+        "waist with a flared peplum.",
+        catalog("Ariel", with_details=False), [],
+        [("blouse", C), ("linen", U)],
+    ),
+    (
+        "Wide sports top in fast-drying functional fabric with a slightly wider neckline and short cap sleeves. "
+        "Rounded and slightly longer at the back.",
+        catalog("Izzy tee", with_details=False), [],
+        [("top", C)],  # a T-shirt is a top; "cap sleeves" are sleeves
+    ),
+    (
+        "Lined bikini top with padded cups for a larger bust and fuller cleavage. Wide shoulder straps and a metal "
+        "fastener at the back.",
+        catalog("Push it Push Bra.", with_details=False), [],
+        [("bikini top", C), ("metal", U)],
+    ),
+    (
+        "Sports shorts in fast-drying functional fabric with a regular elasticated, drawstring waist, mesh key "
+        "pocket in the waistband and short slits at the hems.",
+        catalog("RA RW shorts", with_details=False), [],
+        [("shorts", C), ("mesh", U)],
+    ),
+    (
+        "Boxy-style jumper in a soft, fine knit containing some wool with low dropped shoulders, long sleeves and "
+        "ribbing around the neckline, cuffs and hem. The polyester content of the jumper is recycled.",
+        catalog("Dame", with_details=False), [],
+        [("jumper", C), ("wool", U), ("polyester", U), ("jumper", C)],
+    ),
+    (
+        "Fitted strappy top in soft organic cotton jersey.",
+        catalog("Strap Top.", with_details=False), [],
+        [("top", C), ("organic cotton", U), ("jersey", U)],
+    ),
+    (
+        "Fine-knit trainer socks in a soft cotton blend.",
+        catalog("7p Basic Shaftless", with_details=False), [],
+        [("socks", C), ("cotton", U)],
+    ),
+    (
+        "Fully lined, waist-high bikini bottoms with a decorative belt and round plastic buckle at the waist and a "
+        "high cut at the back.",
+        catalog("Belter HW Cheeky Brazilian", with_details=False), [],
+        [("bikini bottoms", C), ("belt", U), ("plastic", U)],  # swimwear bottoms; the belt is a claimed detail
+    ),
+    (
+        "Shaping briefs in microfibre and lace with a high waist, lined gusset and medium coverage at the back. Firm "
+        "shaping effect on the waist and hips.",
+        catalog("Emilia Brief HR FS", with_details=False), [],
+        [("briefs", C), ("microfibre", U), ("lace", U)],
+    ),
+    (
+        "Trousers in stretch twill with a high, elasticated waist and a concealed zip in one side. Fake welt pockets "
+        "at the back and slim legs with creases and short slits at the hems.",
+        catalog("Noa skinny trouser", with_details=False), [],
+        [("Trousers", C), ("twill", U)],
     ),
     (  # the same numbers written differently are one claim
         "Matt tights, 20 den, elasticated waist.",

@@ -102,8 +102,11 @@ _COLOUR = re.compile(
 _KIND_PATTERNS = {
     "material": (_word_pattern(MATERIAL), MATERIAL),
     "pattern": (_word_pattern(PATTERN), PATTERN),
-    # "at the top", "the top of": position, not a product
-    "product type": (_word_pattern(PRODUCT_TYPE, before="(?<!the )", after=_MODIFIED), PRODUCT_TYPE),
+    # "at the top", "on top", "the top of": a position, not a product ("the bra is padded" is one)
+    "product type": (
+        _word_pattern(PRODUCT_TYPE, before="(?<!at the )(?<!on the )(?<!on )", after=_MODIFIED + r"(?!(?<=top) of\b)"),
+        PRODUCT_TYPE,
+    ),
 }
 _UNIT_FORMS = _alternation(UNITS)
 _QUANTITY = re.compile(rf"(?<![\w.,])(\d+(?:[.,]\d+)?)\s?({_UNIT_FORMS})?(?![\w%])", re.IGNORECASE)

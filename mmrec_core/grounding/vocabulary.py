@@ -52,7 +52,8 @@ PATTERN: dict[str, str] = {
     "pattern": "print", "motif": "print", "front print": "print", "placement print": "print",
     "leopard": "print", "leopard print": "print", "animal print": "print", "camouflage": "print",
     "paisley": "print", "graphic": "print", "melange": "melange", "marl": "melange", "marled": "melange",
-    "jacquard": "jacquard", "jacquard-knit": "jacquard", "lace": "lace", "embroidery": "embroidery",
+    "jacquard": "jacquard", "jacquard-knit": "jacquard",
+    "jacquard-patterned": "jacquard", "lace": "lace", "embroidery": "embroidery",
     "embroidered": "embroidery", "sequin": "sequin", "sequinned": "sequin", "glitter": "glitter",
     "glittery": "glitter", "glittering": "glitter", "metallic": "glitter", "shimmer": "glitter",
     "colour block": "colour blocking", "colour blocking": "colour blocking", "colour-block": "colour blocking",
@@ -99,7 +100,7 @@ PRODUCT_TYPE: dict[str, str] = {
     "stay ups": "tights", "stay-ups": "tights", "stay up": "tights", "leggings": "leggings", "shoes": "shoes",
     "loafers": "shoes",
     "garment set": "set", "set": "set", "suit": "suit", "waistcoat": "waistcoat", "poncho": "poncho",
-    "kaftan": "kaftan", "tunic": "tunic", "bolero": "bolero",
+    "kaftan": "kaftan", "tunic": "tunic", "bolero": "bolero", "mascara": "mascara", "lipstick": "lipstick",
 }  # fmt: skip
 # Broader catalog words that support their narrower types ("Leggings/Tights" supports "tights" and "leggings";
 # a catalog "T-shirt" supports "top"; underwear tights are tights).
@@ -118,7 +119,7 @@ FIELD_NAMES = (
     "product type", "product group", "product colour group", "product category", "product graphic type",
     "colour group", "graphical appearance", "garment group", "index name", "section name", "perceived colour",
     "department name", "product_type_name", "colour_group_name", "detail_desc", "title:", "category:",
-    "details:", "catalog entry",
+    "details:", "catalog entry", "product description", "categories:",
 )
 
 # Units a number can carry, each form mapped to one canonical unit ("3 pack", "3-pack" and "3p" are one claim).
