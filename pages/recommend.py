@@ -119,6 +119,10 @@ for row in table.itertuples():
             if row.rationale:
                 st.markdown("*Rationale:*")
                 marked_text(row.rationale, row.grounding)
+                if row.cites:
+                    st.caption("Cites verified evidence: " + ", ".join(row.cites))
+                else:
+                    st.caption(":orange[Cites none of the evidence found without the LLM.]")
             if row.flags:
                 st.warning(f"The rationale names {', '.join(row.flags)}, which this item's texts never mention.")
         with why:

@@ -14,7 +14,7 @@ from mmrec_core.evaluate.llm import evaluate_llm
 from mmrec_core.graph.build import latest_graph_id, load_graph
 from mmrec_core.recommend.context import ContextBuilder, ItemLine, SimilarLine, UserContext
 from mmrec_core.recommend.customer import model_candidates, score_customer, stored_candidates
-from mmrec_core.recommend.evidence import EvidenceFinder
+from mmrec_core.recommend.evidence import Evidence, EvidenceFinder
 from mmrec_core.recommend.llm import LLMRecommender, RecommendConfig, answer_scores, parse_answer
 from mmrec_core.recommend.prompt import context_text, listwise_prompt, pointwise_prompt, shuffled
 from mmrec_core.store.workspace import Workspace
@@ -191,6 +191,32 @@ def test_evidence_finds_bought_neighbours_and_similar_customers(rec_ws: Workspac
     assert checked > 0  # the sample has real graph and similar-customer evidence to find
 
 
+def test_rationales_are_asked_to_cite_the_evidence_and_their_citations_are_checked(rec_ws: Workspace) -> None:
+    pid = create_protocol(rec_ws.store, "sample")
+    engine = ScriptedEngine(rec_ws.settings)
+    builder = ContextBuilder(rec_ws, "sample", pid)
+    finder = EvidenceFinder(builder)
+    user = builder.data.parts["test"].users[3]
+    rec, table = score_customer(LLMRecommender(engine, builder), finder, user, stored_candidates(builder, user))
+    explained = table[table["rationale"] != ""]
+    asked = [p for p in engine.prompts if "In one or two sentences" in p]
+    for row in explained.itertuples():  # the facts found without the LLM go into the rationale's prompt
+        facts = finder.for_item(rec.context, row.item_id).for_prompt(builder.titles)
+        prompt = next(p for p in asked if builder.line(row.item_id).text() in p)
+        assert (f"What supports it: {facts}" in prompt) == bool(facts)
+        assert row.cites == row.evidence_detail.cited_by(row.rationale, builder.titles)
+
+    ev = Evidence("x", history_matches=[("black", 3)], neighbours_bought=[("n1", 0.5, "co-bought")])
+    titles = {"n1": "Shape Up 30 den 1p Tights"}
+    assert ev.cited_by("Black, like three of her past purchases.", titles) == ["keyword 'black'"]
+    assert ev.cited_by("She bought the Shape Up 30 den 1p Tights.", titles) == ["item 'Shape Up 30 den 1p Tights'"]
+    assert ev.cited_by("A timeless piece.", titles) == []
+    assert ev.for_prompt(titles) == (
+        "it shares black with the customer's past purchases; "
+        "the customer bought its neighbour Shape Up 30 den 1p Tights"
+    )
+
+
 def test_rationale_flags_only_unsupported_item_attributes(rec_ws: Workspace) -> None:
     pid = create_protocol(rec_ws.store, "sample")
     builder = ContextBuilder(rec_ws, "sample", pid)
@@ -331,3 +357,14 @@ def test_cli_score_and_eval_llm(sample_workspace: Workspace, monkeypatch, capsys
     for row in ("LLM pointwise", "popularity"):  # the comparison on the same users and candidates
         assert re.search(rf"^{row}\s+[\d.]+", out, flags=re.M)
     assert "seconds_per_user" in out
+
+
+def test_eval_rationales_counts_citations_and_unsupported_claims(rec_ws: Workspace) -> None:
+    from mmrec_core.evaluate.rationales import evaluate_rationales
+
+    create_protocol(rec_ws.store, "sample")
+    summary, table = evaluate_rationales(rec_ws, ScriptedEngine(rec_ws.settings), "sample", users=4)
+    assert summary["users"] == 4 and summary["rationales"] == len(table) == 12  # the top 3 of each
+    # the scripted rationale calls every item "a red wool coat": unsupported wherever the item is not one
+    assert 0 < summary["unsupported-claim rate"] <= 1 and summary["rationales with one"] > 0
+    assert summary["cite verified evidence"] == (table["cites"] != "").mean()

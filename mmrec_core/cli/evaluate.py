@@ -31,6 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-llm", action="store_true", help="--all: leave the LLM (zero-shot and adapters) out")
     p.set_defaults(run=cmd_eval)
 
+    p = sub.add_parser("eval-rationales", help="do the LLM's rationales cite verified evidence, and invent claims?")
+    p.add_argument("dataset")
+    add_llm_options(p)
+    p.add_argument("--users", type=int, default=20, help="a seeded subset of this many test users (default 20)")
+    p.set_defaults(run=cmd_eval_rationales)
+
     p = sub.add_parser("compare", help="two eval runs user by user: paired bootstrap interval and Wilcoxon test")
     p.add_argument("run_a")
     p.add_argument("run_b")
@@ -176,3 +182,19 @@ def cmd_report(ws: Workspace, args: argparse.Namespace) -> None:
     out = args.out or ws.settings.data_dir / "reports" / f"{args.dataset}.html"
     path = write_report(ws, args.dataset, protocol, out)
     print(f"{args.dataset}: report written to {path}")
+
+
+def cmd_eval_rationales(ws: Workspace, args: argparse.Namespace) -> None:
+    from mmrec_core.engines import get_engine
+    from mmrec_core.evaluate.rationales import evaluate_rationales
+
+    config = build(RecommendConfig, {**vars(args), "mode": "pointwise"})
+    engine = get_engine(with_adapter(ws, args))
+    summary, table = with_progress(
+        "user", lambda p: evaluate_rationales(ws, engine, args.dataset, args.users, config, progress=p)
+    )
+    print(f"{args.dataset}: rationales for the top {config.explain_top} of {summary['users']} test users")
+    for name, value in summary.items():
+        print(f"  {name:28} {value:.3f}" if isinstance(value, float) else f"  {name:28} {value}")
+    if len(table):
+        print(table[["item_id", "cites", "unsupported", "rationale"]].head(6).to_string(index=False, max_colwidth=70))

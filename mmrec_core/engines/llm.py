@@ -53,12 +53,18 @@ class GenerationOptions:
     seed: int = field(default=0, metadata={"help": "Random seed for sampling, so a sampled run can be repeated."})
     batch_size: int = field(default=8, metadata={"help": "Prompts per generate() call."})
     stop: tuple[str, ...] = field(default=(), metadata={"help": "Stop a row at the first of these strings."})
+    answer_numbers: int = field(
+        default=0,
+        metadata={"help": "If > 0: after '<answer>' only numbers 1..N and '</answer>' (engines/constrained.py)."},
+    )
 
     def as_params(self) -> dict:
         keep = ["max_new_tokens", "do_sample", "repetition_penalty", "no_repeat_ngram_size"] + (
             ["temperature", "top_p", "seed"] if self.do_sample else []
         )
         params = {k: getattr(self, k) for k in keep}
+        if self.answer_numbers:
+            params["answer_numbers"] = self.answer_numbers
         return {**params, "stop": list(self.stop)} if self.stop else params
 
 
@@ -131,6 +137,8 @@ class TextLM:
         }
         if options.stop:
             kwargs.update(stop_strings=list(options.stop), tokenizer=tok)
+        if options.answer_numbers:
+            kwargs["answer_numbers"] = options.answer_numbers  # the constraint needs each batch's prompt width
         if options.do_sample:
             torch.manual_seed(options.seed)
             kwargs.update(temperature=options.temperature, top_p=options.top_p)
@@ -157,7 +165,15 @@ class TextLM:
         prefix = torch.tensor([rows[0][:shared]] * len(rows), dtype=torch.long).reshape(len(rows), shared)
         ids = torch.cat([prefix, own], dim=1).to(device)
         mask = torch.cat([torch.ones_like(prefix), own_mask], dim=1).to(device)
+        kwargs = dict(kwargs)
         extra = {}
+        if n := kwargs.pop("answer_numbers", 0):
+            from transformers import LogitsProcessorList
+
+            from mmrec_core.engines.constrained import AnswerConstraint
+
+            constraint = AnswerConstraint(self.tokenizer, n, ids.shape[1], kwargs["max_new_tokens"])
+            extra["logits_processor"] = LogitsProcessorList([constraint])
         if shared:
             cache = cache_of(self.model(input_ids=ids[:1, :shared], use_cache=True))
             cache.batch_repeat_interleave(len(rows))

@@ -92,9 +92,12 @@ def score_customer(
 
     Columns: rank, item_id, title, score, rationale ('' when not explained), flags (attributes the
     rationale names that the item lacks), grounding (the rationale's claims marked, None when not explained),
+    cites (the evidence the rationale names: shared keywords, bought items; empty when it cites none),
     evidence (one line), evidence_detail (an `Evidence`).
     """
-    rec = recommender.recommend(user, candidates, explain=explain, progress=progress)
+    titles = recommender.builder.titles
+    cite = lambda ctx, item: finder.for_item(ctx, item).for_prompt(titles)  # noqa: E731 (what to cite)
+    rec = recommender.recommend(user, candidates, explain=explain, progress=progress, evidence=cite)
     score = dict(zip(rec.candidates, rec.scores.tolist(), strict=True))
     rows = []
     for rank, item in enumerate(rec.ranking(), start=1):
@@ -109,6 +112,7 @@ def score_customer(
                 "rationale": rationale,
                 "flags": finder.rationale_flags(rationale, item, rec.context) if rationale else [],
                 "grounding": finder.rationale_grounding(rationale, item, rec.context) if rationale else None,
+                "cites": ev.cited_by(rationale, titles) if rationale else [],
                 "evidence": ev.summary(),
                 "evidence_detail": ev,
             }

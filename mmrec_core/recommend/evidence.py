@@ -53,6 +53,31 @@ class Evidence:
         out += [f"Similar customer {u[:10]}… bought {name(i)}" for u, i in self.similar_bought[:5]]
         return out or ["No supporting evidence in the profile, the purchases, the graph or similar customers."]
 
+    def for_prompt(self, titles: dict[str, str], most: int = 3) -> str:
+        """The strongest few facts, short, for the rationale prompt to cite ('' when there are none)."""
+        facts = ["the customer bought this item before"] if self.bought_before else []
+        if self.history_matches:
+            shared = ", ".join(k for k, _ in self.history_matches[:3])
+            facts.append(f"it shares {shared} with the customer's past purchases")
+        facts += [f"the customer bought its neighbour {titles.get(i, i)}" for i, _, _ in self.neighbours_bought[:2]]
+        facts += [f"a similar customer bought {titles.get(i, i)}" for _, i in self.similar_bought[:2]]
+        if self.profile_matches:
+            facts.append("the profile mentions " + ", ".join(self.profile_matches[:3]))
+        return "; ".join(facts[:most])
+
+    def cited_by(self, rationale: str, titles: dict[str, str]) -> list[str]:
+        """The pieces of this evidence that `rationale` names (a shared keyword, a bought neighbour's or a similar
+        customer's item title, a repeat purchase): what makes a rationale verifiable."""
+        text = rationale.lower()
+        cited = [f"keyword '{k}'" for k, _ in self.history_matches if contains_term(text, k.lower())]
+        cited += [f"keyword '{k}' (profile)" for k in self.profile_matches
+                  if contains_term(text, k.lower()) and f"keyword '{k}'" not in cited]  # fmt: skip
+        items = [i for i, _, _ in self.neighbours_bought] + [i for _, i in self.similar_bought]
+        cited += [f"item '{titles[i]}'" for i in dict.fromkeys(items) if titles.get(i) and titles[i].lower() in text]
+        if self.bought_before and re.search(r"\b(before|again|already)\b", text):
+            cited.append("a repeat purchase")
+        return cited
+
     def summary(self) -> str:
         """One line for tables and the command line."""
         parts = []

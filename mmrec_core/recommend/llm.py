@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -68,6 +68,10 @@ class RecommendConfig:
         },
     )
     seed: int = field(default=0, metadata={"help": "Seed of the candidate order shown in listwise prompts."})
+    constrained: bool = field(
+        default=True,
+        metadata={"help": "Listwise: after <answer> allow only the shown numbers (so every answer names a candidate)."},
+    )
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -182,10 +186,12 @@ class LLMRecommender:
         explain: int | None = None,
         progress: Progress | None = None,
         prepared: tuple[UserContext, RecPrompt] | None = None,
+        evidence: Callable[[UserContext, str], str] | None = None,
     ) -> Recommendation:
         """Score `candidates` for `user`; pointwise also explains the top `explain` (default config.explain_top).
 
-        `prepared`: what `prepare(user, candidates)` returned, when the caller already built it.
+        `prepared`: what `prepare(user, candidates)` returned, when the caller already built it. `evidence`:
+        (context, item) -> verifiable facts the rationale is asked to cite (`EvidenceFinder`).
         """
         start = time.perf_counter()
         candidates = list(dict.fromkeys(candidates))
@@ -201,7 +207,10 @@ class LLMRecommender:
             by_item = dict(zip(prompt.order, np.asarray(raw, dtype=np.float32).tolist(), strict=True))
             scores = np.asarray([by_item[c] for c in candidates], dtype=np.float32)
         else:
-            options = GenerationOptions(max_new_tokens=self.config.max_new_tokens, batch_size=1, stop=("</answer>",))
+            numbers = len(prompt.order) if self.config.constrained else 0
+            options = GenerationOptions(
+                max_new_tokens=self.config.max_new_tokens, batch_size=1, stop=("</answer>",), answer_numbers=numbers
+            )
             text = self.engine.generate([prompt.full()], options, system=self.system)[0]
             answer = parse_answer(text, prompt.order)
             scores = answer_scores(answer, candidates)
@@ -210,7 +219,9 @@ class LLMRecommender:
             progress(1, steps, "scored")
         if self.config.mode == "pointwise":
             report = (lambda n, _total, msg: progress(1 + n, steps, msg)) if progress else None
-            rec.rationales = self.explain(ctx, rec.ranking()[:n_explain], report)
+            top = rec.ranking()[:n_explain]
+            facts = {item: evidence(ctx, item) for item in top} if evidence else None
+            rec.rationales = self.explain(ctx, top, report, facts)
         elif answer is not None and answer.valid:
             rec.rationales = {answer.ranking[0]: answer.rationale}
         rec.seconds = time.perf_counter() - start
@@ -218,13 +229,23 @@ class LLMRecommender:
             progress(steps, steps, "done")
         return rec
 
-    def explain(self, ctx: UserContext, items: Sequence[str], progress: Progress | None = None) -> dict[str, str]:
+    def explain(
+        self,
+        ctx: UserContext,
+        items: Sequence[str],
+        progress: Progress | None = None,
+        evidence: Mapping[str, str] | None = None,
+    ) -> dict[str, str]:
         """A short generated rationale per item (greedy, so reproducible), all in one batch: the prompts share
-        the customer's whole context, which the engine then reads once."""
+        the customer's whole context, which the engine then reads once. `evidence` per item: facts to cite."""
         if not items:
             return {}
         options = GenerationOptions(max_new_tokens=min(self.config.max_new_tokens, 80), batch_size=len(items))
-        prompts = [explain_prompt(ctx, self.builder.line(item), self.count, self.max_tokens) for item in items]
+        evidence = evidence or {}
+        prompts = [
+            explain_prompt(ctx, self.builder.line(item), self.count, self.max_tokens, evidence.get(item, ""))
+            for item in items
+        ]
         texts = self.engine.generate([p.full() for p in prompts], options, system=self.system)
         if progress:
             progress(len(items), len(items), f"{len(items)} rationales")
@@ -232,4 +253,8 @@ class LLMRecommender:
 
     def provenance(self) -> dict:
         params = {**asdict(self.config), **self.builder.provenance(), "max_tokens": self.max_tokens}
+        if self.config.mode == "listwise" and self.config.constrained:
+            from mmrec_core.engines.constrained import CONSTRAINT_VERSION
+
+            params["answer_constraint"] = CONSTRAINT_VERSION
         return self.engine.provenance("llm", prompts.REC_VERSION, **params)

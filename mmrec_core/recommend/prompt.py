@@ -110,8 +110,14 @@ def listwise_prompt(
     return RecPrompt(prefix, [suffix], [c.item_id for c in shown], cut)
 
 
-def explain_prompt(ctx: UserContext, candidate: ItemLine, count: TokenCounter, max_tokens: int) -> RecPrompt:
-    """Ask for a short rationale about one candidate (pointwise mode has no reasoning of its own)."""
-    suffix = rec_text(prompts.REC_EXPLAIN, ctx.domain, candidate=candidate.text())
+def explain_prompt(
+    ctx: UserContext, candidate: ItemLine, count: TokenCounter, max_tokens: int, evidence: str = ""
+) -> RecPrompt:
+    """Ask for a short rationale about one candidate (pointwise mode has no reasoning of its own); with
+    `evidence` (verifiable facts found without the LLM), ask it to cite one of them."""
+    if evidence:
+        suffix = rec_text(prompts.REC_EXPLAIN_EVIDENCE, ctx.domain, candidate=candidate.text(), evidence=evidence)
+    else:
+        suffix = rec_text(prompts.REC_EXPLAIN, ctx.domain, candidate=candidate.text())
     prefix, cut = fit_prefix(ctx, suffix, count, max_tokens)
     return RecPrompt(prefix, [suffix], [candidate.item_id], cut)

@@ -25,6 +25,12 @@ REC_EXPLAIN = (
     "In one or two sentences, say why this customer would or would not {buy} the candidate item, "
     "naming only attributes the item really has."
 )
+REC_EXPLAIN_EVIDENCE = (
+    "Candidate item: {candidate}\n"
+    "What supports it: {evidence}\n"
+    "In one or two sentences, say why this customer would or would not {buy} the candidate item. Cite one of "
+    "the supporting facts above and name only attributes the item really has."
+)
 
 
 def rec_text(template: str, domain: Domain, **fields: str) -> str:
