@@ -118,21 +118,17 @@ if view is not None:
             st.write(view["text"])
             st.json(view["attributes"], expanded=False)
         st.markdown("**All stored versions** (engines, models and prompt versions side by side)")
-        st.dataframe(
-            view["versions"],
-            hide_index=True,
-            width="stretch",
-            column_order=[
-                "created_at",
-                "engine",
-                "model",
-                "describe_prompt",
-                "keyword_prompt",
-                "reward",
-                "keywords",
-                "description",
-            ],
-        )
+        shown = [
+            "created_at",
+            "engine",
+            "model",
+            "describe_prompt",
+            "keyword_prompt",
+            "reward",
+            "keywords",
+            "description",
+        ]
+        st.dataframe(view["versions"][shown], hide_index=True, width="stretch")  # not the Grounding objects
 
 
 def reset_paging() -> None:

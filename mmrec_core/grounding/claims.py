@@ -104,7 +104,9 @@ _KIND_PATTERNS = {
     "pattern": (_word_pattern(PATTERN), PATTERN),
     # "at the top", "on top", "the top of": a position, not a product ("the bra is padded" is one)
     "product type": (
-        _word_pattern(PRODUCT_TYPE, before="(?<!at the )(?<!on the )(?<!on )", after=_MODIFIED + r"(?!(?<=top) of\b)"),
+        _word_pattern(
+            PRODUCT_TYPE, before=r"(?<!\bat the )(?<!\bon the )(?<!\bon )", after=_MODIFIED + r"(?!(?<=top) of\b)"
+        ),
         PRODUCT_TYPE,
     ),
 }
