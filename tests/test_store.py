@@ -74,8 +74,10 @@ def test_each_thread_gets_its_own_cursor_and_sees_committed_rows(tmp_path: Path)
     cursors, counts = [], []
 
     def work() -> None:
-        cursors.append(id(s.cursor()))
+        mine = s.cursor()
+        cursors.append(mine)  # the object itself: a freed cursor's id could be reused by the next thread's
         time.sleep(0.01)
+        assert s.cursor() is mine  # the same one for the whole thread (else `counts` misses this thread)
         counts.append(s.scalar("SELECT count(*) FROM items"))
 
     threads = [threading.Thread(target=work) for _ in range(4)]
@@ -84,5 +86,5 @@ def test_each_thread_gets_its_own_cursor_and_sees_committed_rows(tmp_path: Path)
     for t in threads:
         t.join()
     assert counts == [1000] * 4
-    assert len(set(cursors)) == 4 and id(s.cursor()) not in cursors
+    assert len({id(c) for c in cursors}) == 4 and all(s.cursor() is not c for c in cursors)
     s.close()
