@@ -90,7 +90,9 @@ with detail:
             thumbnail_row(ws.images, items, per_row=6)
             if summaries is not None and block in summaries.index:
                 row = summaries.loc[block]
-                if row["flag"]:
+                if row["flag"] and str(row["flag"]).startswith("scaffold"):  # specific now, but not the LLM's own
+                    st.info(f"The LLM's summary was too vague or degenerate: {row['flag']}")
+                elif row["flag"]:
                     st.warning(row["flag"])
                 st.markdown(f"*Summary after block {block}:*")
                 marked_text(row["summary"], row["grounding"])

@@ -113,7 +113,9 @@ def test_eval_profiles_reports_both_representations(profiled):
     ws, protocol, users, engine = profiled
     table = evaluate_profiles(ws, engine, SAMPLE_DATASET, protocol)
     assert table["representation"].tolist() == ["LLM profile", "history text (no LLM)"]
-    assert table.attrs["profiled"] == 40 and table.attrs["flagged"] == 0
+    assert table.attrs["profiled"] == 40 and table.attrs["flagged"] == 0 and table.attrs["scaffolded"] <= 40
+    profile = table.iloc[0]  # every stored summary names what recurs and states nothing unsupported
+    assert profile["terms_named"] >= 3 and profile["unsupported_claims"] == 0
     assert table["users"].eq(table.attrs["evaluated"]).all() and 2 <= table.attrs["evaluated"] <= 40
     assert table[["auc", "near_identical", "duplicate_texts"]].apply(lambda c: c.between(0, 1)).all().all()
     assert isinstance(table, pd.DataFrame) and (table["own_sim"] >= -1).all()

@@ -16,6 +16,7 @@ from mmrec_core.finetune.configs import TrainDataConfig
 from mmrec_core.finetune.data import TrainDataBuilder, grounded_summary
 from mmrec_core.recommend.context import ContextBuilder
 from mmrec_core.store.workspace import Workspace, open_workspace
+from mmrec_core.textualize.texts import item_lines
 
 
 def words(text: str) -> int:
@@ -51,13 +52,22 @@ def test_no_held_out_item_is_a_target_or_in_a_prompt_context(examples) -> None:
     held = builder.ws.store.sql_df("SELECT user_id, item_id FROM splits WHERE protocol_id = ?", [pid])
     held = held.groupby("user_id")["item_id"].apply(set).to_dict()
     sequences = {u: [str(builder.data.item_ids[i]) for i in s] for u, s in builder.data.sequences.items()}
+    lines, summaries = item_lines(builder.ws.store, "sample"), 0
     for row in frame[frame["task"].isin(["yesno", "pick", "summary"])].itertuples():
         text = user_text(row._asdict())
         history = re.search(r"Their last purchases, oldest first:\n((?:- .*\n)+)", text)
         seq = sequences[row.user_id]
         assert 1 <= row.cut < len(seq)
-        if row.task == "summary":  # the block ends right before the target
-            assert text.count("\n- ") + text.startswith("- ") == min(3, row.cut)
+        if row.task == "summary":  # the stored block summary that ends at or before the target, asked as built
+            listed = re.findall(r"^- (.+)$", text, flags=re.M)
+            steps = [(end, summary) for end, summary in builder.chains[row.user_id] if end <= row.cut]
+            if steps:
+                start = steps[-2][0] if len(steps) > 1 else 0
+                assert listed == [lines[i] for i in seq[start : steps[-1][0]]]
+                assert row.completion[0]["content"] == steps[-1][1]
+                summaries += 1
+            else:  # no block has ended yet: the last items' keywords make the target
+                assert len(listed) == min(3, row.cut)
             continue
         shown = [builder.line(i).text() for i in seq[: row.cut][-5:]]
         assert history is not None and history.group(1).splitlines() == [f"- {s}" for s in shown]
@@ -66,6 +76,7 @@ def test_no_held_out_item_is_a_target_or_in_a_prompt_context(examples) -> None:
         else:  # a negative: never bought in training
             assert row.item_id not in seq
     positives = frame[(frame["task"] == "pick") | frame["completion"].map(lambda c: c[0]["content"] == "Yes")]
+    assert summaries > 0
     assert not any(  # so no valid/test target is ever learned as a positive
         i in held.get(u, set()) - set(sequences[u])
         for u, i in zip(positives["user_id"], positives["item_id"], strict=True)

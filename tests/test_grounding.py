@@ -1,6 +1,6 @@
-"""The grounding checker on a hand-labelled table of 42 real texts: the embedded engine's outputs (quoted in issue 22,
-and more of its free describer's on sample articles) and H&M's own detail_desc checked against the rest of the
-article (sample_data), plus made-up number and image-fact cases.
+"""The grounding checker on a hand-labelled table of 45 real texts: the embedded engine's outputs (quoted in issue 22,
+more of its free describer's on sample articles, and its block summaries of sample customers) and H&M's own
+detail_desc checked against the rest of the article (sample_data), plus made-up number and image-fact cases.
 
 Each row: text, catalog fields, visual facts, and every checkable claim as (words as written, support) in reading
 order, labelled by reading the article, not by running the checker."""
@@ -39,7 +39,8 @@ CASES = [
     (
         "Box 4p Tights, a bespoke, bespoke underwear tights made from the finest, most luxurious materials",
         catalog("Box 4p Tights"), [],
-        [("4p", C), ("Tights", C), ("underwear", C), ("tights", C)],
+        [("4p", C), ("Tights", C), ("bespoke", U), ("bespoke", U), ("underwear", C), ("tights", C), ("finest", U),
+         ("luxurious", U)],  # selling points the catalog never makes
     ),
     (
         "Sneakers, Sleeveless, Slippers, Suede, Sunglasses",
@@ -192,7 +193,9 @@ CASES = [
         "luxurious - a bespoke, bespoke - bespoke garment - a high-quality, highquality, luxurious garment - 1.\n"
         "Jaline linen (2",
         catalog("Jalin linen(1)"), [],
-        [("linen", C), ("1", C), ("1", C), ("linen", C), ("2", U)],
+        [("linen", C), ("1", C), ("luxurious", U), ("high-end", U), ("high end", U), ("high quality", U),
+         ("highend", U), ("luxurious", U), ("luxurious", U), ("bespoke", U), ("bespoke", U), ("bespoke", U),
+         ("high-quality", U), ("highquality", U), ("luxurious", U), ("1", C), ("linen", C), ("2", U)],
     ),
     (
         "ESSENTIAL TOAD LACE VEHICLE TUNP LACE (SUPERSUBSTITUTE OF TOAD TOAD TUNCE)\nEASY TO DON'T DON’T DONT DON‘T "
@@ -242,7 +245,7 @@ CASES = [
         "Boxy-style jumper in a soft, fine knit containing some wool with low dropped shoulders, long sleeves and "
         "ribbing around the neckline, cuffs and hem. The polyester content of the jumper is recycled.",
         catalog("Dame", with_details=False), [],
-        [("jumper", C), ("wool", U), ("polyester", U), ("jumper", C)],
+        [("jumper", C), ("wool", U), ("polyester", U), ("jumper", C), ("recycled", U)],
     ),
     (
         "Fitted strappy top in soft organic cotton jersey.",
@@ -271,6 +274,27 @@ CASES = [
         "at the back and slim legs with creases and short slits at the hems.",
         catalog("Noa skinny trouser", with_details=False), [],
         [("Trousers", C), ("twill", U)],
+    ),
+    # -- the builtin engine's block summaries of sample customers (profiles), against the items they cover
+    (
+        "The customer purchased the iconic bikini top from the iconic swimwear brand, which is now available at the "
+        "iconic beachfront store.",
+        catalog("Scallop 5p Socks") + catalog("Don Vito moulded triangle") + catalog("Buckle Up Triangle Top"), [],
+        [("iconic", U), ("bikini top", C), ("iconic", U), ("swimwear", C), ("brand", U), ("iconic", U)],
+    ),
+    (
+        "The customer is interested in the most affordable options available to them, with a focus on sustainable "
+        "and eco-friendly products. They also prioritize quality over quantity, opting for the most affordable and "
+        "stylish options that align with their personal style.",
+        catalog("Ashley Denim TRS") + catalog("Jade HW Skinny Denim TRS"), [],
+        [("affordable", U), ("sustainable", U), ("eco-friendly", U), ("affordable", U)],  # all three are denim
+    ),
+    (
+        "They prefer to buy from a limited selection of products that are made with high-quality materials such as "
+        "black, printed, beige, belt, imitation leather, metal, and other unique designs.",
+        catalog("+ Coco Highwaist") + catalog("Alex Jogger (J)") + catalog("STAR western belt"), [],
+        [("high-quality", U), ("black", C), ("printed", C), ("beige", U), ("belt", C), ("imitation leather", C),
+         ("metal", C)],  # the belt's "patterned metal buckle" is its print; nothing is beige
     ),
     (  # the same numbers written differently are one claim
         "Matt tights, 20 den, elasticated waist.",

@@ -8,6 +8,7 @@ import pytest
 
 import mmrec_core.profiles.build as profiles
 from mmrec_core.data.splits import create_protocol, train_interactions
+from mmrec_core.grounding.claims import Grounding
 from mmrec_core.profiles.build import ProfileConfig, build_profiles, degenerate_reason
 from mmrec_core.textualize.texts import item_lines
 from tests.fakes import ScriptedEngine
@@ -97,20 +98,25 @@ def test_a_grown_history_updates_from_the_last_unchanged_block(
 
 
 @pytest.mark.slow
-def test_degenerate_output_is_retried_then_flagged_not_used(sample_workspace, builtin_engine, three_users, monkeypatch):
+def test_degenerate_output_is_retried_then_given_the_scaffold(
+    sample_workspace, builtin_engine, three_users, monkeypatch
+):
     ws, (protocol, users) = sample_workspace, three_users
-    calls = []
+    prompts = []
 
     def looping(batch, options=None, system=None):
-        calls.append(options.do_sample if options else False)
+        prompts.extend(batch)
         return ["black black black black black black black black"] * len(batch)
 
     monkeypatch.setattr(builtin_engine, "generate", looping)
     report = build_profiles(ws, builtin_engine, "sample", protocol, ProfileConfig(users=users[:1]))
-    assert report.flagged == report.blocks_done and True in calls  # each block retried once, with sampling
+    assert report.retried == report.scaffolded == report.blocks_done  # each block written again, then helped
+    assert sum("Name what recurs" in p for p in prompts) == report.blocks_done
     chain = ws.store.profile_blocks("sample", protocol, users[0])
-    assert chain["flag"].str.startswith("degenerate generation (repetition)").all()
-    assert (chain["summary"] == "").all()  # nothing usable: no profile text is pretended
+    assert chain["flag"].str.startswith("scaffold sentence added (repetition)").all()
+    assert chain["summary"].str.startswith("Recurring in their purchases: ").all()  # no looping text is kept
+    for grounding in chain["grounding"]:
+        assert not Grounding.from_json(grounding).unsupported
 
 
 def test_no_held_out_item_reaches_any_prompt_of_any_user(sample_workspace, monkeypatch):

@@ -48,7 +48,8 @@ def cmd_eval_profiles(ws: Workspace, args: argparse.Namespace) -> None:
     table = evaluate_profiles(ws, get_engine(ws.settings), args.dataset, protocol, config)
     a = table.attrs
     print(
-        f"{args.dataset} ({protocol}): {a['profiled']} profiles, {a['flagged']} flagged; "
+        f"{args.dataset} ({protocol}): {a['profiled']} profiles, {a['flagged']} flagged, {a['scaffolded']} ending in "
+        "the scaffold sentence; "
         f"{a['evaluated']} users with held-out items, each against "
         f"{min(config.n_random, a['evaluated'] - 1)} random other users"
     )
@@ -56,5 +57,6 @@ def cmd_eval_profiles(ws: Workspace, args: argparse.Namespace) -> None:
     print(
         "own_sim/random_sim: cosine to the user's own later items / to random users' later items; "
         "auc: share of pairs where own > random (0.5 = chance); near_identical: share with a twin >= "
-        f"{config.near} cosine"
+        f"{config.near} cosine; terms_named: recurring attributes / keywords of the user's training items named; "
+        "unsupported_claims: share of claims those items do not support"
     )

@@ -10,8 +10,9 @@ before the target, similar customers found from that prefix. Valid and test item
 - pick: the listwise prompt with the target among sampled items; the answer names its number after a
   rationale written from evidence the data supports (keywords the target shares with the history);
 - recon: keyword reconstruction, the catalog text of an item from its keywords (MMSRARec);
-- summary: preference summarization of a block of purchases, the target built from the block's
-  keywords by facet (grounded: every word comes from the items).
+- summary: preference summarization of a block of purchases: the stored block summary that ends before the
+  target (grounded and specific, `profiles.build`) asked as the profile builder asks, else a target built from
+  the last three items' keywords by facet (grounded: every word comes from the items).
 
 Examples are conversational prompt-completion rows (TRL's format): `prompt` = system + user
 messages, `completion` = the assistant's answer, so SFT puts the loss on the answer tokens only.
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from mmrec_core.finetune.configs import TrainDataConfig
+from mmrec_core.profiles.build import block_prompt
 from mmrec_core.profiles.prompts import PROFILE_FIRST
 from mmrec_core.recommend import prompts
 from mmrec_core.recommend.context import ContextBuilder
@@ -33,6 +35,7 @@ from mmrec_core.recommend.prompt import TokenCounter, listwise_prompt, pointwise
 from mmrec_core.recommend.prompts import rec_text
 from mmrec_core.textualize.keywords import facet_of
 from mmrec_core.textualize.prompts import RECONSTRUCT
+from mmrec_core.textualize.texts import item_lines
 
 
 def _chat(user_text: str, answer: str, system: str | None) -> dict:
@@ -51,6 +54,7 @@ class TrainDataBuilder:
         self.system = rec_text(prompts.REC_SYSTEM, builder.domain)  # as the recommender is asked at inference
         self.config = config or TrainDataConfig()
         self.rng = np.random.default_rng(self.config.seed)
+        self._item_lines: dict[str, str] | None = None
         data = builder.data
         # (user, cut): predict training item `cut` from the `cut` items before it
         self.targets = [
@@ -164,12 +168,21 @@ class TrainDataBuilder:
         return rows
 
     def _summary(self, n: int) -> list[dict]:
+        """The stored block summary before the target (grounded and specific: `profiles.build`), asked as the
+        profile builder asks; without one, a summary of the last three items built from their keywords."""
         rows = []
         for user, cut in self._draw_targets(n):
-            items = [str(self.builder.data.item_ids[i]) for i in self.builder.data.sequences[user][:cut][-3:]]
-            listing = "\n".join(f"- {self.builder.line(i).text()}" for i in items)
-            prompt = PROFILE_FIRST.format(self.builder.domain, items=listing)
-            target = grounded_summary([self.builder.line(i).keywords for i in items], self.builder.categories)
+            seq = [str(self.builder.data.item_ids[i]) for i in self.builder.data.sequences[user][:cut]]
+            steps = [(end, text) for end, text in self.builder.chains.get(user, []) if end <= cut]
+            if steps and steps[-1][1].strip():
+                start, previous = (steps[-2][0], steps[-2][1]) if len(steps) > 1 else (0, None)
+                items, target = seq[start : steps[-1][0]], steps[-1][1]
+                prompt = block_prompt(previous or None, items, self._lines(), self.builder.domain)
+            else:
+                items = seq[-3:]
+                listing = "\n".join(f"- {self.builder.line(i).text()}" for i in items)
+                prompt = PROFILE_FIRST.format(self.builder.domain, items=listing)
+                target = grounded_summary([self.builder.line(i).keywords for i in items], self.builder.categories)
             rows.append(
                 {
                     **_chat(prompt, target, system=PROFILE_FIRST.system_for(self.builder.domain)),
@@ -180,6 +193,11 @@ class TrainDataBuilder:
                 }
             )
         return rows
+
+    def _lines(self) -> dict[str, str]:
+        if self._item_lines is None:  # the profile builder's item lines, read once
+            self._item_lines = item_lines(self.builder.ws.store, self.builder.dataset)
+        return self._item_lines
 
 
 def grounded_summary(keyword_sets: list[list[str]], categories: dict[str, str]) -> str:

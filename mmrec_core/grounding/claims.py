@@ -1,10 +1,11 @@
 """The grounding checker: split a text into checkable claims and mark each as supported by the catalog, by the
 visual facts read from the image, or by neither.
 
-A claim is a closed-vocabulary attribute (colour, material, pattern, product type; `vocabulary.py`), a number with
-or without a unit ("30 den", "3p", "100%"), quoted print text, or a catalog field name leaking into prose (never
-supported). Evidence is matched on canonical values, so "jumper" is supported by a catalog "Sweater", "20 denier"
-by a title's "20 den", and "dark blue" by any blue (shade names are subjective; the family is the fact).
+A claim is a closed-vocabulary attribute (colour, material, pattern, product type; `vocabulary.py`), a selling
+point (sustainable, affordable, luxurious, limited edition, a brand: "marketing"), a number with or without a unit
+("30 den", "3p", "100%"), quoted print text, or a catalog field name leaking into prose (never supported).
+Evidence is matched on canonical values, so "jumper" is supported by a catalog "Sweater", "20 denier" by a
+title's "20 den", and "dark blue" by any blue (shade names are subjective; the family is the fact).
 Free prose ("a relaxed fit for every day") makes no checkable claim and is not counted either way.
 """
 
@@ -20,6 +21,7 @@ from mmrec_core.grounding.vocabulary import (
     COLOUR_FAMILY,
     COLOUR_SHADES,
     FIELD_NAMES,
+    MARKETING,
     MATERIAL,
     PATTERN,
     PATTERN_OF_APPEARANCE,
@@ -27,13 +29,13 @@ from mmrec_core.grounding.vocabulary import (
     UNITS,
 )
 
-CHECKER_VERSION = "grounding-v1"
+CHECKER_VERSION = "grounding-v2"  # v2: selling points ("marketing") are claims
 MIN_FACT_CONFIDENCE = 0.2  # a visual fact weaker than this supports nothing (the describer leaves it out)
 
 
 @dataclass(frozen=True)
 class Claim:
-    kind: str  # colour | material | pattern | product type | quantity | print text | field name
+    kind: str  # colour | material | pattern | product type | marketing | quantity | print text | field name
     text: str  # as written
     value: str  # canonical: the colour family, the material, "30 den", ...
     start: int
@@ -101,6 +103,7 @@ _COLOUR = re.compile(
 )
 _KIND_PATTERNS = {
     "material": (_word_pattern(MATERIAL), MATERIAL),
+    "marketing": (_word_pattern(MARKETING), MARKETING),
     "pattern": (_word_pattern(PATTERN), PATTERN),
     # "at the top", "on top", "the top of": a position, not a product ("the bra is padded" is one)
     "product type": (

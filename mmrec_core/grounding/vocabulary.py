@@ -114,6 +114,22 @@ BROADER: dict[str, tuple[str, ...]] = {
     "nightwear": ("robe", "set"),
 }
 
+# Selling points a writer adds from habit, not from the item: sustainability, price, luxury, exclusivity, brand.
+# Supported only where the catalog says so (H&M's texts do say "recycled" or "organic" for some articles).
+MARKETING: dict[str, str] = {
+    "sustainable": "sustainable", "sustainably": "sustainable", "sustainability": "sustainable",
+    "eco-friendly": "sustainable", "eco friendly": "sustainable", "environmentally friendly": "sustainable",
+    "environmentally-friendly": "sustainable", "ethical": "sustainable", "ethically": "sustainable",
+    "recycled": "recycled", "affordable": "price", "cheap": "price", "inexpensive": "price", "budget": "price",
+    "budget-friendly": "price", "bargain": "price", "luxury": "luxury", "luxurious": "luxury",
+    "premium": "luxury", "high-end": "luxury", "high end": "luxury", "highend": "luxury",
+    "high-quality": "quality", "high quality": "quality", "highquality": "quality", "finest": "quality",
+    "exquisite": "quality", "bespoke": "bespoke", "tailor-made": "bespoke", "made-to-measure": "bespoke",
+    "exclusive": "exclusive", "limited edition": "exclusive", "limited-edition": "exclusive",
+    "designer": "designer", "designers": "designer", "handmade": "handmade", "hand-made": "handmade",
+    "artisan": "handmade", "brand": "brand", "brands": "brand", "boutique": "brand", "iconic": "iconic",
+}  # fmt: skip
+
 # Catalog field names that must never appear in prose (they leak from a prompt's metadata block).
 FIELD_NAMES = (
     "product type", "product group", "product colour group", "product category", "product graphic type",

@@ -16,6 +16,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from mmrec_core.core import jobs
@@ -26,7 +27,16 @@ from mmrec_core.core.provenance import Provenance
 from mmrec_core.data.splits import train_interactions
 from mmrec_core.engines import Engine, GenerationOptions
 from mmrec_core.grounding.claims import Evidence, check
-from mmrec_core.profiles.prompts import PROFILE_FIRST, PROFILE_UPDATE
+from mmrec_core.profiles.prompts import PROFILE_FIRST, PROFILE_SCAFFOLD, PROFILE_UPDATE
+from mmrec_core.profiles.specific import (
+    catalog_terms,
+    grounded,
+    running_weights,
+    scaffold,
+    scaffold_sentence,
+    twins,
+    vague_reason,
+)
 from mmrec_core.store.workspace import Workspace, default_protocol
 from mmrec_core.textualize.texts import item_evidence, item_lines
 
@@ -37,7 +47,17 @@ PROFILES_JOB = "profiles"
 class ProfileConfig:
     max_new_tokens: int = field(default=72, metadata={"help": "Generation budget per block summary."})
     batch_size: int = field(default=32, metadata={"help": "Users summarised together in one generate() call."})
+    min_terms: int = field(
+        default=3, metadata={"help": "Recurring attributes or keywords a block summary must name (else it is retried)."}
+    )
+    scaffold_size: int = field(default=6, metadata={"help": "How many recurring terms the retry prompt lists."})
+    near: float = field(
+        default=0.95, metadata={"help": "Cosine to another customer's summary at which a summary is retried."}
+    )
     users: list[str] | None = field(default=None, metadata={"help": "Only these users (default: all).", "cli": False})
+
+    def as_params(self) -> dict:
+        return {"min_terms": self.min_terms, "scaffold_size": self.scaffold_size, "near": self.near}
 
 
 @dataclass
@@ -46,12 +66,15 @@ class ProfileReport:
     blocks_done: int = 0
     blocks_reused: int = 0
     flagged: int = 0
+    retried: int = 0
+    scaffolded: int = 0
     seconds: float = 0.0
 
     def __str__(self) -> str:
         return (
             f"profiles for {self.users} users: {self.blocks_done} block summaries written, "
-            f"{self.blocks_reused} reused, {self.flagged} flagged, {self.seconds:.1f} s"
+            f"{self.blocks_reused} reused, {self.retried} retried with the scaffold, {self.scaffolded} given "
+            f"the scaffold sentence, {self.flagged} flagged, {self.seconds:.1f} s"
         )
 
 
@@ -87,7 +110,8 @@ def _block_hash(previous: str, item_ids: list[str], texts: dict[str, str], param
     return input_hash([previous, item_ids, [texts[i] for i in item_ids], params])
 
 
-def _prompt(summary: str | None, item_ids: list[str], texts: dict[str, str], domain: Domain) -> str:
+def block_prompt(summary: str | None, item_ids: list[str], texts: dict[str, str], domain: Domain) -> str:
+    """What the LLM is asked for a block: the first summary, or the update of `summary` (SFT asks the same)."""
     items = "\n".join(f"- {texts[i]}" for i in item_ids)
     if summary is None:
         return PROFILE_FIRST.format(domain, items=items)
@@ -111,15 +135,15 @@ def build_profiles(
         if unknown:
             raise KeyError(f"Unknown user(s) {unknown[:5]} in {protocol_id} (or no training history).")
         train = train[train["user_id"].isin(config.users)]
-    texts = item_lines(ws.store, dataset)
-    evidence = item_evidence(ws.store, dataset)
     b = engine.settings.profile_block
     options = GenerationOptions(max_new_tokens=config.max_new_tokens, batch_size=config.batch_size)
     domain = domain_for(ws.store.require_dataset(dataset)["format"])
-    params = {**engine.provenance("llm", PROFILE_FIRST.version, **options.as_params()), "block": b}
-    params["domain"] = domain.name
-    stored = ws.store.profile_hashes(dataset, protocol_id)
+    params = {**engine.provenance("llm", PROFILE_FIRST.version, **options.as_params(), **config.as_params())}
+    params |= {"block": b, "domain": domain.name}
     histories = {u: g["item_id"].tolist() for u, g in train.groupby("user_id", sort=True)}
+    writer = _Writer(engine, config, options, domain, item_lines(ws.store, dataset), item_evidence(ws.store, dataset))
+    writer.terms = catalog_terms(ws.store, dataset, writer.evidence)
+    stored = ws.store.profile_hashes(dataset, protocol_id)
     blocks = {u: [h[i : i + b] for i in range(0, len(h), b)] for u, h in histories.items()}
     state = {u: {"summary": None, "hash": "", "k": 0} for u in blocks}
     report = ProfileReport(users=len(blocks))
@@ -131,19 +155,21 @@ def build_profiles(
             if s["k"] >= len(blocks[user]):
                 continue
             ids = blocks[user][s["k"]]
-            h = _block_hash(s["hash"], ids, texts, params)
+            h = _block_hash(s["hash"], ids, writer.texts, params)
             if h in stored:  # this block (and everything before it) is unchanged: reuse it
                 s.update(summary=stored[h], hash=h, k=s["k"] + 1)
                 report.blocks_reused += 1
                 finished += 1
             else:
-                todo.append((user, ids, h))
+                todo.append(_Block(user, ids, h, blocks[user][: s["k"] + 1], state[user]["summary"]))
         for first in range(0, len(todo), config.batch_size):
             batch = todo[first : first + config.batch_size]
-            rows = _summarise(engine, batch, state, texts, domain, options, dataset, protocol_id, params, report)
-            for row in rows:  # a summary may say what the items it has covered so far support
-                covered = histories[row["user_id"]][: row["block"] * b]
-                row["grounding"] = check(row["summary"], Evidence.union(evidence[i] for i in covered)).to_json()
+            writer.summarise(batch, report)
+            rows = []
+            for block in batch:
+                prev_hash = state[block.user]["hash"]
+                state[block.user].update(summary=block.summary, hash=block.hash, k=state[block.user]["k"] + 1)
+                rows.append(_row(block, state[block.user]["k"], prev_hash, dataset, protocol_id, params))
             with ws.store.transaction() as tx:  # each batch on its own: a stopped run loses one batch at most
                 ws.store.write_profile_blocks(tx, pd.DataFrame(rows))
             finished += len(batch)
@@ -181,49 +207,123 @@ def _embed_profiles(ws: Workspace, engine: Engine, dataset: str, protocol_id: st
         ws.store.write_embeddings(tx, rows)
 
 
-def _summarise(engine: Engine, todo, state, texts, domain, options, dataset, protocol_id, params, report) -> list[dict]:
-    """One generate() call for a batch of (user, block items, hash); retries degenerate ones once."""
-    prompts = [_prompt(state[u]["summary"], ids, texts, domain) for u, ids, _ in todo]
-    system = PROFILE_FIRST.system_for(domain)  # both templates share it: every block of a step goes in one batch
-    outputs = engine.generate(prompts, options, system=system)
-    rows = []
-    for (user, ids, h), prompt, summary in zip(todo, prompts, outputs, strict=True):
-        reason = degenerate_reason(summary, prompt)
-        if reason:  # one retry with sampling, seeded by the block so a re-run repeats it
-            retry = GenerationOptions(
-                max_new_tokens=options.max_new_tokens,
-                do_sample=True,
-                temperature=0.8,
-                repetition_penalty=1.1,
-                seed=int(h[:8], 16),
+@dataclass
+class _Block:
+    """One block summary to write: the user, the block's items, its chain hash, every block so far, the last summary."""
+
+    user: str
+    item_ids: list[str]
+    hash: str
+    covered: list[list[str]]
+    previous: str | None
+    summary: str = ""
+    flag: str | None = None
+    grounding: str = ""
+
+
+@dataclass
+class _Writer:
+    """Writes block summaries in batches and holds them to `profiles.specific`'s checks."""
+
+    engine: Engine
+    config: ProfileConfig
+    options: GenerationOptions
+    domain: Domain
+    texts: dict[str, str]
+    evidence: dict[str, Evidence]
+    terms: dict[str, list[str]] = field(default_factory=dict)
+    vectors: list[np.ndarray] = field(default_factory=list)  # accepted summaries, to tell customers apart
+    owners: list[str] = field(default_factory=list)
+
+    def summarise(self, batch: list[_Block], report: ProfileReport) -> None:
+        """Fill each block's summary, flag and grounding: write, check, retry with the scaffold, fall back.
+
+        A degenerate generation, or a summary that reads like another customer's, is written again with the
+        scaffold in the prompt; one that still fails, or that grounding leaves empty or naming too little of what
+        recurs, gains the scaffold sentence.
+        """
+        system = PROFILE_FIRST.system_for(self.domain)  # all templates share it: a step's blocks go in one batch
+        prompts = [block_prompt(b.previous, b.item_ids, self.texts, self.domain) for b in batch]
+        evidence = [
+            Evidence.union(self.evidence[i] for ids in b.covered for i in ids if i in self.evidence) for b in batch
+        ]
+        weights = [running_weights(b.covered, self.terms)[-1] for b in batch]
+        terms = [scaffold(w, self.config.scaffold_size) for w in weights]
+        raw = self.engine.generate(prompts, self.options, system=system)
+        written = [grounded(t, e, list(w)) for t, e, w in zip(raw, evidence, weights, strict=True)]
+        reasons = self._reasons(batch, prompts, raw, written)
+        retry = [k for k, r in enumerate(reasons) if r]
+        if retry:  # written again, greedy, with what recurs in the prompt
+            again = GenerationOptions(max_new_tokens=self.options.max_new_tokens, batch_size=self.options.batch_size,
+                                      repetition_penalty=1.1)  # fmt: skip
+            scaffolded = [
+                PROFILE_SCAFFOLD.format(self.domain, prompt=prompts[k], terms=", ".join(terms[k])) for k in retry
+            ]
+            for k, text in zip(retry, self.engine.generate(scaffolded, again, system=system), strict=True):
+                raw[k], written[k] = text, grounded(text, evidence[k], list(weights[k]))
+            report.retried += len(retry)
+            reasons = self._reasons(batch, prompts, raw, written)
+        for k, block in enumerate(batch):
+            summary = written[k]
+            reason = (
+                reasons[k]
+                or degenerate_reason(summary, prompts[k])
+                or vague_reason(summary, terms[k], evidence[k], self.config.min_terms)
             )
-            summary = engine.generate([prompt], retry, system=system)[0]
-            reason = degenerate_reason(summary, prompt)
-        flag = None
-        if reason:
-            previous = state[user]["summary"]
-            flag = f"degenerate generation ({reason}); " + ("kept the previous summary" if previous else "no summary")
-            summary = previous or ""
-            report.flagged += 1
-        prev_hash = state[user]["hash"]
-        state[user].update(summary=summary, hash=h, k=state[user]["k"] + 1)
-        report.blocks_done += 1
-        rows.append(
-            {
-                "dataset": dataset,
-                "protocol_id": protocol_id,
-                "user_id": user,
-                "block": state[user]["k"],
-                "item_ids": ids,
-                "summary": summary,
-                "is_final": False,
-                "flag": flag,
-                "engine": params["engine"],
-                "model": params["model"],
-                "prompt_version": params["prompt_version"],
-                "params": json.dumps({**params["params"], "block": params["block"]}),
-                "input_hash": h,
-                "prev_hash": prev_hash,
-            }
-        )
-    return rows
+            if reason and terms[k]:  # keep what is grounded and state what recurs
+                keep = "" if degenerate_reason(summary, prompts[k]) else summary
+                summary = f"{keep} {scaffold_sentence(terms[k], self.domain.history)}".strip()
+                block.flag = f"scaffold sentence added ({reason})"
+                report.scaffolded += 1
+            elif reason:  # nothing recurs to say (an empty history): carry the last summary forward
+                summary = block.previous or ""
+                block.flag = f"degenerate generation ({reason}); " + (
+                    "kept the previous summary" if block.previous else "no summary"
+                )
+                report.flagged += 1
+            block.summary = summary
+            block.grounding = check(summary, evidence[k]).to_json()
+            report.blocks_done += 1
+        self._accept(batch)
+
+    def _reasons(self, batch: list[_Block], prompts: list[str], raw: list[str], written: list[str]) -> list[str | None]:
+        """Why each summary is written again, or None: a degenerate generation (empty, looping, echoing the
+        prompt) or a grounded summary that reads like another customer's. One that grounding left empty or
+        vague is not: it gains the scaffold sentence without a second generation."""
+        vectors = _unit(self.engine.embed(written))
+        others = np.stack(self.vectors) if self.vectors else np.zeros((0, vectors.shape[1]), dtype=vectors.dtype)
+        alike = twins(vectors, [b.user for b in batch], others, self.owners, self.config.near)
+        return [
+            degenerate_reason(text, prompt) or ("reads like another customer's summary" if a and kept else None)
+            for text, prompt, kept, a in zip(raw, prompts, written, alike, strict=True)
+        ]
+
+    def _accept(self, batch: list[_Block]) -> None:
+        texts = [b.summary for b in batch if b.summary]
+        if texts:
+            self.vectors += list(_unit(self.engine.embed(texts)))
+            self.owners += [b.user for b in batch if b.summary]
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def _row(block: _Block, k: int, prev_hash: str, dataset: str, protocol_id: str, params: dict) -> dict:
+    return {
+        "dataset": dataset,
+        "protocol_id": protocol_id,
+        "user_id": block.user,
+        "block": k,
+        "item_ids": block.item_ids,
+        "summary": block.summary,
+        "is_final": False,
+        "flag": block.flag,
+        "grounding": block.grounding,
+        "engine": params["engine"],
+        "model": params["model"],
+        "prompt_version": params["prompt_version"],
+        "params": json.dumps({**params["params"], "block": params["block"]}),
+        "input_hash": block.hash,
+        "prev_hash": prev_hash,
+    }

@@ -7,11 +7,11 @@ valid/test items are returned separately and marked as such: they are never part
 from __future__ import annotations
 
 import json
-from collections import Counter
 
 import pandas as pd
 
 from mmrec_core.grounding.claims import Evidence, Grounding, check
+from mmrec_core.profiles.specific import running_weights
 from mmrec_core.store.database import Store
 from mmrec_core.textualize.texts import item_evidence, item_keywords
 
@@ -31,14 +31,11 @@ def keyword_weights(blocks: list[list[str]], item_keywords: dict[str, list[str]]
     The decay mirrors the recurrent summary, which keeps the past but weighs what is new. Returns a long
     DataFrame (block, keyword, weight) of the `top` keywords by peak weight.
     """
-    weights: Counter = Counter()
-    rows = []
-    for k, item_ids in enumerate(blocks, start=1):
-        share = Counter(w for i in item_ids for w in set(item_keywords.get(i, [])))
-        weights = Counter({w: decay * v for w, v in weights.items()})
-        for word, count in share.items():
-            weights[word] += count / len(item_ids)
-        rows += [{"block": k, "keyword": w, "weight": v} for w, v in weights.items()]
+    rows = [
+        {"block": k, "keyword": w, "weight": v}
+        for k, weights in enumerate(running_weights(blocks, item_keywords, decay), start=1)
+        for w, v in weights.items()
+    ]
     frame = pd.DataFrame(rows, columns=["block", "keyword", "weight"])
     keep = frame.groupby("keyword")["weight"].max().nlargest(top).index
     return frame[frame["keyword"].isin(keep)].reset_index(drop=True)

@@ -9,6 +9,9 @@ Distinctness: profiles that all read alike carry no signal. We report the share 
 profile has a near-identical twin (cosine >= `near`), the share of exact duplicate texts, and the
 mean pairwise cosine.
 
+Grounding: how many of the terms that recur in the user's training items (`profiles.specific.scaffold`) the
+text names, and the share of its claims that the training items do not support.
+
 The same figures for a no-LLM baseline (the user's training item texts, joined) say whether the
 LLM's summary adds anything over the raw history. Nothing is stored: this is a measuring stick.
 """
@@ -22,8 +25,10 @@ import pandas as pd
 
 from mmrec_core.data.splits import train_interactions
 from mmrec_core.engines import Engine
+from mmrec_core.grounding.claims import Evidence, check
+from mmrec_core.profiles.specific import catalog_terms, named_terms, running_weights, scaffold
 from mmrec_core.store.workspace import Workspace
-from mmrec_core.textualize.texts import item_lines
+from mmrec_core.textualize.texts import item_evidence, item_lines
 
 
 @dataclass
@@ -101,6 +106,11 @@ def evaluate_profiles(
     items = sorted({i for u in users for i in heldout[u]})
     item_vecs = dict(zip(items, _unit(engine.embed([texts[i] for i in items])), strict=True))
     heldout_vecs = [np.stack([item_vecs[i] for i in heldout[u]]) for u in users]
+    evidence, b = item_evidence(ws.store, dataset), engine.settings.profile_block
+    terms = catalog_terms(ws.store, dataset, evidence)
+    scaffolds = [scaffold(running_weights([history[u][i : i + b] for i in range(0, len(history[u]), b)], terms)[-1])
+                 for u in users]  # fmt: skip
+    known = [Evidence.union(evidence[i] for i in history[u] if i in evidence) for u in users]
     rows = []
     for name, docs in (("LLM profile", [summary[u] for u in users]), ("history text (no LLM)", baseline)):
         vecs = _unit(engine.embed(docs))
@@ -109,8 +119,25 @@ def evaluate_profiles(
                 "representation": name,
                 **specificity(vecs, heldout_vecs, config.n_random, config.seed),
                 **distinctness(docs, vecs, config.near),
+                **grounding(docs, scaffolds, known),
             }
         )
     table = pd.DataFrame(rows)
-    table.attrs.update(profiled=len(profiles), flagged=int(profiles["flag"].notna().sum()), evaluated=len(users))
+    flags = profiles["flag"].dropna()
+    table.attrs.update(
+        profiled=len(profiles),
+        flagged=int((~flags.str.startswith("scaffold")).sum()),
+        scaffolded=int(flags.str.startswith("scaffold").sum()),
+        evaluated=len(users),
+    )
     return table
+
+
+def grounding(docs: list[str], scaffolds: list[list[str]], evidence: list[Evidence]) -> dict:
+    """Mean recurring terms named per text, and the share of claims the user's training items do not support."""
+    named, claims, unsupported = [], 0, 0
+    for doc, terms, known in zip(docs, scaffolds, evidence, strict=True):
+        checked = check(doc, known)
+        named.append(len(named_terms(doc, terms, checked)))
+        claims, unsupported = claims + len(checked.claims), unsupported + len(checked.unsupported)
+    return {"terms_named": float(np.mean(named)), "unsupported_claims": unsupported / claims if claims else 0.0}
