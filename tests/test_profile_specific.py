@@ -11,7 +11,16 @@ import pytest
 
 from mmrec_core.config import SAMPLE_DATA_DIR
 from mmrec_core.grounding.claims import Evidence, catalog_evidence, catalog_texts
-from mmrec_core.profiles.specific import grounded, item_terms, running_weights, scaffold, twins, vague_reason
+from mmrec_core.profiles.specific import (
+    grounded,
+    item_terms,
+    rarity,
+    running_weights,
+    scaffold,
+    scaffold_sentence,
+    twins,
+    vague_reason,
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +61,24 @@ def test_running_weights_decay_and_the_scaffold_takes_the_heaviest(terms):
 
 
 def test_the_scaffold_leaves_out_a_term_inside_a_heavier_one():
-    weights = {"black top": 2.0, "black": 1.5, "top": 1.0, "lace": 0.5}
-    assert scaffold(weights, 3) == ["black top", "lace"]
+    weights = {"black top": 2.0, "black": 1.5, "top": 1.0, "lace": 0.5, "all-over print": 0.4, "all over print": 0.3}
+    assert scaffold(weights, 3) == ["black top", "lace", "all-over print"]
+
+
+def test_rare_terms_outrank_common_ones_of_the_same_weight(terms):
+    rare = rarity(terms)  # socks on two of the four items, leather on one, black on two
+    assert rare["leather"] > rare["socks"] == rare["black"] > 0
+    weights = {"black": 1.0, "leather": 1.0, "socks": 0.6}
+    assert scaffold(weights, 2) == ["black", "leather"] and scaffold(weights, 2, rare) == ["leather", "black"]
+
+
+def test_the_scaffold_sentence_states_the_terms_then_the_latest_titles():
+    said = scaffold_sentence(["swimwear", "dark green"], "purchases", ["Don Vito moulded triangle", "Scallop 5p Socks"])
+    assert said == (
+        "Recurring in their purchases: swimwear, dark green. "
+        "Most recently: Don Vito moulded triangle; Scallop 5p Socks."
+    )
+    assert scaffold_sentence([], "videos watched") == ""
 
 
 # (summary, what `grounded` keeps, why it is not specific or None). Terms: black, belt, jersey, leather, leggings, ...

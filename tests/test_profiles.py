@@ -141,3 +141,30 @@ def test_no_held_out_item_reaches_any_prompt_of_any_user(sample_workspace, monke
     interactions = ws.store.interactions("sample").set_index(["user_id", "seq"])["item_id"]
     for user, first_held in seqs.items():  # and the history stops before the first held-out purchase
         assert len(history[user]) < first_held or interactions.loc[user].loc[: first_held - 1].tolist() == history[user]
+
+
+class SameForEveryone(ScriptedEngine):
+    """Writes one sentence for every customer; asked with the scaffold, it names what the scaffold lists."""
+
+    def generate(self, prompts, options=None, system=None) -> list[str]:
+        self.prompts.extend(prompts)
+        out = []
+        for prompt in prompts:
+            if "Name what recurs" in prompt:
+                out.append(f"They keep buying {prompt.rsplit(': ', 1)[1].rstrip('.')}.")
+            else:
+                out.append("They buy black things.")
+        return out
+
+
+def test_summaries_alike_across_customers_are_written_again_with_the_scaffold(sample_workspace, three_users):
+    ws, (protocol, users) = sample_workspace, three_users
+    engine = SameForEveryone(ws.settings)
+    report = build_profiles(ws, engine, "sample", protocol, ProfileConfig(users=users))
+    chain = ws.store.profile_blocks("sample", protocol)
+    alike = chain[chain["summary"].str.startswith("They keep buying")]
+    assert report.retried == len(alike) >= 2  # each twin was written again, and the rewrite was kept
+    assert alike["flag"].isna().all()  # it named enough: no scaffold sentence was needed
+    rest = chain.drop(alike.index)  # customers without black items: the sentence was dropped, the scaffold said
+    assert rest["flag"].str.startswith("scaffold sentence added").all() and report.scaffolded == len(rest)
+    assert not (chain["summary"] == "They buy black things.").any()

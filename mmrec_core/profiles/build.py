@@ -31,6 +31,7 @@ from mmrec_core.profiles.prompts import PROFILE_FIRST, PROFILE_SCAFFOLD, PROFILE
 from mmrec_core.profiles.specific import (
     catalog_terms,
     grounded,
+    rarity,
     running_weights,
     scaffold,
     scaffold_sentence,
@@ -143,6 +144,8 @@ def build_profiles(
     histories = {u: g["item_id"].tolist() for u, g in train.groupby("user_id", sort=True)}
     writer = _Writer(engine, config, options, domain, item_lines(ws.store, dataset), item_evidence(ws.store, dataset))
     writer.terms = catalog_terms(ws.store, dataset, writer.evidence)
+    writer.rarity = rarity(writer.terms)
+    writer.titles = ws.store.items(dataset).set_index("item_id")["title"].fillna("").astype(str).to_dict()
     stored = ws.store.profile_hashes(dataset, protocol_id)
     blocks = {u: [h[i : i + b] for i in range(0, len(h), b)] for u, h in histories.items()}
     state = {u: {"summary": None, "hash": "", "k": 0} for u in blocks}
@@ -150,7 +153,7 @@ def build_profiles(
     start, total = time.perf_counter(), sum(len(v) for v in blocks.values())
     finished = 0
     while any(s["k"] < len(blocks[u]) for u, s in state.items()):
-        todo = []
+        todo, reused = [], []
         for user, s in state.items():
             if s["k"] >= len(blocks[user]):
                 continue
@@ -158,10 +161,12 @@ def build_profiles(
             h = _block_hash(s["hash"], ids, writer.texts, params)
             if h in stored:  # this block (and everything before it) is unchanged: reuse it
                 s.update(summary=stored[h], hash=h, k=s["k"] + 1)
+                reused.append((user, stored[h]))
                 report.blocks_reused += 1
                 finished += 1
             else:
                 todo.append(_Block(user, ids, h, blocks[user][: s["k"] + 1], state[user]["summary"]))
+        writer.accept(reused)  # a new summary must not read like these either
         for first in range(0, len(todo), config.batch_size):
             batch = todo[first : first + config.batch_size]
             writer.summarise(batch, report)
@@ -232,6 +237,8 @@ class _Writer:
     texts: dict[str, str]
     evidence: dict[str, Evidence]
     terms: dict[str, list[str]] = field(default_factory=dict)
+    rarity: dict[str, float] = field(default_factory=dict)
+    titles: dict[str, str] = field(default_factory=dict)
     vectors: list[np.ndarray] = field(default_factory=list)  # accepted summaries, to tell customers apart
     owners: list[str] = field(default_factory=list)
 
@@ -248,7 +255,7 @@ class _Writer:
             Evidence.union(self.evidence[i] for ids in b.covered for i in ids if i in self.evidence) for b in batch
         ]
         weights = [running_weights(b.covered, self.terms)[-1] for b in batch]
-        terms = [scaffold(w, self.config.scaffold_size) for w in weights]
+        terms = [scaffold(w, self.config.scaffold_size, self.rarity) for w in weights]
         raw = self.engine.generate(prompts, self.options, system=system)
         written = [grounded(t, e, list(w)) for t, e, w in zip(raw, evidence, weights, strict=True)]
         reasons = self._reasons(batch, prompts, raw, written)
@@ -272,7 +279,8 @@ class _Writer:
             )
             if reason and terms[k]:  # keep what is grounded and state what recurs
                 keep = "" if degenerate_reason(summary, prompts[k]) else summary
-                summary = f"{keep} {scaffold_sentence(terms[k], self.domain.history)}".strip()
+                latest = [self.titles.get(i) or i for i in block.item_ids]
+                summary = f"{keep} {scaffold_sentence(terms[k], self.domain.history, latest)}".strip()
                 block.flag = f"scaffold sentence added ({reason})"
                 report.scaffolded += 1
             elif reason:  # nothing recurs to say (an empty history): carry the last summary forward
@@ -284,7 +292,7 @@ class _Writer:
             block.summary = summary
             block.grounding = check(summary, evidence[k]).to_json()
             report.blocks_done += 1
-        self._accept(batch)
+        self.accept([(b.user, b.summary) for b in batch])
 
     def _reasons(self, batch: list[_Block], prompts: list[str], raw: list[str], written: list[str]) -> list[str | None]:
         """Why each summary is written again, or None: a degenerate generation (empty, looping, echoing the
@@ -298,11 +306,12 @@ class _Writer:
             for text, prompt, kept, a in zip(raw, prompts, written, alike, strict=True)
         ]
 
-    def _accept(self, batch: list[_Block]) -> None:
-        texts = [b.summary for b in batch if b.summary]
-        if texts:
-            self.vectors += list(_unit(self.engine.embed(texts)))
-            self.owners += [b.user for b in batch if b.summary]
+    def accept(self, summaries: list[tuple[str, str]]) -> None:
+        """Remember (user, summary) pairs: later summaries of other customers are compared with them."""
+        kept = [(u, t) for u, t in summaries if t]
+        if kept:
+            self.vectors += list(_unit(self.engine.embed([t for _, t in kept])))
+            self.owners += [u for u, _ in kept]
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ import pandas as pd
 from mmrec_core.data.splits import train_interactions
 from mmrec_core.engines import Engine
 from mmrec_core.grounding.claims import Evidence, check
-from mmrec_core.profiles.specific import catalog_terms, named_terms, running_weights, scaffold
+from mmrec_core.profiles.specific import catalog_terms, named_terms, rarity, running_weights, scaffold
 from mmrec_core.store.workspace import Workspace
 from mmrec_core.textualize.texts import item_evidence, item_lines
 
@@ -108,8 +108,9 @@ def evaluate_profiles(
     heldout_vecs = [np.stack([item_vecs[i] for i in heldout[u]]) for u in users]
     evidence, b = item_evidence(ws.store, dataset), engine.settings.profile_block
     terms = catalog_terms(ws.store, dataset, evidence)
-    scaffolds = [scaffold(running_weights([history[u][i : i + b] for i in range(0, len(history[u]), b)], terms)[-1])
-                 for u in users]  # fmt: skip
+    rare = rarity(terms)
+    scaffolds = [scaffold(running_weights([history[u][i : i + b] for i in range(0, len(history[u]), b)], terms)[-1],
+                          rarity=rare) for u in users]  # fmt: skip
     known = [Evidence.union(evidence[i] for i in history[u] if i in evidence) for u in users]
     rows = []
     for name, docs in (("LLM profile", [summary[u] for u in users]), ("history text (no LLM)", baseline)):
