@@ -29,6 +29,7 @@ from mmrec_core.engines import Engine, GenerationOptions
 from mmrec_core.grounding.claims import Evidence, check
 from mmrec_core.profiles.prompts import PROFILE_FIRST, PROFILE_SCAFFOLD, PROFILE_UPDATE
 from mmrec_core.profiles.specific import (
+    blocks_of,
     catalog_terms,
     grounded,
     rarity,
@@ -36,6 +37,7 @@ from mmrec_core.profiles.specific import (
     scaffold,
     scaffold_sentence,
     twins,
+    unit_rows,
     vague_reason,
 )
 from mmrec_core.store.workspace import Workspace, default_protocol
@@ -142,12 +144,14 @@ def build_profiles(
     params = {**engine.provenance("llm", PROFILE_FIRST.version, **options.as_params(), **config.as_params())}
     params |= {"block": b, "domain": domain.name}
     histories = {u: g["item_id"].tolist() for u, g in train.groupby("user_id", sort=True)}
-    writer = _Writer(engine, config, options, domain, item_lines(ws.store, dataset), item_evidence(ws.store, dataset))
-    writer.terms = catalog_terms(ws.store, dataset, writer.evidence)
-    writer.rarity = rarity(writer.terms)
-    writer.titles = ws.store.items(dataset).set_index("item_id")["title"].fillna("").astype(str).to_dict()
+    evidence = item_evidence(ws.store, dataset)
+    terms = catalog_terms(ws.store, dataset, evidence)
+    titles = ws.store.items(dataset).set_index("item_id")["title"].fillna("").astype(str).to_dict()
+    writer = _Writer(
+        engine, config, options, domain, item_lines(ws.store, dataset), evidence, terms, rarity(terms), titles
+    )
     stored = ws.store.profile_hashes(dataset, protocol_id)
-    blocks = {u: [h[i : i + b] for i in range(0, len(h), b)] for u, h in histories.items()}
+    blocks = {u: blocks_of(h, b) for u, h in histories.items()}
     state = {u: {"summary": None, "hash": "", "k": 0} for u in blocks}
     report = ProfileReport(users=len(blocks))
     start, total = time.perf_counter(), sum(len(v) for v in blocks.values())
@@ -236,9 +240,9 @@ class _Writer:
     domain: Domain
     texts: dict[str, str]
     evidence: dict[str, Evidence]
-    terms: dict[str, list[str]] = field(default_factory=dict)
-    rarity: dict[str, float] = field(default_factory=dict)
-    titles: dict[str, str] = field(default_factory=dict)
+    terms: dict[str, list[str]]  # item_id -> what a summary could name about it (`specific.item_terms`)
+    rarity: dict[str, float]
+    titles: dict[str, str]
     vectors: list[np.ndarray] = field(default_factory=list)  # accepted summaries, to tell customers apart
     owners: list[str] = field(default_factory=list)
 
@@ -298,7 +302,7 @@ class _Writer:
         """Why each summary is written again, or None: a degenerate generation (empty, looping, echoing the
         prompt) or a grounded summary that reads like another customer's. One that grounding left empty or
         vague is not: it gains the scaffold sentence without a second generation."""
-        vectors = _unit(self.engine.embed(written))
+        vectors = unit_rows(self.engine.embed(written))
         others = np.stack(self.vectors) if self.vectors else np.zeros((0, vectors.shape[1]), dtype=vectors.dtype)
         alike = twins(vectors, [b.user for b in batch], others, self.owners, self.config.near)
         return [
@@ -310,12 +314,8 @@ class _Writer:
         """Remember (user, summary) pairs: later summaries of other customers are compared with them."""
         kept = [(u, t) for u, t in summaries if t]
         if kept:
-            self.vectors += list(_unit(self.engine.embed([t for _, t in kept])))
+            self.vectors += list(unit_rows(self.engine.embed([t for _, t in kept])))
             self.owners += [u for u, _ in kept]
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 def _row(block: _Block, k: int, prev_hash: str, dataset: str, protocol_id: str, params: dict) -> dict:

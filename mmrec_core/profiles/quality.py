@@ -26,7 +26,15 @@ import pandas as pd
 from mmrec_core.data.splits import train_interactions
 from mmrec_core.engines import Engine
 from mmrec_core.grounding.claims import Evidence, check
-from mmrec_core.profiles.specific import catalog_terms, named_terms, rarity, running_weights, scaffold
+from mmrec_core.profiles.specific import (
+    blocks_of,
+    catalog_terms,
+    named_terms,
+    rarity,
+    running_weights,
+    scaffold,
+    unit_rows,
+)
 from mmrec_core.store.workspace import Workspace
 from mmrec_core.textualize.texts import item_evidence, item_lines
 
@@ -39,10 +47,6 @@ class ProfileEvalConfig:
     near: float = field(default=0.95, metadata={"help": "Cosine at or above which two profiles are near-identical."})
     seed: int = field(default=0, metadata={"help": "Seed of the random users."})
     history_items: int = field(default=12, metadata={"help": "Most recent training items in the baseline's text."})
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 def final_profiles(ws: Workspace, dataset: str, protocol_id: str) -> pd.DataFrame:
@@ -104,17 +108,16 @@ def evaluate_profiles(
     baseline = ["; ".join(texts[i] for i in history[u][-config.history_items :]) for u in users]
 
     items = sorted({i for u in users for i in heldout[u]})
-    item_vecs = dict(zip(items, _unit(engine.embed([texts[i] for i in items])), strict=True))
+    item_vecs = dict(zip(items, unit_rows(engine.embed([texts[i] for i in items])), strict=True))
     heldout_vecs = [np.stack([item_vecs[i] for i in heldout[u]]) for u in users]
     evidence, b = item_evidence(ws.store, dataset), engine.settings.profile_block
     terms = catalog_terms(ws.store, dataset, evidence)
     rare = rarity(terms)
-    scaffolds = [scaffold(running_weights([history[u][i : i + b] for i in range(0, len(history[u]), b)], terms)[-1],
-                          rarity=rare) for u in users]  # fmt: skip
+    scaffolds = [scaffold(running_weights(blocks_of(history[u], b), terms)[-1], rarity=rare) for u in users]
     known = [Evidence.union(evidence[i] for i in history[u] if i in evidence) for u in users]
     rows = []
     for name, docs in (("LLM profile", [summary[u] for u in users]), ("history text (no LLM)", baseline)):
-        vecs = _unit(engine.embed(docs))
+        vecs = unit_rows(engine.embed(docs))
         rows.append(
             {
                 "representation": name,

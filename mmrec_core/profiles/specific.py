@@ -31,6 +31,16 @@ _PATTERN_WORDS = {"stripe": "striped", "check": "checked", "dot": "dotted", "pri
 _UNTELLING = {"solid"}  # most items are plain: naming it tells one customer from another by nothing
 
 
+def blocks_of(history: Sequence[str], size: int) -> list[list[str]]:
+    """A history cut into consecutive blocks of `size` items (the last may be shorter)."""
+    return [list(history[i : i + size]) for i in range(0, len(history), size)]
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (a zero row stays zero), so dot products are cosines."""
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
 def running_weights(blocks: Sequence[Sequence[str]], item_terms: dict[str, list[str]], decay: float = 0.5):
     """After each block k: w_k(term) = decay * w_(k-1)(term) + share of block k's items with the term."""
     weights: Counter = Counter()
