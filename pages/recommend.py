@@ -42,7 +42,7 @@ with left:
     trained = runs.adapters(ws, dataset)
     adapter = st.selectbox(
         "LLM adapter",
-        ["", *trained[trained["method"] != "llm-keywords"]["adapter"]],
+        ["", *trained[trained["method"].isin(["llm-sft", "llm-grpo"])]["adapter"]],
         key="rec_adapter",
         format_func=lambda a: a or "none (the engine's setting)",
         help="A LoRA adapter from the Train page (or `mmrec train sft|grpo`) on the engine's LLM",
@@ -123,6 +123,10 @@ for row in table.itertuples():
                     st.caption("Cites verified evidence: " + ", ".join(row.cites))
                 else:
                     st.caption(":orange[Cites none of the evidence found without the LLM.]")
+                if row.rationale_notes:
+                    with st.expander("Changed from what the LLM wrote"):
+                        st.markdown("\n".join(f"- {note}" for note in row.rationale_notes))
+                        st.caption(f"As written: {row.raw_rationale}")
             if row.flags:
                 st.warning(f"The rationale names {', '.join(row.flags)}, which this item's texts never mention.")
         with why:

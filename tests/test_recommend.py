@@ -166,8 +166,14 @@ def test_score_customer_ranks_explains_and_flags(rec_ws: Workspace) -> None:
     finder = EvidenceFinder(builder)
     for row in explained.itertuples():  # scripted rationale: "... It is a red wool coat."
         own = finder.item_texts[row.item_id]
-        assert ("wool" in row.flags) == ("wool" not in own)
-        assert "coat" not in own or "coat" not in row.flags
+        written = finder.rationale_flags(row.raw_rationale, row.item_id, rec.context)
+        assert ("wool" in written) == ("wool" not in own)
+        assert "coat" not in own or "coat" not in written
+        # what is shown keeps no unsupported claim: the sentence with one is removed, and said to be
+        assert row.flags == []
+        removed = any(n == "removed (unsupported claims): It is a red wool coat." for n in row.rationale_notes)
+        assert removed == bool(written)
+        assert ("It is a red wool coat." in row.rationale) == (not written)
 
 
 def test_evidence_finds_bought_neighbours_and_similar_customers(rec_ws: Workspace) -> None:
@@ -215,6 +221,55 @@ def test_rationales_are_asked_to_cite_the_evidence_and_their_citations_are_check
         "it shares black with the customer's past purchases; "
         "the customer bought its neighbour Shape Up 30 den 1p Tights"
     )
+
+
+_TITLES = {"x": "Tilda knit top", "n1": "Shape Up 30 den 1p Tights"}
+
+
+@pytest.mark.parametrize(
+    "evidence, cited",
+    [
+        (Evidence("x", bought_before=True, history_matches=[("black", 2)]), ["a repeat purchase"]),
+        (Evidence("x", history_matches=[("black", 3), ("jersey", 2)]), ["keyword 'black'", "keyword 'jersey'"]),
+        (Evidence("x", neighbours_bought=[("n1", 0.5, "co-bought")]), ["item 'Shape Up 30 den 1p Tights'"]),
+        (Evidence("x", similar_bought=[("u9", "x")]), ["item 'Tilda knit top'"]),
+        (Evidence("x", profile_matches=["knit"]), ["keyword 'knit' (profile)"]),
+        (Evidence("x"), []),
+    ],
+)
+def test_the_added_evidence_sentence_cites_the_strongest_piece(evidence: Evidence, cited: list[str]) -> None:
+    from mmrec_core.recommend.rationale import evidence_sentence
+
+    sentence = evidence_sentence(evidence, _TITLES)
+    assert evidence.cited_by(sentence, _TITLES) == cited
+    assert (sentence == "") == (cited == [])
+
+
+def test_settling_removes_invented_sentences_and_adds_a_citation(rec_ws: Workspace) -> None:
+    from mmrec_core.recommend.rationale import NO_EVIDENCE, settle
+
+    pid = create_protocol(rec_ws.store, "sample")
+    builder = ContextBuilder(rec_ws, "sample", pid)
+    finder = EvidenceFinder(builder)
+    user = builder.data.parts["test"].users[0]
+    ctx = builder.context(user)
+    found = {i: finder.for_item(ctx, i) for i in stored_candidates(builder, user)}
+    item = next(i for i, ev in found.items() if ev.history_matches and "wool" not in finder.item_texts[i])
+    keyword = found[item].history_matches[0][0]
+    # the LLM cites the evidence itself: shown as written
+    cites = f"It shares {keyword} with their past purchases."
+    assert settle(finder, cites, item, ctx).text == cites and settle(finder, cites, item, ctx).notes() == []
+    # an invented material is removed, and with it the only sentence: the evidence is stated instead
+    written = settle(finder, "It is a lovely wool piece.", item, ctx)
+    assert written.dropped == ["It is a lovely wool piece."] and written.added
+    assert found[item].cited_by(written.text, builder.titles) and not finder.rationale_flags(written.text, item, ctx)
+    # a grounded sentence that cites nothing is kept, and the citation follows it
+    plain = settle(finder, "A good choice for this customer.", item, ctx)
+    assert plain.text.startswith("A good choice for this customer. ") and plain.added in plain.text
+    # nothing to cite and nothing left: said so, not invented
+    plain_items = [i for i, ev in found.items() if not ev.for_prompt(builder.titles)]
+    bare = next(i for i in plain_items if "wool" not in finder.item_texts[i])
+    assert settle(finder, "It is a lovely wool piece.", bare, ctx).text == NO_EVIDENCE
 
 
 def test_rationale_flags_only_unsupported_item_attributes(rec_ws: Workspace) -> None:
@@ -365,6 +420,11 @@ def test_eval_rationales_counts_citations_and_unsupported_claims(rec_ws: Workspa
     create_protocol(rec_ws.store, "sample")
     summary, table = evaluate_rationales(rec_ws, ScriptedEngine(rec_ws.settings), "sample", users=4)
     assert summary["users"] == 4 and summary["rationales"] == len(table) == 12  # the top 3 of each
-    # the scripted rationale calls every item "a red wool coat": unsupported wherever the item is not one
-    assert 0 < summary["unsupported-claim rate"] <= 1 and summary["rationales with one"] > 0
     assert summary["cite verified evidence"] == (table["cites"] != "").mean()
+    # the scripted rationale calls every item "a red wool coat": unsupported wherever the item is not one,
+    # so the LLM alone invents claims and the settled rationales do not
+    assert 0 < summary["LLM alone: unsupported rate"] <= 1 and summary["sentences removed"] > 0
+    assert summary["unsupported-claim rate"] == 0 and summary["rationales with one"] == 0
+    # where evidence exists, every shown rationale cites it (the LLM's, or a sentence stating it)
+    assert summary["cite, where evidence exists"] == 1.0
+    assert summary["cite verified evidence"] == table["had evidence"].mean()

@@ -1,9 +1,11 @@
 """`mmrec eval-rationales`: are the LLM's rationales verifiable and grounded?
 
 For a seeded subset of test users, the pointwise recommender scores the stored candidates and explains its
-top few, each rationale prompted with the evidence found without the LLM. Every rationale is then checked:
-does it cite a piece of that evidence (`Evidence.cited_by`), and how many of its claims does the grounding
-checker find unsupported (`EvidenceFinder.rationale_grounding`)? Nothing is stored.
+top few, each rationale prompted with the evidence found without the LLM and settled as the page shows it
+(`recommend.rationale.settle`). Every rationale is then checked: does it cite a piece of that evidence
+(`Evidence.cited_by`), and how many of its claims does the grounding checker find unsupported
+(`EvidenceFinder.rationale_grounding`)? The same figures for the LLM's text as written ("LLM alone") show
+how much settling did. Nothing is stored.
 """
 
 from __future__ import annotations
@@ -35,18 +37,26 @@ def evaluate_rationales(
     protocol = default_protocol(ws, dataset)
     builder = ContextBuilder(ws, dataset, protocol, "test", config.n_history, config.n_similar)
     finder, recommender = EvidenceFinder(builder), LLMRecommender(engine, builder, config)
+    titles = builder.titles
     everyone = list(builder.data.parts["test"].users)
     chosen = sorted(np.random.default_rng(seed).choice(everyone, size=min(users, len(everyone)), replace=False))
     rows = []
     for k, user in enumerate(chosen):
         _, table = score_customer(recommender, finder, str(user), stored_candidates(builder, str(user)))
+        ctx = builder.context(str(user))
         for row in table[table["rationale"] != ""].itertuples():
             missing = row.grounding.unsupported
+            raw = finder.rationale_grounding(row.raw_rationale, row.item_id, ctx)
             rows.append({
                 "user_id": user, "item_id": row.item_id, "rationale": row.rationale, "cites": "; ".join(row.cites),
                 "claims": len(row.grounding.claims), "unsupported": ", ".join(c.text for c in missing),
                 "n_unsupported": len(missing),
                 "had evidence": bool(row.evidence_detail.for_prompt(builder.titles)),
+                "raw": row.raw_rationale, "raw cites": bool(row.evidence_detail.cited_by(row.raw_rationale, titles)),
+                "raw claims": len(raw.claims), "raw unsupported": len(raw.unsupported),
+                "changed": "; ".join(row.rationale_notes),
+                "dropped": sum(n.startswith("removed") for n in row.rationale_notes),
+                "added": any(n.startswith("added") for n in row.rationale_notes),
             })  # fmt: skip
         if progress:
             progress(k + 1, len(chosen), f"{len(rows)} rationales")
@@ -64,5 +74,9 @@ def evaluate_rationales(
         "claims per rationale": claims / len(table),
         "unsupported-claim rate": float(table["n_unsupported"].sum() / claims) if claims else 0.0,
         "rationales with one": float((table["n_unsupported"] > 0).mean()),
+        "LLM alone: cite evidence": float(table["raw cites"].mean()),
+        "LLM alone: unsupported rate": float(table["raw unsupported"].sum() / max(int(table["raw claims"].sum()), 1)),
+        "sentences removed": int(table["dropped"].sum()),
+        "evidence sentence added": float(table["added"].mean()),
     }
     return summary, table

@@ -16,6 +16,7 @@ from mmrec_core.core.progress import Progress
 from mmrec_core.recommend.context import ContextBuilder
 from mmrec_core.recommend.evidence import EvidenceFinder
 from mmrec_core.recommend.llm import LLMRecommender, Recommendation
+from mmrec_core.recommend.rationale import settle
 from mmrec_core.store.workspace import Workspace
 
 SOURCES = ("stored test candidates", "top of another model", "chosen by hand")
@@ -90,7 +91,8 @@ def score_customer(
 ) -> tuple[Recommendation, pd.DataFrame]:
     """Score, explain and gather evidence; the table is ranked best first.
 
-    Columns: rank, item_id, title, score, rationale ('' when not explained), flags (attributes the
+    Columns: rank, item_id, title, score, rationale ('' when not explained; as `recommend.rationale.settle`
+    leaves it), raw_rationale (as the LLM wrote it), rationale_notes (what settling changed), flags (attributes the
     rationale names that the item lacks), grounding (the rationale's claims marked, None when not explained),
     cites (the evidence the rationale names: shared keywords, bought items; empty when it cites none),
     evidence (one line), evidence_detail (an `Evidence`).
@@ -101,7 +103,8 @@ def score_customer(
     score = dict(zip(rec.candidates, rec.scores.tolist(), strict=True))
     rows = []
     for rank, item in enumerate(rec.ranking(), start=1):
-        rationale = rec.rationales.get(item, "")
+        written = settle(finder, rec.rationales[item], item, rec.context) if rec.rationales.get(item) else None
+        rationale = written.text if written else ""
         ev = finder.for_item(rec.context, item)
         rows.append(
             {
@@ -110,6 +113,8 @@ def score_customer(
                 "title": recommender.builder.titles.get(item, item),
                 "score": score[item],
                 "rationale": rationale,
+                "raw_rationale": written.raw if written else "",
+                "rationale_notes": written.notes() if written else [],
                 "flags": finder.rationale_flags(rationale, item, rec.context) if rationale else [],
                 "grounding": finder.rationale_grounding(rationale, item, rec.context) if rationale else None,
                 "cites": ev.cited_by(rationale, titles) if rationale else [],

@@ -102,6 +102,7 @@ class EvidenceFinder:
         store, dataset = builder.ws.store, builder.dataset
         self.item_texts = {i: t.lower() for i, t in fused_item_texts(store, dataset).items()}
         self._evidence: dict[str, ClaimEvidence] = {}  # per item, built when first needed
+        self._customer: tuple[tuple, ClaimEvidence] | None = None
         self.graph_id = latest_graph_id(store, dataset, builder.protocol_id)
         columns = ["src", "dst", "weight", "reason"]
         edges = load_graph(store, dataset, self.graph_id) if self.graph_id else pd.DataFrame(columns=columns)
@@ -134,11 +135,11 @@ class EvidenceFinder:
     def rationale_grounding(self, rationale: str, item_id: str, ctx: UserContext) -> Grounding:
         """The rationale's claims, checked by the grounding checker (see module docstring): a sentence about the
         item may say what the item's own texts support; one about the customer also what their profile,
-        purchases and similar customers' lines support."""
+        purchases and the similar customers' purchases support (every item's texts)."""
         if item_id not in self._evidence:
             self._evidence[item_id] = catalog_evidence([self.item_texts.get(item_id, "")])
         own = self._evidence[item_id]
-        customer = catalog_evidence([ctx.profile, *(h.text() for h in ctx.history), *(s.text() for s in ctx.similar)])
+        customer = self._customer_evidence(ctx)
         claims = []
         for found in _SENTENCE.finditer(rationale):
             sentence = found.group(0)
@@ -147,6 +148,18 @@ class EvidenceFinder:
             for claim in check(sentence, evidence).claims:  # offsets moved from the sentence into the rationale
                 claims.append(replace(claim, start=claim.start + found.start(), end=claim.end + found.start()))
         return Grounding(claims)
+
+    def _customer_evidence(self, ctx: UserContext) -> ClaimEvidence:
+        """What a sentence about the customer may say: their profile and the texts of everything they and the
+        prompt's similar customers bought (kept for the last customer asked about)."""
+        key = (ctx.user_id, len(ctx.bought), ctx.profile)
+        if self._customer is None or self._customer[0] != key:
+            ids, sequences = self.builder.data.item_ids, self.builder.data.sequences
+            theirs = [ids[i] for s in ctx.similar for i in sequences.get(s.similar_user, [])]
+            texts = [ctx.profile, *(s.text() for s in ctx.similar)]
+            texts += [self.item_texts.get(i, "") for i in dict.fromkeys([*ctx.bought, *theirs])]
+            self._customer = (key, catalog_evidence(texts))
+        return self._customer[1]
 
     def rationale_flags(self, rationale: str, item_id: str, ctx: UserContext) -> list[str]:
         """The unsupported claims of the rationale, as written (each once)."""
