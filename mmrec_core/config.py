@@ -21,7 +21,7 @@ CHOICES = {
     "quantization": ("none", "8bit", "4bit", "int8"),
     "device": ("auto", "cpu", "cuda"),
     "dtype": ("auto", "float32", "bfloat16", "float16"),
-    "describer": ("template", "filtered", "free"),
+    "describer": ("template", "filtered", "tuned", "tuned-free", "free"),
 }
 
 
@@ -50,8 +50,16 @@ class Settings:
         default="template",
         metadata={
             "help": "How the builtin engine writes descriptions: template (from the fact sheet, never invents) | "
-            "filtered (the template, then LLM sentences the grounding checker fully supports) | free (the LLM "
+            "filtered (the template, then LLM sentences the grounding checker fully supports) | tuned (as "
+            "filtered, the LLM with the describer adapter) | tuned-free (that adapter unchecked) | free (the LLM "
             "unchecked; for comparison)."
+        },
+    )
+    describer_adapter: str = field(
+        default="builtin",
+        metadata={
+            "help": "LoRA adapter of the tuned describers: builtin (shipped, trained on H&M's training articles' "
+            "human descriptions) | a folder from `mmrec train describer`."
         },
     )
     attribute_model: str = field(
@@ -111,8 +119,8 @@ class Settings:
 
 
 ENGINE_FIELDS = (
-    "engine", "llm", "vlm", "embedder", "adapter", "quantization", "device", "dtype", "describer", "attribute_model",
-    "score_batch_size",
+    "engine", "llm", "vlm", "embedder", "adapter", "quantization", "device", "dtype", "describer", "describer_adapter",
+    "attribute_model", "score_batch_size",
 )  # fmt: skip
 
 

@@ -12,7 +12,7 @@ from mmrec_core.engines import get_engine
 from mmrec_core.finetune import LLM_METHODS, runs
 from widgets import current_dataset, get_workspace, live_job, option_widgets
 
-LABELS = {"sft": "SFT (task mix)", "grpo": "GRPO (listwise)", "keywords": "Keyword RLVR"}
+LABELS = {"sft": "SFT (task mix)", "grpo": "GRPO (listwise)", "keywords": "Keyword RLVR", "describer": "Describer SFT"}
 ws = get_workspace()
 dataset = current_dataset()
 engine = get_engine(ws.settings)
@@ -33,6 +33,9 @@ with right:  # the rest of each trainer's settings: `mmrec train METHOD --help`
         names = ["from-adapter", "reward", "candidates", "generations", "format-weight", "rationale-ratio"]
         names += ["rationale-confidence", "valid-users"]
         o |= option_widgets(config_type, names, key, choices={"from-adapter": sft})
+    elif method == "describer":
+        o |= option_widgets(config_type, ["valid-items", "batch-size"], key)
+        st.caption("Learns the human descriptions (H&M detail_desc) from the fact sheet, training articles only.")
     else:
         o |= option_widgets(config_type, ["generations"], key)
         st.caption("Rewards: R_info + R_recon + R_len (weights: engine settings), judged by the frozen LLM.")

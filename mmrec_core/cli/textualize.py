@@ -26,7 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-n", type=int, default=200, help="held-out articles to describe (default 200 seeded; 0: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the article sample (default 0)")
     p.add_argument(
-        "--describers", nargs="+", choices=DESCRIBERS, default=list(DESCRIBERS), help="builtin describers to compare"
+        "--describers",
+        nargs="+",
+        choices=DESCRIBERS,
+        help="builtin describers to compare (default: all; the tuned ones where the describer adapter is there)",
     )
     p.set_defaults(run=cmd_eval_descriptions)
 
@@ -58,7 +61,7 @@ def cmd_eval_descriptions(ws: Workspace, args: argparse.Namespace) -> None:
     report = with_progress(
         "item",
         lambda p: evaluate_descriptions(
-            ws, engine, args.dataset, n=args.n, seed=args.seed, describers=tuple(args.describers), progress=p
+            ws, engine, args.dataset, n=args.n, seed=args.seed, describers=tuple(args.describers or ()), progress=p
         ),
     )
     number = lambda x: f"{x:.3f}"  # noqa: E731

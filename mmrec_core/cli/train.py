@@ -98,5 +98,8 @@ def print_run(ws, dataset: str, run_id: str) -> None:
     print(f"best adapter (step {meta['best_step']}): {row['artifact_path']}")
     if row["method"] == "llm-keywords":
         print(f"textualize with it: MMREC_ADAPTER={row['artifact_path']} mmrec textualize {dataset} --force")
+    elif row["method"] == "llm-describer":
+        where, compare = row["artifact_path"], "--describers template tuned"
+        print(f"compare it: MMREC_DESCRIBER_ADAPTER={where} mmrec eval-descriptions {dataset} {compare}")
     else:
         print(f"score with it: mmrec eval llm {dataset} --adapter {row['artifact_path']}")

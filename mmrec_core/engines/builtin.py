@@ -37,6 +37,17 @@ FILTERED = Template(
 
 Write two short shop sentences on how this product looks and how it is worn, using only these facts.""",
 )
+# The tuned describers' prompt: the same fact sheet; the adapter learnt to answer it with the catalog's own
+# human descriptions (`finetune.describer`).
+TUNED = Template(
+    version="describe-tuned-v1",
+    system=DESCRIBE.system,
+    text="""Facts about one product:
+{facts}
+
+Write the product's shop description.""",
+)
+BUILTIN_DESCRIBER = Path(__file__).with_name("data") / "hm-describer"  # LoRA, trained on H&M's training articles
 DESCRIBE_TEMPLATE = """Catalog entry:
 {metadata}
 
@@ -44,6 +55,12 @@ What the photo shows (machine-read; uncertain items are marked with confidences)
 {facts}
 
 Write a two-sentence product description. Mention the colour and the kind of product."""
+
+
+def sheet_prompt(item: ItemText, facts: Sequence) -> str:
+    """The tuned describer's prompt for one item: its template description and fact lines (no field names)."""
+    sheet = build_sheet(item.title, item.category, item.text, item.attributes, facts)
+    return TUNED.text.format(facts="\n".join([write_description(sheet), *sheet.as_lines()]))
 
 
 def smollm2_cache_dir(cache_root: Path) -> Path:
@@ -165,6 +182,8 @@ class BuiltinEngine(BaseEngine):
         mode = self.settings.describer
         if mode == "free":
             texts = self._free_descriptions(items, all_facts, domain)
+        elif mode in ("tuned", "tuned-free"):
+            texts = self._tuned_descriptions(items, all_facts, domain, checked=mode == "tuned")
         else:
             sheets = [
                 build_sheet(i.title, i.category, i.text, i.attributes, f) for i, f in zip(items, all_facts, strict=True)
@@ -177,7 +196,59 @@ class BuiltinEngine(BaseEngine):
 
     def describe_version(self) -> str:
         mode = self.settings.describer
-        return {"free": DESCRIBE.version, "filtered": f"{SHEET_VERSION}+{FILTERED.version}"}.get(mode, SHEET_VERSION)
+        tuned = f"{TUNED.version}+{self._describer_id()}" if mode.startswith("tuned") else ""
+        versions = {"free": DESCRIBE.version, "filtered": f"{SHEET_VERSION}+{FILTERED.version}",
+                    "tuned": f"{SHEET_VERSION}+{tuned}", "tuned-free": tuned}  # fmt: skip
+        return versions.get(mode, SHEET_VERSION)
+
+    def _describer_folder(self) -> Path:
+        choice = self.settings.describer_adapter
+        folder = BUILTIN_DESCRIBER if choice in ("", "builtin") else Path(choice).expanduser()
+        if not (folder / "adapter_config.json").is_file():
+            raise FileNotFoundError(
+                f"The tuned describer needs its LoRA adapter, and {folder} has none: train one with `mmrec train "
+                "describer hm` and set describer_adapter to its folder, or use describer=template."
+            )
+        return folder
+
+    def _describer_id(self) -> str:
+        """The adapter's name and the hash of its weights: a retrained adapter re-runs textualization."""
+        import hashlib
+
+        folder = self._describer_folder()
+        weights = b"".join(w.read_bytes() for w in sorted(folder.glob("adapter_model.*")))
+        return f"{folder.name}-{hashlib.sha256(weights).hexdigest()[:8]}"
+
+    def _describer_lm(self) -> TextLM:
+        """The LLM with the describer adapter: a second copy, so the recommender's own adapter stays as set."""
+        folder = self._describer_folder()
+        if getattr(self, "_describer_for", None) != folder:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            source = ensure_smollm2_copy(self.settings.model_cache_dir)
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=resolve_dtype(self.settings.dtype, "cpu"))
+            model = attach_adapter(model, str(folder))  # merged: no LoRA cost per token
+            self._describer = TextLM(model, AutoTokenizer.from_pretrained(source), f"{BUILTIN_LLM}+{folder.name}")
+            self._describer_for = folder
+        return self._describer
+
+    def _tuned_descriptions(self, items: Sequence[ItemText], all_facts: list, domain: Domain, checked: bool):
+        """The adapter writes from the fact sheet; `checked`: the template first, then each of its sentences in
+        which the grounding checker finds every claim supported (as `filtered`)."""
+        prompts = [sheet_prompt(item, found) for item, found in zip(items, all_facts, strict=True)]
+        options = GenerationOptions(max_new_tokens=72, no_repeat_ngram_size=3, batch_size=len(prompts) or 1)
+        with self._lock:
+            prose = self._describer_lm().generate(prompts, options, TUNED.system_for(domain))
+        if not checked:
+            return [" ".join(p.split()) for p in prose]
+        out = []
+        for item, found, extra in zip(items, all_facts, prose, strict=True):
+            sheet = build_sheet(item.title, item.category, item.text, item.attributes, found)
+            text = write_description(sheet)
+            evidence = catalog_evidence(catalog_texts(item.title, item.category, item.text, item.attributes))
+            kept = [s for s in grounded_sentences(extra, evidence, found) if s.lower() not in text.lower()]
+            out.append(" ".join([text, *kept[:3]]))
+        return out
 
     def _free_descriptions(self, items: Sequence[ItemText], all_facts: list, domain: Domain) -> list[str]:
         """The LLM writes from the catalog block and the facts, unchecked (describe-v2: kept for comparison)."""

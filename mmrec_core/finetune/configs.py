@@ -221,5 +221,40 @@ class KeywordRLConfig(RLConfig):
     )
 
 
-TrainConfig = SFTRunConfig | GRPORunConfig | KeywordRLConfig  # what `finetune.runs.train_config` returns
-TRAINERS = {"sft": SFTRunConfig, "grpo": GRPORunConfig, "keywords": KeywordRLConfig}  # by method name
+@dataclass
+class DescriberConfig:
+    """LoRA SFT of the describer: fact sheet in, the catalog's own human description out (training articles)."""
+
+    n_items: int = field(
+        default=800,
+        metadata={"help": "Training articles (seeded sample of the item split's train part).", "flag": "examples",
+                  "range": (2, 100_000, 1)},
+    )  # fmt: skip
+    valid_items: int = field(
+        default=48, metadata={"help": "Further training-part articles held back for the valid loss."}
+    )
+    lora_r: int = field(
+        default=8, metadata={"help": "LoRA rank (the shipped adapter keeps r <= 8).", "range": (1, 64, 1)}
+    )
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling (with --lora-r alone: 2 x r)."})
+    learning_rate: float = field(
+        default=3e-4, metadata={"help": "AdamW learning rate.", "flag": "lr", "range": (1e-6, 1e-2, None)}
+    )
+    max_steps: int = field(
+        default=200, metadata={"help": "Optimizer steps.", "flag": "steps", "range": (1, 100_000, 1)}
+    )
+    batch_size: int = field(default=4, metadata={"help": "Examples per optimizer step."})
+    max_length: int = field(default=320, metadata={"help": "Longest tokenized example; longer ones are cut."})
+    eval_steps: int = field(
+        default=50, metadata={"help": "Valid loss and a checkpoint every this many steps.", "range": (1, 10_000, 1)}
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of the article sample, data order and LoRA initialisation."})
+
+    def key(self) -> str:
+        return input_hash(asdict(self), length=12)
+
+
+TrainConfig = SFTRunConfig | GRPORunConfig | KeywordRLConfig | DescriberConfig  # what `runs.train_config` returns
+TRAINERS = {  # by method name
+    "sft": SFTRunConfig, "grpo": GRPORunConfig, "keywords": KeywordRLConfig, "describer": DescriberConfig,
+}  # fmt: skip

@@ -20,7 +20,7 @@ from mmrec_core.finetune.common import read_log, request_stop, run_folder
 from mmrec_core.finetune.configs import TRAINERS, TrainConfig
 from mmrec_core.store.workspace import Workspace, default_protocol
 
-METHOD_NAMES = {"sft": "llm-sft", "grpo": "llm-grpo", "keywords": "llm-keywords"}
+METHOD_NAMES = {"sft": "llm-sft", "grpo": "llm-grpo", "keywords": "llm-keywords", "describer": "llm-describer"}
 
 
 def train_config(method: str, **options: Any) -> TrainConfig:
@@ -51,12 +51,15 @@ def train_llm(
     progress: Progress | None = None,
 ) -> str:
     """Run one LLM trainer; returns the 'train' run id (raises JobStopped when stopped on request)."""
+    from mmrec_core.finetune.describer import train_describer
     from mmrec_core.finetune.grpo import train_grpo
     from mmrec_core.finetune.keywords_rl import train_keywords
     from mmrec_core.finetune.sft import train_sft
 
     if method == "keywords":
         return train_keywords(ws, engine, dataset, config, progress)
+    if method == "describer":
+        return train_describer(ws, engine, dataset, config, progress)
     trainer = {"sft": train_sft, "grpo": train_grpo}[method]
     return trainer(ws, engine, dataset, protocol_id, config, progress)
 
@@ -65,10 +68,13 @@ def folder_of(
     ws: Workspace, engine: Engine, method: str, dataset: str, protocol_id: str | None, config: TrainConfig
 ) -> Path:
     """Where this run keeps checkpoints, the live log and the adapter (what Stop and the curves look at)."""
+    from mmrec_core.finetune.describer import describer_folder
     from mmrec_core.finetune.keywords_rl import keywords_folder
 
     if method == "keywords":
         return keywords_folder(ws, dataset, engine.llm_source(), config)
+    if method == "describer":
+        return describer_folder(ws, dataset, engine.llm_source(), config)
     protocol_id = default_protocol(ws, dataset, protocol_id)
     return run_folder(ws, method, dataset, protocol_id, engine.llm_source(), config.key())
 
@@ -104,7 +110,7 @@ def adapters(ws: Workspace, dataset: str) -> pd.DataFrame:
     rows = ws.store.llm_train_runs(dataset)
     params = [json.loads(p) for p in rows.pop("params")]
     rows["steps"] = [p.get("steps") for p in params]
-    rows["best"] = [p.get("best_valid_HR@5", p.get("best_valid_reward")) for p in params]
+    rows["best"] = [p.get("best_valid_HR@5", p.get("best_valid_reward", p.get("best_valid_loss"))) for p in params]
     rows["seconds"] = [p.get("train_seconds") for p in params]
     on_disk = rows["adapter"].map(lambda a: Path(a).is_dir()).astype(bool)
     return rows.loc[on_disk].reset_index(drop=True)

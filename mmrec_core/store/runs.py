@@ -13,7 +13,7 @@ from mmrec_core.core.provenance import Provenance
 from mmrec_core.store.rows import insert_frame
 
 RANK_COLUMNS = ["greater", "ties", "competitors"]  # a user's positive among their candidates in one run
-LLM_TRAIN_METHODS = ("llm-sft", "llm-grpo", "llm-keywords")
+LLM_TRAIN_METHODS = ("llm-sft", "llm-grpo", "llm-keywords", "llm-describer")
 
 
 class RunQueries:

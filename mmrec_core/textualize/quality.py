@@ -34,7 +34,8 @@ ATTRIBUTES = {
     "pattern": "graphical_appearance_name",
 }
 WITHHELD = "detail_desc"  # what the describers must not see: the text they are compared with
-DESCRIBERS = ("free", "template", "filtered")  # the builtin engine's ways of writing (Settings.describer)
+# the builtin engine's ways of writing (Settings.describer); the tuned ones need the describer adapter
+DESCRIBERS = ("free", "template", "filtered", "tuned-free", "tuned")
 
 
 @dataclass
@@ -71,6 +72,15 @@ def image_guesses(facts: list) -> dict[str, str]:
     return {"colour": colour_family(top("colour")), "product type": top("object").lower(), "pattern": top("pattern")}
 
 
+def available_describers(engine: Engine) -> tuple[str, ...]:
+    """The builtin describers this engine can run now (the tuned ones need the describer adapter's folder)."""
+    try:
+        engine.with_describer("tuned").describe_version()
+    except (FileNotFoundError, AttributeError):
+        return tuple(d for d in DESCRIBERS if not d.startswith("tuned"))
+    return DESCRIBERS
+
+
 def balanced_accuracy(truth: list[str], guess: list[str]) -> float:
     """Mean recall over the true classes: always answering one class scores 1 / (number of classes)."""
     frame = pd.DataFrame({"truth": truth, "hit": [t == g for t, g in zip(truth, guess, strict=True)]})
@@ -88,10 +98,11 @@ def evaluate_descriptions(
     n: int = 200,
     seed: int = 0,
     batch_size: int = 16,
-    describers: tuple[str, ...] = DESCRIBERS,
+    describers: tuple[str, ...] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> DescriptionReport:
-    """Describe `n` held-out articles (0: all) with every describer the engine has; score them (see module)."""
+    """Describe `n` held-out articles (0: all) with `describers` (default: every one the engine has: the tuned
+    ones where its describer adapter is there); score them (see module)."""
     split_id, parts = item_split(ws.store, dataset)
     items = ws.store.items_with_images(dataset).dropna(subset=["image_sha256"])
     items["attributes"] = [json.loads(a) if a else {} for a in items["attributes"]]
@@ -103,7 +114,8 @@ def evaluate_descriptions(
     rows = held.sort_values("item_id").to_dict("records")
     categories = sorted(ws.store.items(dataset)["category"].dropna().unique())
     domain = domain_for(ws.store.require_dataset(dataset)["format"])
-    modes = describers if engine.name == "builtin" and hasattr(engine, "with_describer") else ("(engine)",)
+    modes = describers or available_describers(engine)
+    modes = modes if engine.name == "builtin" and hasattr(engine, "with_describer") else ("(engine)",)
     writers = {m: engine.with_describer(m) if m in DESCRIBERS else engine for m in modes}
 
     written = {m: [] for m in modes}
