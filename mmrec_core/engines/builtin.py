@@ -22,9 +22,10 @@ from PIL import Image
 from mmrec_core.core.prompts import PRODUCT, Domain, Template
 from mmrec_core.engines.assets import smollm2_gguf
 from mmrec_core.engines.base import DESCRIBE, BaseEngine, Description, ItemText
+from mmrec_core.engines.constrained import BANNED_VERSION
 from mmrec_core.engines.llm import GenerationOptions, TextLM
 from mmrec_core.engines.loading import attach_adapter, quantize_for_cpu, resolve_device, resolve_dtype
-from mmrec_core.grounding.claims import catalog_evidence, catalog_texts, grounded_sentences
+from mmrec_core.grounding.claims import catalog_evidence, catalog_texts, grounded_sentences, unsupported_words
 from mmrec_core.grounding.factsheet import SHEET_VERSION, build_sheet, write_description
 
 BUILTIN_LLM = "SmolLM2-135M-Instruct"
@@ -198,7 +199,7 @@ class BuiltinEngine(BaseEngine):
         mode = self.settings.describer
         tuned = f"{TUNED.version}+{self._describer_id()}" if mode.startswith("tuned") else ""
         versions = {"free": DESCRIBE.version, "filtered": f"{SHEET_VERSION}+{FILTERED.version}",
-                    "tuned": f"{SHEET_VERSION}+{tuned}", "tuned-free": tuned}  # fmt: skip
+                    "tuned": f"{SHEET_VERSION}+{tuned}+{BANNED_VERSION}", "tuned-free": tuned}  # fmt: skip
         return versions.get(mode, SHEET_VERSION)
 
     def _describer_folder(self) -> Path:
@@ -233,10 +234,19 @@ class BuiltinEngine(BaseEngine):
         return self._describer
 
     def _tuned_descriptions(self, items: Sequence[ItemText], all_facts: list, domain: Domain, checked: bool):
-        """The adapter writes from the fact sheet; `checked`: the template first, then each of its sentences in
-        which the grounding checker finds every claim supported (as `filtered`)."""
+        """The adapter writes from the fact sheet; `checked`: under a decoding constraint that bans every
+        attribute word the item's evidence does not support, then the template first and each of its sentences
+        in which the grounding checker finds every claim supported (as `filtered`)."""
         prompts = [sheet_prompt(item, found) for item, found in zip(items, all_facts, strict=True)]
-        options = GenerationOptions(max_new_tokens=72, no_repeat_ngram_size=3, batch_size=len(prompts) or 1)
+        banned = ()
+        if checked:  # the adapter may not even write a colour, material, pattern or type the item lacks
+            banned = tuple(
+                unsupported_words(catalog_evidence(catalog_texts(i.title, i.category, i.text, i.attributes)), found)
+                for i, found in zip(items, all_facts, strict=True)
+            )
+        options = GenerationOptions(
+            max_new_tokens=72, no_repeat_ngram_size=3, batch_size=len(prompts) or 1, banned_words=banned
+        )
         with self._lock:
             prose = self._describer_lm().generate(prompts, options, TUNED.system_for(domain))
         if not checked:

@@ -90,6 +90,45 @@ class AnswerConstraint(LogitsProcessor):
         return self.tok.decode(self.close_ids[:k])
 
 
+BANNED_VERSION = "banned-words-v1"  # in the tuned describer's version: a change re-describes
+
+
+class BannedWords(LogitsProcessor):
+    """Per row, words its text may not contain: the last token of each form (" wool", "Wool", ...) is masked
+    whenever the tokens before it have just been written, so the word can never be completed."""
+
+    def __init__(self, tokenizer, banned: list[tuple[str, ...]]) -> None:
+        self.rows = [_word_sequences(tokenizer, words) for words in banned]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for row, (single, longer) in enumerate(self.rows):
+            if single:
+                scores[row, single] = float("-inf")
+            if longer:
+                made = input_ids[row, -_LONGEST:].tolist()
+                ends = [seq[-1] for seq in longer if made[len(made) - len(seq) + 1 :] == seq[:-1]]
+                if ends:
+                    scores[row, ends] = float("-inf")
+        return scores
+
+
+_LONGEST = 8  # tokens of the longest banned form that is checked
+
+
+def _word_sequences(tokenizer, words: tuple[str, ...]) -> tuple[list[int], list[list[int]]]:
+    """(single-token forms, longer forms as token lists) of each word, spaced and capitalised or not."""
+    single, longer = set(), []
+    for word in words:
+        for form in {word, word.capitalize()}:
+            for text in (" " + form, form):
+                ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+                if len(ids) == 1:
+                    single.add(ids[0])
+                elif 1 < len(ids) <= _LONGEST:
+                    longer.append(ids)
+    return sorted(single), longer
+
+
 def _only(scores: torch.FloatTensor, row: int, allowed: list[int]) -> torch.FloatTensor:
     """Keep the scores of `allowed` tokens in `row`, mask the rest (nothing allowed: leave the row as it is)."""
     if allowed:

@@ -57,6 +57,10 @@ class GenerationOptions:
         default=0,
         metadata={"help": "If > 0: after '<answer>' only numbers 1..N and '</answer>' (engines/constrained.py)."},
     )
+    banned_words: tuple[tuple[str, ...], ...] = field(
+        default=(),
+        metadata={"help": "Per prompt (aligned with the prompts): words its text may not contain (constrained.py)."},
+    )
 
     def as_params(self) -> dict:
         keep = ["max_new_tokens", "do_sample", "repetition_penalty", "no_repeat_ngram_size"] + (
@@ -65,6 +69,8 @@ class GenerationOptions:
         params = {k: getattr(self, k) for k in keep}
         if self.answer_numbers:
             params["answer_numbers"] = self.answer_numbers
+        if self.banned_words:
+            params["banned_words"] = "per item (unsupported attribute words)"
         return {**params, "stop": list(self.stop)} if self.stop else params
 
 
@@ -149,6 +155,8 @@ class TextLM:
         outputs = [""] * len(encoded)
         for start in range(0, len(order), options.batch_size):
             rows = order[start : start + options.batch_size]
+            if options.banned_words:
+                kwargs["banned_words"] = [options.banned_words[i] for i in rows]
             new = self._generate_batch([encoded[i] for i in rows], kwargs)
             for i, text in zip(rows, tok.batch_decode(new, skip_special_tokens=True), strict=True):
                 outputs[i] = _cut_at_stop(text, options.stop).strip()
@@ -167,13 +175,19 @@ class TextLM:
         mask = torch.cat([torch.ones_like(prefix), own_mask], dim=1).to(device)
         kwargs = dict(kwargs)
         extra = {}
+        processors = []
         if n := kwargs.pop("answer_numbers", 0):
-            from transformers import LogitsProcessorList
-
             from mmrec_core.engines.constrained import AnswerConstraint
 
-            constraint = AnswerConstraint(self.tokenizer, n, ids.shape[1], kwargs["max_new_tokens"])
-            extra["logits_processor"] = LogitsProcessorList([constraint])
+            processors.append(AnswerConstraint(self.tokenizer, n, ids.shape[1], kwargs["max_new_tokens"]))
+        if banned := kwargs.pop("banned_words", None):
+            from mmrec_core.engines.constrained import BannedWords
+
+            processors.append(BannedWords(self.tokenizer, banned))
+        if processors:
+            from transformers import LogitsProcessorList
+
+            extra["logits_processor"] = LogitsProcessorList(processors)
         if shared:
             cache = cache_of(self.model(input_ids=ids[:1, :shared], use_cache=True))
             cache.batch_repeat_interleave(len(rows))

@@ -267,6 +267,14 @@ def check(text: str, catalog: Sequence[str] | Evidence = (), facts: Sequence = (
     return Grounding(claims)
 
 
+def unsupported_words(catalog: Evidence, facts: Sequence = ()) -> tuple[str, ...]:
+    """Every vocabulary word (colour, material, pattern, product type, selling point) that would be an unsupported
+    claim about this item: what a constrained writer may not say (`engines.constrained.BannedWords`)."""
+    known = Evidence.union([catalog, fact_evidence(facts)])
+    forms = [*COLOUR_FAMILY, *MATERIAL, *PATTERN, *PRODUCT_TYPE, *MARKETING]
+    return tuple(form for form in forms if check(form, known).unsupported)
+
+
 def catalog_texts(title: str, category: str, text: str, attributes: dict | None = None) -> list[str]:
     """The texts an item's catalog evidence comes from: title, category, text and every string attribute."""
     values = [str(v) for v in (attributes or {}).values() if isinstance(v, str) and v.strip()]
