@@ -56,10 +56,10 @@ class Settings:
         },
     )
     describer_adapter: str = field(
-        default="builtin",
+        default="",
         metadata={
-            "help": "LoRA adapter of the tuned describers: builtin (shipped, trained on H&M's training articles' "
-            "human descriptions) | a folder from `mmrec train describer`."
+            "help": "LoRA adapter folder of the tuned describers, from `mmrec train describer hm` (not shipped: "
+            "it did not beat the template on held-out articles, see README)."
         },
     )
     attribute_model: str = field(

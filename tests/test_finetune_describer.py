@@ -16,7 +16,7 @@ from mmrec_core.finetune.configs import DescriberConfig
 from mmrec_core.finetune.describer import describer_examples, describer_folder, train_describer
 from mmrec_core.grounding.claims import catalog_texts, check
 from mmrec_core.store.workspace import Workspace
-from mmrec_core.textualize.quality import WITHHELD, withheld_context
+from mmrec_core.textualize.quality import WITHHELD, available_describers, withheld_context
 
 CONFIG = DescriberConfig(n_items=12, valid_items=4, max_steps=2, batch_size=4, eval_steps=1, max_length=256)
 
@@ -91,3 +91,8 @@ def test_the_tuned_describer_keeps_the_template_and_only_supported_sentences(
     missing.settings = replace(settings, describer="tuned", describer_adapter=str(random_describer.parent / "none"))
     with pytest.raises(FileNotFoundError, match="mmrec train describer"):
         missing.describe(images, items)
+    unset = builtin_engine.with_describer("tuned")  # the default: no adapter is shipped
+    with pytest.raises(FileNotFoundError, match="describer_adapter is not set"):
+        unset.describe(images, items)
+    assert available_describers(builtin_engine) == ("free", "template", "filtered")
+    assert available_describers(tuned) == ("free", "template", "filtered", "tuned-free", "tuned")

@@ -48,7 +48,6 @@ TUNED = Template(
 
 Write the product's shop description.""",
 )
-BUILTIN_DESCRIBER = Path(__file__).with_name("data") / "hm-describer"  # LoRA, trained on H&M's training articles
 DESCRIBE_TEMPLATE = """Catalog entry:
 {metadata}
 
@@ -204,11 +203,12 @@ class BuiltinEngine(BaseEngine):
 
     def _describer_folder(self) -> Path:
         choice = self.settings.describer_adapter
-        folder = BUILTIN_DESCRIBER if choice in ("", "builtin") else Path(choice).expanduser()
-        if not (folder / "adapter_config.json").is_file():
+        folder = Path(choice).expanduser()
+        if not choice or not (folder / "adapter_config.json").is_file():
+            where = f"{folder} has none" if choice else "describer_adapter is not set"
             raise FileNotFoundError(
-                f"The tuned describer needs its LoRA adapter, and {folder} has none: train one with `mmrec train "
-                "describer hm` and set describer_adapter to its folder, or use describer=template."
+                f"The tuned describer needs its LoRA adapter, and {where}: train one with `mmrec train describer "
+                "hm` and set describer_adapter (MMREC_DESCRIBER_ADAPTER) to its folder, or use describer=template."
             )
         return folder
 
