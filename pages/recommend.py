@@ -123,10 +123,10 @@ for row in table.itertuples():
                     st.caption("Cites verified evidence: " + ", ".join(row.cites))
                 else:
                     st.caption(":orange[Cites none of the evidence found without the LLM.]")
-                if row.rationale_notes:
+                if notes := row.written.notes():
                     with st.expander("Changed from what the LLM wrote"):
-                        st.markdown("\n".join(f"- {note}" for note in row.rationale_notes))
-                        st.caption(f"As written: {row.raw_rationale}")
+                        st.markdown("\n".join(f"- {note}" for note in notes))
+                        st.caption(f"As written: {row.written.raw}")
             if row.flags:
                 st.warning(f"The rationale names {', '.join(row.flags)}, which this item's texts never mention.")
         with why:

@@ -166,12 +166,12 @@ def test_score_customer_ranks_explains_and_flags(rec_ws: Workspace) -> None:
     finder = EvidenceFinder(builder)
     for row in explained.itertuples():  # scripted rationale: "... It is a red wool coat."
         own = finder.item_texts[row.item_id]
-        written = finder.rationale_flags(row.raw_rationale, row.item_id, rec.context)
+        written = finder.rationale_flags(row.written.raw, row.item_id, rec.context)
         assert ("wool" in written) == ("wool" not in own)
         assert "coat" not in own or "coat" not in written
         # what is shown keeps no unsupported claim: the sentence with one is removed, and said to be
         assert row.flags == []
-        removed = any(n == "removed (unsupported claims): It is a red wool coat." for n in row.rationale_notes)
+        removed = any(n == "removed (unsupported claims): It is a red wool coat." for n in row.written.notes())
         assert removed == bool(written)
         assert ("It is a red wool coat." in row.rationale) == (not written)
 
@@ -258,18 +258,19 @@ def test_settling_removes_invented_sentences_and_adds_a_citation(rec_ws: Workspa
     keyword = found[item].history_matches[0][0]
     # the LLM cites the evidence itself: shown as written
     cites = f"It shares {keyword} with their past purchases."
-    assert settle(finder, cites, item, ctx).text == cites and settle(finder, cites, item, ctx).notes() == []
+    shown = settle(finder, cites, found[item], ctx)
+    assert shown.text == cites and shown.notes() == []
     # an invented material is removed, and with it the only sentence: the evidence is stated instead
-    written = settle(finder, "It is a lovely wool piece.", item, ctx)
+    written = settle(finder, "It is a lovely wool piece.", found[item], ctx)
     assert written.dropped == ["It is a lovely wool piece."] and written.added
     assert found[item].cited_by(written.text, builder.titles) and not finder.rationale_flags(written.text, item, ctx)
     # a grounded sentence that cites nothing is kept, and the citation follows it
-    plain = settle(finder, "A good choice for this customer.", item, ctx)
+    plain = settle(finder, "A good choice for this customer.", found[item], ctx)
     assert plain.text.startswith("A good choice for this customer. ") and plain.added in plain.text
     # nothing to cite and nothing left: said so, not invented
     plain_items = [i for i, ev in found.items() if not ev.for_prompt(builder.titles)]
     bare = next(i for i in plain_items if "wool" not in finder.item_texts[i])
-    assert settle(finder, "It is a lovely wool piece.", bare, ctx).text == NO_EVIDENCE
+    assert settle(finder, "It is a lovely wool piece.", found[bare], ctx).text == NO_EVIDENCE
 
 
 def test_rationale_flags_only_unsupported_item_attributes(rec_ws: Workspace) -> None:

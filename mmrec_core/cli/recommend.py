@@ -68,7 +68,7 @@ def cmd_score(ws: Workspace, args: argparse.Namespace) -> None:
         print(f"       evidence: {row.evidence}")
         if row.rationale:
             print(textwrap.indent(textwrap.fill(f"rationale: {row.rationale}", 100), "       "))
-            for note in row.rationale_notes:
+            for note in row.written.notes():
                 print(textwrap.indent(textwrap.fill(note, 100), "       "))
         if row.flags:
             print(f"       FLAG: the rationale names {', '.join(row.flags)}, which the item's texts never mention")

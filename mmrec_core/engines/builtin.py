@@ -25,8 +25,8 @@ from mmrec_core.engines.base import DESCRIBE, BaseEngine, Description, ItemText
 from mmrec_core.engines.constrained import BANNED_VERSION
 from mmrec_core.engines.llm import GenerationOptions, TextLM
 from mmrec_core.engines.loading import attach_adapter, quantize_for_cpu, resolve_device, resolve_dtype
-from mmrec_core.grounding.claims import catalog_evidence, catalog_texts, grounded_sentences, unsupported_words
-from mmrec_core.grounding.factsheet import SHEET_VERSION, build_sheet, write_description
+from mmrec_core.grounding.claims import Evidence, catalog_evidence, catalog_texts, grounded_sentences, unsupported_words
+from mmrec_core.grounding.factsheet import SHEET_VERSION, FactSheet, build_sheet, write_description
 
 BUILTIN_LLM = "SmolLM2-135M-Instruct"
 # The filtered describer's prompt: the fact sheet as plain lines (no field names for the model to copy).
@@ -57,9 +57,8 @@ What the photo shows (machine-read; uncertain items are marked with confidences)
 Write a two-sentence product description. Mention the colour and the kind of product."""
 
 
-def sheet_prompt(item: ItemText, facts: Sequence) -> str:
-    """The tuned describer's prompt for one item: its template description and fact lines (no field names)."""
-    sheet = build_sheet(item.title, item.category, item.text, item.attributes, facts)
+def sheet_prompt(sheet: FactSheet) -> str:
+    """The tuned describer's prompt for one item's fact sheet: its template description and fact lines."""
     return TUNED.text.format(facts="\n".join([write_description(sheet), *sheet.as_lines()]))
 
 
@@ -182,14 +181,19 @@ class BuiltinEngine(BaseEngine):
         mode = self.settings.describer
         if mode == "free":
             texts = self._free_descriptions(items, all_facts, domain)
-        elif mode in ("tuned", "tuned-free"):
-            texts = self._tuned_descriptions(items, all_facts, domain, checked=mode == "tuned")
         else:
             sheets = [
                 build_sheet(i.title, i.category, i.text, i.attributes, f) for i, f in zip(items, all_facts, strict=True)
             ]
             texts = [write_description(sheet) for sheet in sheets]
-            if mode == "filtered":
+            if mode == "tuned-free":
+                texts = [" ".join(t.split()) for t in self._tuned_prose(sheets, None, domain)]
+            elif mode == "tuned":
+                evidence = [_catalog_evidence(i) for i in items]
+                banned = [unsupported_words(e, f) for e, f in zip(evidence, all_facts, strict=True)]
+                prose = self._tuned_prose(sheets, banned, domain)
+                texts = _with_grounded_sentences(texts, prose, evidence, all_facts, most=3)
+            elif mode == "filtered":
                 texts = self._add_grounded_prose(texts, sheets, items, all_facts, domain)
         version = self.describe_version()
         return [Description(text=t, facts=f, prompt_version=version) for t, f in zip(texts, all_facts, strict=True)]
@@ -233,32 +237,13 @@ class BuiltinEngine(BaseEngine):
             self._describer_for = folder
         return self._describer
 
-    def _tuned_descriptions(self, items: Sequence[ItemText], all_facts: list, domain: Domain, checked: bool):
-        """The adapter writes from the fact sheet; `checked`: under a decoding constraint that bans every
-        attribute word the item's evidence does not support, then the template first and each of its sentences
-        in which the grounding checker finds every claim supported (as `filtered`)."""
-        prompts = [sheet_prompt(item, found) for item, found in zip(items, all_facts, strict=True)]
-        banned = ()
-        if checked:  # the adapter may not even write a colour, material, pattern or type the item lacks
-            banned = tuple(
-                unsupported_words(catalog_evidence(catalog_texts(i.title, i.category, i.text, i.attributes)), found)
-                for i, found in zip(items, all_facts, strict=True)
-            )
-        options = GenerationOptions(
-            max_new_tokens=72, no_repeat_ngram_size=3, batch_size=len(prompts) or 1, banned_words=banned
-        )
+    def _tuned_prose(self, sheets: list[FactSheet], banned: list[tuple[str, ...]] | None, domain: Domain):
+        """What the describer adapter writes from each fact sheet; with `banned`, per sheet the words it may not
+        write (for `tuned`: every attribute word the item's evidence does not support)."""
+        options = GenerationOptions(max_new_tokens=72, no_repeat_ngram_size=3, batch_size=len(sheets) or 1,
+                                    banned_words=tuple(banned or ()))  # fmt: skip
         with self._lock:
-            prose = self._describer_lm().generate(prompts, options, TUNED.system_for(domain))
-        if not checked:
-            return [" ".join(p.split()) for p in prose]
-        out = []
-        for item, found, extra in zip(items, all_facts, prose, strict=True):
-            sheet = build_sheet(item.title, item.category, item.text, item.attributes, found)
-            text = write_description(sheet)
-            evidence = catalog_evidence(catalog_texts(item.title, item.category, item.text, item.attributes))
-            kept = [s for s in grounded_sentences(extra, evidence, found) if s.lower() not in text.lower()]
-            out.append(" ".join([text, *kept[:3]]))
-        return out
+            return self._describer_lm().generate([sheet_prompt(s) for s in sheets], options, TUNED.system_for(domain))
 
     def _free_descriptions(self, items: Sequence[ItemText], all_facts: list, domain: Domain) -> list[str]:
         """The LLM writes from the catalog block and the facts, unchecked (describe-v2: kept for comparison)."""
@@ -279,9 +264,20 @@ class BuiltinEngine(BaseEngine):
         ]
         options = GenerationOptions(max_new_tokens=64, no_repeat_ngram_size=3, batch_size=len(prompts) or 1)
         prose = self.generate(prompts, options, system=FILTERED.system_for(domain))
-        out = []
-        for text, extra, item, found in zip(texts, prose, items, all_facts, strict=True):
-            evidence = catalog_evidence(catalog_texts(item.title, item.category, item.text, item.attributes))
-            kept = [s for s in grounded_sentences(extra, evidence, found) if s.lower() not in text.lower()]
-            out.append(" ".join([text, *kept[:2]]))
-        return out
+        return _with_grounded_sentences(texts, prose, [_catalog_evidence(i) for i in items], all_facts, most=2)
+
+
+def _catalog_evidence(item: ItemText) -> Evidence:
+    return catalog_evidence(catalog_texts(item.title, item.category, item.text, item.attributes))
+
+
+def _with_grounded_sentences(
+    texts: list[str], prose: list[str], evidence: list[Evidence], all_facts: list, most: int
+) -> list[str]:
+    """Each template text, then at most `most` sentences of its LLM prose in which the grounding checker finds
+    every claim supported (and that the template does not already say)."""
+    out = []
+    for text, extra, known, found in zip(texts, prose, evidence, all_facts, strict=True):
+        kept = [s for s in grounded_sentences(extra, known, found) if s.lower() not in text.lower()]
+        out.append(" ".join([text, *kept[:most]]))
+    return out

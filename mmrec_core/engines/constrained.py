@@ -115,18 +115,29 @@ class BannedWords(LogitsProcessor):
 _LONGEST = 8  # tokens of the longest banned form that is checked
 
 
+_FORMS: dict[tuple[int, str], list[list[int]]] = {}
+
+
 def _word_sequences(tokenizer, words: tuple[str, ...]) -> tuple[list[int], list[list[int]]]:
     """(single-token forms, longer forms as token lists) of each word, spaced and capitalised or not."""
     single, longer = set(), []
     for word in words:
-        for form in {word, word.capitalize()}:
-            for text in (" " + form, form):
-                ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-                if len(ids) == 1:
-                    single.add(ids[0])
-                elif 1 < len(ids) <= _LONGEST:
-                    longer.append(ids)
+        for ids in _forms(tokenizer, word):
+            if len(ids) == 1:
+                single.add(ids[0])
+            elif 1 < len(ids) <= _LONGEST:
+                longer.append(ids)
     return sorted(single), longer
+
+
+def _forms(tokenizer, word: str) -> list[list[int]]:
+    """The token ids of `word`'s forms, tokenized once per tokenizer (every row of every batch bans the same
+    vocabulary words)."""
+    key = (id(tokenizer), word)
+    if key not in _FORMS:
+        texts = [t for form in {word, word.capitalize()} for t in (" " + form, form)]
+        _FORMS[key] = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    return _FORMS[key]
 
 
 def _only(scores: torch.FloatTensor, row: int, allowed: list[int]) -> torch.FloatTensor:

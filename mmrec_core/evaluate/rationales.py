@@ -42,21 +42,18 @@ def evaluate_rationales(
     chosen = sorted(np.random.default_rng(seed).choice(everyone, size=min(users, len(everyone)), replace=False))
     rows = []
     for k, user in enumerate(chosen):
-        _, table = score_customer(recommender, finder, str(user), stored_candidates(builder, str(user)))
-        ctx = builder.context(str(user))
+        rec, table = score_customer(recommender, finder, str(user), stored_candidates(builder, str(user)))
         for row in table[table["rationale"] != ""].itertuples():
-            missing = row.grounding.unsupported
-            raw = finder.rationale_grounding(row.raw_rationale, row.item_id, ctx)
+            missing, written = row.grounding.unsupported, row.written
+            raw = finder.rationale_grounding(written.raw, row.item_id, rec.context)
             rows.append({
                 "user_id": user, "item_id": row.item_id, "rationale": row.rationale, "cites": "; ".join(row.cites),
                 "claims": len(row.grounding.claims), "unsupported": ", ".join(c.text for c in missing),
                 "n_unsupported": len(missing),
                 "had evidence": bool(row.evidence_detail.for_prompt(builder.titles)),
-                "raw": row.raw_rationale, "raw cites": bool(row.evidence_detail.cited_by(row.raw_rationale, titles)),
+                "raw": written.raw, "raw cites": bool(row.evidence_detail.cited_by(written.raw, titles)),
                 "raw claims": len(raw.claims), "raw unsupported": len(raw.unsupported),
-                "changed": "; ".join(row.rationale_notes),
-                "dropped": sum(n.startswith("removed") for n in row.rationale_notes),
-                "added": any(n.startswith("added") for n in row.rationale_notes),
+                "changed": "; ".join(written.notes()), "dropped": len(written.dropped), "added": bool(written.added),
             })  # fmt: skip
         if progress:
             progress(k + 1, len(chosen), f"{len(rows)} rationales")

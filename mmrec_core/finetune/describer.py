@@ -34,6 +34,7 @@ from mmrec_core.finetune.common import (
     trainer_args,
 )
 from mmrec_core.finetune.configs import DescriberConfig
+from mmrec_core.grounding.factsheet import build_sheet
 from mmrec_core.store.workspace import Workspace
 from mmrec_core.textualize.quality import WITHHELD, withheld_context
 
@@ -86,9 +87,10 @@ def describer_examples(
     examples = []
     for k, (row, found) in enumerate(zip(rows, facts, strict=True)):
         item = withheld_context(row)
+        sheet = build_sheet(item.title, item.category, item.text, item.attributes, found)
         examples.append({
             "item_id": row["item_id"], "part": "valid" if k < n_valid else "fit",
-            "prompt": [{"role": "system", "content": system}, {"role": "user", "content": sheet_prompt(item, found)}],
+            "prompt": [{"role": "system", "content": system}, {"role": "user", "content": sheet_prompt(sheet)}],
             "completion": [{"role": "assistant", "content": str(row["attributes"][WITHHELD]).strip()}],
         })  # fmt: skip
     return split_id, pd.DataFrame(examples)

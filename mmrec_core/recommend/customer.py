@@ -14,7 +14,7 @@ import pandas as pd
 
 from mmrec_core.core.progress import Progress
 from mmrec_core.recommend.context import ContextBuilder
-from mmrec_core.recommend.evidence import EvidenceFinder
+from mmrec_core.recommend.evidence import EvidenceFinder, unsupported_texts
 from mmrec_core.recommend.llm import LLMRecommender, Recommendation
 from mmrec_core.recommend.rationale import settle
 from mmrec_core.store.workspace import Workspace
@@ -92,7 +92,7 @@ def score_customer(
     """Score, explain and gather evidence; the table is ranked best first.
 
     Columns: rank, item_id, title, score, rationale ('' when not explained; as `recommend.rationale.settle`
-    leaves it), raw_rationale (as the LLM wrote it), rationale_notes (what settling changed), flags (attributes the
+    leaves it), written (that `Rationale`: the LLM's text and what settling changed; None), flags (attributes the
     rationale names that the item lacks), grounding (the rationale's claims marked, None when not explained),
     cites (the evidence the rationale names: shared keywords, bought items; empty when it cites none),
     evidence (one line), evidence_detail (an `Evidence`).
@@ -103,9 +103,10 @@ def score_customer(
     score = dict(zip(rec.candidates, rec.scores.tolist(), strict=True))
     rows = []
     for rank, item in enumerate(rec.ranking(), start=1):
-        written = settle(finder, rec.rationales[item], item, rec.context) if rec.rationales.get(item) else None
-        rationale = written.text if written else ""
         ev = finder.for_item(rec.context, item)
+        written = settle(finder, rec.rationales[item], ev, rec.context) if rec.rationales.get(item) else None
+        rationale = written.text if written else ""
+        grounding = finder.rationale_grounding(rationale, item, rec.context) if rationale else None
         rows.append(
             {
                 "rank": rank,
@@ -113,10 +114,9 @@ def score_customer(
                 "title": recommender.builder.titles.get(item, item),
                 "score": score[item],
                 "rationale": rationale,
-                "raw_rationale": written.raw if written else "",
-                "rationale_notes": written.notes() if written else [],
-                "flags": finder.rationale_flags(rationale, item, rec.context) if rationale else [],
-                "grounding": finder.rationale_grounding(rationale, item, rec.context) if rationale else None,
+                "written": written,
+                "flags": unsupported_texts(grounding) if grounding else [],
+                "grounding": grounding,
                 "cites": ev.cited_by(rationale, titles) if rationale else [],
                 "evidence": ev.summary(),
                 "evidence_detail": ev,

@@ -163,5 +163,9 @@ class EvidenceFinder:
 
     def rationale_flags(self, rationale: str, item_id: str, ctx: UserContext) -> list[str]:
         """The unsupported claims of the rationale, as written (each once)."""
-        unsupported = self.rationale_grounding(rationale, item_id, ctx).unsupported
-        return list(dict.fromkeys(c.text.lower() for c in unsupported))
+        return unsupported_texts(self.rationale_grounding(rationale, item_id, ctx))
+
+
+def unsupported_texts(grounding: Grounding) -> list[str]:
+    """The unsupported claims of a checked text, as written, lower-cased, each once (a rationale's flags)."""
+    return list(dict.fromkeys(c.text.lower() for c in grounding.unsupported))

@@ -61,16 +61,15 @@ def evidence_sentence(ev: Evidence, titles: dict[str, str]) -> str:
     return ""
 
 
-def settle(finder: EvidenceFinder, raw: str, item_id: str, ctx: UserContext) -> Rationale:
-    """The rationale to show for `raw` (see module docstring)."""
+def settle(finder: EvidenceFinder, raw: str, ev: Evidence, ctx: UserContext) -> Rationale:
+    """The rationale to show for `raw`, written about `ev.item_id` with the evidence `ev` (see module docstring)."""
     titles = finder.builder.titles
-    ev = finder.for_item(ctx, item_id)
     kept, dropped = [], []
     for found in _SENTENCE.finditer(" ".join(raw.split())):
         sentence = found.group(0).strip()
         if not sentence:
             continue
-        bad = finder.rationale_grounding(sentence, item_id, ctx).unsupported
+        bad = finder.rationale_grounding(sentence, ev.item_id, ctx).unsupported
         (dropped if bad else kept).append(sentence)
     text = " ".join(kept)
     added = "" if ev.cited_by(text, titles) else evidence_sentence(ev, titles)

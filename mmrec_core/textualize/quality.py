@@ -114,8 +114,8 @@ def evaluate_descriptions(
     rows = held.sort_values("item_id").to_dict("records")
     categories = sorted(ws.store.items(dataset)["category"].dropna().unique())
     domain = domain_for(ws.store.require_dataset(dataset)["format"])
-    modes = describers or available_describers(engine)
-    modes = modes if engine.name == "builtin" and hasattr(engine, "with_describer") else ("(engine)",)
+    builtin = engine.name == "builtin" and hasattr(engine, "with_describer")
+    modes = (describers or available_describers(engine)) if builtin else ("(engine)",)
     writers = {m: engine.with_describer(m) if m in DESCRIBERS else engine for m in modes}
 
     written = {m: [] for m in modes}
