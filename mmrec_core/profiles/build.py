@@ -54,13 +54,18 @@ class ProfileConfig:
         default=3, metadata={"help": "Recurring attributes or keywords a block summary must name (else it is retried)."}
     )
     scaffold_size: int = field(default=6, metadata={"help": "How many recurring terms the retry prompt lists."})
+    recent_titles: int = field(
+        default=3,
+        metadata={"help": "Latest purchases (whole history so far) the scaffold sentence names.", "range": (1, 20, 1)},
+    )
     near: float = field(
         default=0.95, metadata={"help": "Cosine to another customer's summary at which a summary is retried."}
     )
     users: list[str] | None = field(default=None, metadata={"help": "Only these users (default: all).", "cli": False})
 
     def as_params(self) -> dict:
-        return {"min_terms": self.min_terms, "scaffold_size": self.scaffold_size, "near": self.near}
+        return {"min_terms": self.min_terms, "scaffold_size": self.scaffold_size, "near": self.near,
+                "recent_titles": self.recent_titles}  # fmt: skip
 
 
 @dataclass
@@ -283,7 +288,10 @@ class _Writer:
             )
             if reason and terms[k]:  # keep what is grounded and state what recurs
                 keep = "" if degenerate_reason(summary, prompts[k]) else summary
-                latest = [self.titles.get(i) or i for i in block.item_ids]
+                # the latest purchases of the whole history, not of this block alone: a short last block left
+                # customers who share one recent item with the same sentence (3.4% near-identical on sample)
+                bought = [i for ids in block.covered for i in ids][-self.config.recent_titles :]
+                latest = [self.titles.get(i) or i for i in bought]
                 summary = f"{keep} {scaffold_sentence(terms[k], self.domain.history, latest)}".strip()
                 block.flag = f"scaffold sentence added ({reason})"
                 report.scaffolded += 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 from mmrec_core.core.prompts import Template
 
 PROFILE_FIRST = Template(
-    version="profile-v3",
+    version="profile-v4",
     system="You summarise a {customer}'s preferences for a {name} recommender. Be specific and brief.",
     text=(
         "A customer {bought} these items, oldest first:\n{items}\n\n"
@@ -14,7 +14,7 @@ PROFILE_FIRST = Template(
     ),
 )
 PROFILE_UPDATE = Template(
-    version="profile-v3",
+    version="profile-v4",
     system=PROFILE_FIRST.system,
     text=(
         "What we know about the customer so far:\n{summary}\n\nThen they {bought}:\n{items}\n\n"
@@ -24,7 +24,7 @@ PROFILE_UPDATE = Template(
 )
 # A summary that named too little of what recurs (or read like another customer's) is written again with it.
 PROFILE_SCAFFOLD = Template(
-    version="profile-v3",
+    version="profile-v4",
     system=PROFILE_FIRST.system,
     text="{prompt}\n\nName what recurs in their {history}: {terms}.",
 )

@@ -164,6 +164,6 @@ def twins(vectors: np.ndarray, owners: Sequence[str], others: np.ndarray, other_
 
 
 def scaffold_sentence(terms: Sequence[str], history: str, latest: Sequence[str] = ()) -> str:
-    """The fallback: the scaffold stated plainly, then the titles of the latest block (all from the catalog)."""
+    """The fallback: the scaffold stated plainly, then the titles of the latest purchases (all from the catalog)."""
     said = f"Recurring in their {history}: {', '.join(terms)}." if terms else ""
     return f"{said} Most recently: {'; '.join(latest)}.".strip() if latest else said
