@@ -44,8 +44,8 @@ def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _private_copy(source: Path, tmp_path: Path):
-    root = tmp_path / "data"
+def _private_copy(source: Path, tmp_path: Path, name: str = "data"):
+    root = tmp_path / name
     shutil.copytree(source, root)
     ws = open_workspace(load_settings(root))
     yield ws
@@ -185,3 +185,9 @@ def eval_db(rec_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     evaluate_two_stage(ws, ScriptedEngine(ws.settings), "sample", pid, two_stage, RecommendConfig(n_similar=0))
     ws.close()
     return root
+
+
+@pytest.fixture
+def eval_ws(eval_db: Path, tmp_path: Path) -> Workspace:
+    """A private copy of `eval_db` (safe to modify; beside, not in, the `workspace` fixture's folder)."""
+    yield from _private_copy(eval_db, tmp_path, "eval")

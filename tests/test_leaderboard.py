@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,15 +18,6 @@ from mmrec_core.evaluate.offline import evaluate_model
 from mmrec_core.models.data import load_train_data
 from mmrec_core.store.workspace import Workspace, open_workspace
 from tests.conftest import engine_for_adapters, fake_adapter
-
-
-@pytest.fixture
-def eval_ws(eval_db: Path, tmp_path: Path) -> Workspace:
-    root = tmp_path / "data"
-    shutil.copytree(eval_db, root)
-    ws = open_workspace(load_settings(root))
-    yield ws
-    ws.close()
 
 
 def _pid(ws: Workspace) -> str:

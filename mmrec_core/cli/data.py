@@ -1,9 +1,11 @@
-"""`mmrec ingest | info | protocol | sample | engine`: data sets, protocols and the engine settings."""
+"""`mmrec ingest | info | protocol | sample | export | import | engine`: data sets, protocols, Parquet exports and
+the engine settings."""
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from mmrec_core.config import ENGINE_FIELDS
 from mmrec_core.core.options import add_arguments, build
@@ -33,6 +35,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("sample", help="load the bundled sample data set (as the app does on first start)")
     p.set_defaults(run=cmd_sample)
+
+    p = sub.add_parser("export", help="a data set and everything derived from it as Parquet files + manifest")
+    p.add_argument("dataset")
+    p.add_argument("folder", help="new (or empty) folder to write")
+    p.add_argument("--images", action=argparse.BooleanOptionalAction, default=True,
+                   help="copy the image files (without them, import needs the data set ingested first)")  # fmt: skip
+    p.set_defaults(run=cmd_export)
+
+    p = sub.add_parser("import", help="load an export folder (checked against its manifest; one transaction)")
+    p.add_argument("folder", help="a folder written by `mmrec export`")
+    p.set_defaults(run=cmd_import)
 
     p = sub.add_parser("engine", help="show the engine settings (and with --check, load and try each model)")
     p.add_argument("--check", action="store_true", help="load the LLM and the embedder, generate and score once")
@@ -92,6 +105,26 @@ def cmd_protocol(ws: Workspace, args: argparse.Namespace) -> None:
 def cmd_sample(ws: Workspace, args: argparse.Namespace) -> None:
     report = ensure_sample_dataset(ws)
     print(report or "sample: already loaded")
+
+
+def cmd_export(ws: Workspace, args: argparse.Namespace) -> None:
+    from mmrec_core.store.exchange import export_dataset
+
+    start = time.perf_counter()
+    manifest = export_dataset(ws.store, ws.images, args.dataset, Path(args.folder), with_images=args.images)
+    rows = ", ".join(f"{t} {n:,}" for t, n in manifest["rows"].items() if n)
+    print(f"{args.dataset}: exported to {args.folder} in {time.perf_counter() - start:.1f} s ({rows}; images "
+          f"{manifest['images']}); read it back with `mmrec import {args.folder}`")  # fmt: skip
+
+
+def cmd_import(ws: Workspace, args: argparse.Namespace) -> None:
+    from mmrec_core.store.exchange import import_dataset
+
+    start = time.perf_counter()
+    manifest = import_dataset(ws.store, ws.images, Path(args.folder), ws.settings.data_dir / "runs")
+    print(f"{manifest['dataset']}: imported from {args.folder} in {time.perf_counter() - start:.1f} s "
+          f"(exported {manifest['exported_at']} by mmrec {manifest['code_version']}); it replaced any stored "
+          f"'{manifest['dataset']}'")  # fmt: skip
 
 
 def cmd_engine(ws: Workspace, args: argparse.Namespace) -> None:

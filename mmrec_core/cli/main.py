@@ -3,6 +3,8 @@
     mmrec ingest hm ../shared/datasets/hm        load a data set (one transaction, idempotent)
     mmrec info [DATASET]                         statistics of one or all data sets
     mmrec protocol DATASET --negatives 50        another leave-one-out protocol (negatives stored)
+    mmrec export sample DIR                      a data set and all its results as Parquet + manifest
+    mmrec import DIR                             load an export (hashes checked, one transaction)
     mmrec engine --check                         the engine settings; load each model and time it
     mmrec textualize sample                      describe, summarise and score every item (resumable)
     mmrec eval-descriptions hm -n 200            attribute accuracy of the describer from images alone
