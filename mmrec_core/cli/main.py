@@ -5,6 +5,7 @@
     mmrec protocol DATASET --negatives 50        another leave-one-out protocol (negatives stored)
     mmrec export sample DIR                      a data set and all its results as Parquet + manifest
     mmrec import DIR                             load an export (hashes checked, one transaction)
+    mmrec pipeline sample                        every stage in order, skipping what is up to date
     mmrec engine --check                         the engine settings; load each model and time it
     mmrec textualize sample                      describe, summarise and score every item (resumable)
     mmrec eval-descriptions hm -n 200            attribute accuracy of the describer from images alone
@@ -34,7 +35,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mmrec_core.cli import data, evaluate, graph, profiles, recommend, textualize, train
+from mmrec_core.cli import data, evaluate, graph, pipeline, profiles, recommend, textualize, train
 from mmrec_core.config import load_settings
 from mmrec_core.data.ingest import IngestError
 from mmrec_core.engines.assets import MissingModelError
@@ -43,7 +44,7 @@ from mmrec_core.store.images import BadImageError
 from mmrec_core.store.workspace import open_workspace
 
 # Command groups in pipeline order; each registers its commands (`register(sub)`) with a `run` handler.
-GROUPS = (data, textualize, profiles, graph, train, evaluate, recommend)
+GROUPS = (data, pipeline, textualize, profiles, graph, train, evaluate, recommend)
 
 # Errors that are the user's to fix: printed as one line, exit status 2, no traceback.
 USER_ERRORS = (IngestError, StoreError, BadImageError, KeyError, ValueError, FileNotFoundError, MissingModelError)

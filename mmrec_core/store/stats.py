@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+_MADE_TABLES = ("descriptions", "keywords", "embeddings", "profiles", "graph_edges", "runs", "llm_scores")
+
 
 class StatsQueries:
     """Counts and distributions of one data set; uses the `Store` connection."""
@@ -25,6 +27,15 @@ class StatsQueries:
             .iloc[0]
             .to_dict()
         )
+
+    def newest_created(self, table: str, dataset: str, protocol_id: str | None = None):
+        """When the data set's newest row of a model-made table was written (None: no rows)."""
+        if table not in _MADE_TABLES:
+            raise ValueError(f"newest_created reads {', '.join(_MADE_TABLES)}, not '{table}'.")
+        query, params = f"SELECT max(created_at) FROM {table} WHERE dataset = ?", [dataset]
+        if protocol_id is not None and table in ("profiles", "runs", "llm_scores"):
+            query, params = query + " AND protocol_id = ?", [dataset, protocol_id]
+        return self.scalar(query, params)
 
     def sequence_lengths(self, dataset: str) -> pd.Series:
         """Interactions per user."""

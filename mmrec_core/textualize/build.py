@@ -73,6 +73,22 @@ def run_params(engine: Engine, config: TextualizeConfig, domain: Domain = PRODUC
     }
 
 
+def _todo(ws: Workspace, dataset: str, items: pd.DataFrame, params: dict, force: bool = False) -> list[dict]:
+    """The items whose stored texts were not made from these inputs with these settings (all with `force`)."""
+    items = items.assign(input_hash=[_input_hash(r, params) for r in items.to_dict("records")])
+    done = set() if force else ws.store.keyword_hashes(dataset)
+    return items[~items["input_hash"].isin(done)].to_dict("records")
+
+
+def pending_items(
+    ws: Workspace, engine: Engine, dataset: str, config: TextualizeConfig | None = None
+) -> tuple[int, int]:
+    """(items a `textualize` run would do now, items in all): what the pipeline status shows."""
+    domain = domain_for(ws.store.require_dataset(dataset)["format"])
+    items = ws.store.items_with_images(dataset, None)
+    return len(_todo(ws, dataset, items, run_params(engine, config or TextualizeConfig(), domain))), len(items)
+
+
 def _open_image(ws: Workspace, row: dict) -> Image.Image | None:
     return ws.images.open(row["image_sha256"], row["ext"]) if row.get("image_sha256") else None
 
@@ -94,9 +110,7 @@ def textualize(
         raise KeyError(f"Unknown item(s) {missing[:5]} in data set '{dataset}'.")
     categories = sorted(ws.store.items(dataset)["category"].dropna().unique())
     params = run_params(engine, config, domain)
-    items["input_hash"] = [_input_hash(r, params) for r in items.to_dict("records")]
-    done_hashes = set() if config.force else ws.store.keyword_hashes(dataset)
-    todo = items[~items["input_hash"].isin(done_hashes)].to_dict("records")
+    todo = _todo(ws, dataset, items, params, config.force)
     report = TextualizeReport(skipped=len(items) - len(todo))
     start = time.perf_counter()
     if progress:

@@ -1,0 +1,240 @@
+"""The whole pipeline of one data set in dependency order: what `mmrec pipeline` runs and the Overview shows.
+
+Stages: textualize (items) -> profiles (users) -> graph (item graph and text vectors) -> models (the
+trainable recommenders) -> eval (every model on the stored test candidates, and the two-stage protocol)
+-> sft (optional, long: a LoRA adapter of the LLM). Each stage's own function skips what is already made
+from the same inputs with the same settings (input hashes), so the pipeline can be stopped anywhere and
+run again: it picks up where it was. `status` says for each stage whether it is done, stale (inputs or
+settings changed since) or missing, and when and with what it was made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from mmrec_core.core.progress import Progress
+from mmrec_core.engines import Engine
+from mmrec_core.store.workspace import Workspace
+
+STAGES = ("textualize", "profiles", "graph", "models", "eval", "sft")
+OPTIONAL = ("sft",)  # run only when asked for: hours on a CPU
+TRAINED = ("bprmf", "sasrec", "content-sasrec", "lightgcn")  # the models stage, cheap ones first
+HELP = {
+    "textualize": "item descriptions, keywords and their rewards",
+    "profiles": "each customer's recurrent preference summary",
+    "graph": "the refined item graph and item text vectors",
+    "models": "BPR-MF, SASRec, content-SASRec and the item-graph LightGCN",
+    "eval": "every model and the LLM on the test candidates; the two-stage protocol",
+    "sft": "a LoRA adapter of the LLM on the task mix (optional)",
+}
+
+
+@dataclass
+class StageStatus:
+    stage: str
+    state: str  # done | stale | missing | optional
+    detail: str  # what exists, e.g. "562 of 562 items"
+    made: str = ""  # when and with what (engine, model, version)
+
+
+def _when(value) -> str:
+    return "" if value is None or pd.isna(value) else pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")
+
+
+def _textualize_status(ws: Workspace, engine: Engine, dataset: str, protocol_id: str) -> StageStatus:
+    from mmrec_core.textualize.build import pending_items
+
+    todo, total = pending_items(ws, engine, dataset)
+    stored = ws.store.count("keywords", dataset, "item_id")
+    state = "done" if todo == 0 else "stale" if stored else "missing"
+    made = f"{_when(ws.store.newest_created('keywords', dataset))} with {engine.model_names().get('llm', '')}"
+    return StageStatus("textualize", state, f"{total - todo} of {total} items up to date", made if stored else "")
+
+
+def _profiles_status(ws: Workspace, engine: Engine, dataset: str, protocol_id: str) -> StageStatus:
+    from mmrec_core.data.splits import train_interactions
+    from mmrec_core.profiles.prompts import PROFILE_FIRST
+
+    blocks = ws.store.profile_blocks(dataset, protocol_id)
+    final = blocks[blocks["is_final"]] if len(blocks) else blocks
+    users = train_interactions(ws.store, protocol_id)["user_id"].nunique()
+    current = final[final["prompt_version"] == PROFILE_FIRST.version] if len(final) else final
+    newest_texts = ws.store.newest_created("keywords", dataset)
+    fresh = len(current) == users and (newest_texts is None or current["created_at"].min() >= newest_texts)
+    state = "done" if users and fresh else "stale" if len(final) else "missing"
+    versions = ", ".join(sorted(final["prompt_version"].dropna().unique())) if len(final) else ""
+    made = f"{_when(final['created_at'].max())}, {versions}" if len(final) else ""
+    return StageStatus("profiles", state, f"{len(current)} of {users} customers ({PROFILE_FIRST.version})", made)
+
+
+def _graph_status(ws: Workspace, engine: Engine, dataset: str, protocol_id: str) -> StageStatus:
+    from mmrec_core.graph.build import latest_graph_id
+
+    graph_id = latest_graph_id(ws.store, dataset, protocol_id)
+    made = ws.store.newest_created("graph_edges", dataset)
+    texts = ws.store.newest_created("keywords", dataset)
+    if graph_id is None:
+        return StageStatus("graph", "missing", "no item graph")
+    state = "done" if texts is None or made >= texts else "stale"
+    return StageStatus("graph", state, graph_id, f"{_when(made)} with {engine.model_names().get('embedder', '')}")
+
+
+def _model_inputs_time(ws: Workspace, dataset: str, protocol_id: str, method: str):
+    """When the newest input a model reads besides the interactions was made (None: it reads none)."""
+    tables = {"content-sasrec": ("embeddings",), "lightgcn": ("graph_edges", "embeddings", "profiles")}
+    times = [ws.store.newest_created(t, dataset) for t in tables.get(method, ())]
+    times = [t for t in times if t is not None]
+    return max(times) if times else None
+
+
+def trained_current(ws: Workspace, dataset: str, protocol_id: str, method: str) -> bool:
+    """Whether `method` has a train run on the protocol with today's default settings, newer than its inputs."""
+    from mmrec_core.models.registry import MODELS
+
+    run = ws.store.latest_train_run(dataset, protocol_id, method)
+    if run is None:
+        return False
+    params, defaults = json.loads(run["params"] or "{}"), dataclasses.asdict(MODELS[method][1]())
+    inputs = _model_inputs_time(ws, dataset, protocol_id, method)
+    return all(params.get(k) == v for k, v in defaults.items()) and (inputs is None or run["finished_at"] >= inputs)
+
+
+def _models_status(ws: Workspace, engine: Engine, dataset: str, protocol_id: str) -> StageStatus:
+    trained = ws.store.trained_methods(dataset, protocol_id)
+    current = [m for m in TRAINED if trained_current(ws, dataset, protocol_id, m)]
+    state = "done" if len(current) == len(TRAINED) else "stale" if trained else "missing"
+    finished = [ws.store.latest_train_run(dataset, protocol_id, m)["finished_at"] for m in trained]
+    made = _when(max(finished, default=None))
+    return StageStatus("models", state, f"up to date: {', '.join(current) or 'none'}", made)
+
+
+def _eval_status(ws: Workspace, engine: Engine, dataset: str, protocol_id: str) -> StageStatus:
+    runs = ws.store.eval_runs(dataset, protocol_id)
+    if runs.empty:
+        return StageStatus("eval", "missing", "no eval runs")
+    newest = runs["finished_at"].max()
+    inputs = [ws.store.latest_train_run(dataset, protocol_id, m) for m in TRAINED]
+    made = [r["finished_at"] for r in inputs if r is not None]
+    made += [t for t in (ws.store.newest_created("profiles", dataset, protocol_id),) if t is not None]
+    # every trained model, the training-free baselines and the zero-shot LLM: what `eval --all` runs
+    wanted = {"popularity", "repeat", "llm-pointwise", *ws.store.trained_methods(dataset, protocol_id)}
+    absent = sorted(wanted - set(runs["method"]))
+    state = "done" if not absent and all(newest >= t for t in made) else "stale"
+    detail = f"{runs['method'].nunique()} methods, {len(runs)} runs"
+    detail += f"; not yet: {', '.join(absent)}" if absent else ""
+    return StageStatus("eval", state, detail, _when(newest))
+
+
+def _sft_status(ws: Workspace, engine: Engine, dataset: str, protocol_id: str) -> StageStatus:
+    runs = ws.store.llm_train_runs(dataset)
+    sft = runs[runs["method"] == "llm-sft"]
+    if sft.empty:
+        return StageStatus("sft", "optional", "no adapter (run with --with-sft)")
+    return StageStatus("sft", "done", f"{len(sft)} adapter(s)", _when(sft["finished_at"].max()))
+
+
+STATUS: dict[str, Callable[[Workspace, Engine, str, str], StageStatus]] = {
+    "textualize": _textualize_status,
+    "profiles": _profiles_status,
+    "graph": _graph_status,
+    "models": _models_status,
+    "eval": _eval_status,
+    "sft": _sft_status,
+}
+
+
+def status(ws: Workspace, engine: Engine, dataset: str, protocol_id: str) -> pd.DataFrame:
+    """One row per stage: stage, state, detail, made, what it makes."""
+    rows = [dataclasses.asdict(STATUS[s](ws, engine, dataset, protocol_id)) for s in STAGES]
+    return pd.DataFrame(rows).assign(makes=[HELP[s] for s in STAGES])
+
+
+def _run_models(ws: Workspace, engine: Engine, dataset: str, protocol_id: str, progress: Progress | None) -> str:
+    from mmrec_core.models.registry import train_model
+
+    done = []
+    for k, method in enumerate(TRAINED):
+        if progress:
+            progress(k, len(TRAINED), f"training {method}")
+        if not trained_current(ws, dataset, protocol_id, method):
+            train_model(ws, dataset, method, protocol_id)
+            done.append(method)
+    if progress:
+        progress(len(TRAINED), len(TRAINED), "models trained")
+    return f"trained {', '.join(done)}" if done else "every model up to date"
+
+
+def _run_eval(ws: Workspace, engine: Engine, dataset: str, protocol_id: str, progress: Progress | None) -> str:
+    from mmrec_core.engines import get_engine
+    from mmrec_core.evaluate.eval_all import eval_all
+
+    if _eval_status(ws, engine, dataset, protocol_id).state == "done":
+        return "every eval run up to date"
+
+    def engine_for(adapter: str) -> Engine:  # zero-shot: the engine already loaded
+        return get_engine(dataclasses.replace(engine.settings, adapter=adapter)) if adapter else engine
+
+    runs = eval_all(ws, dataset, protocol_id, progress_for=lambda run: progress, engine_for=engine_for)
+    return f"{len(runs)} eval runs"
+
+
+def _run_sft(ws: Workspace, engine: Engine, dataset: str, protocol_id: str, progress: Progress | None) -> str:
+    from mmrec_core.finetune.runs import train_config, train_llm
+
+    if _sft_status(ws, engine, dataset, protocol_id).state == "done":
+        return "an adapter exists"
+    return f"adapter run {train_llm(ws, engine, 'sft', dataset, protocol_id, train_config('sft'), progress)}"
+
+
+def _run_stage(stage: str, ws: Workspace, engine: Engine, dataset: str, protocol_id: str, progress) -> str:
+    if stage == "textualize":
+        from mmrec_core.textualize.build import textualize
+
+        return str(textualize(ws, engine, dataset, None, None, progress))
+    if stage == "profiles":
+        from mmrec_core.profiles.build import build_profiles
+
+        return str(build_profiles(ws, engine, dataset, protocol_id, None, progress))
+    if stage == "graph":
+        from mmrec_core.graph.build import build_item_graph
+
+        return str(build_item_graph(ws, engine, dataset, protocol_id, None, progress))
+    run = {"models": _run_models, "eval": _run_eval, "sft": _run_sft}[stage]
+    return run(ws, engine, dataset, protocol_id, progress)
+
+
+def select(start: str | None = None, until: str | None = None, with_sft: bool = False) -> list[str]:
+    """The stages from `start` through `until` in order; the optional ones only when asked for."""
+    for name in (start, until):
+        if name is not None and name not in STAGES:
+            raise ValueError(f"Unknown stage '{name}'; the stages are {', '.join(STAGES)}.")
+    first, last = STAGES.index(start or STAGES[0]), STAGES.index(until or STAGES[-1])
+    if first > last:
+        raise ValueError(f"--from {start} comes after --until {until}; the order is {' -> '.join(STAGES)}.")
+    asked = {until, start}
+    return [s for s in STAGES[first : last + 1] if s not in OPTIONAL or with_sft or s in asked]
+
+
+def run_pipeline(
+    ws: Workspace,
+    engine: Engine,
+    dataset: str,
+    protocol_id: str,
+    stages: list[str],
+    progress_for: Callable[[str], Progress | None] = lambda stage: None,
+    done: Callable[[str, str, float], None] = lambda stage, summary, seconds: None,
+) -> list[tuple[str, str, float]]:
+    """Run `stages` in order (each skips what it already made); returns (stage, summary, seconds) per stage."""
+    out = []
+    for stage in stages:
+        start = time.perf_counter()
+        summary = _run_stage(stage, ws, engine, dataset, protocol_id, progress_for(stage))
+        out.append((stage, summary, time.perf_counter() - start))
+        done(*out[-1])
+    return out
