@@ -157,7 +157,7 @@ def main() -> None:
     print("load before:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
 
     ws = open_workspace(load_settings(Path(args.data_dir or tempfile.mkdtemp(prefix="mmrec-bench-"))))
-    ensure_sample_dataset(ws)
+    ensure_sample_dataset(ws, with_results=False)
     protocol = default_protocol(ws, SAMPLE_DATASET)
     builder = ContextBuilder(ws, SAMPLE_DATASET, protocol, "test", n_similar=0)  # no SASRec needed
     test_users = list(builder.data.parts["test"].users)

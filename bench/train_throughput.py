@@ -116,7 +116,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     with tempfile.TemporaryDirectory() as tmp:
         ws = open_workspace(load_settings(Path(tmp) / "data"))
-        ensure_sample_dataset(ws)
+        ensure_sample_dataset(ws, with_results=False)
         engine = get_engine(ws.settings)
         builder = ContextBuilder(ws, "sample", default_protocol(ws, "sample"))
         n = (args.steps + 1) * args.batch

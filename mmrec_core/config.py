@@ -14,6 +14,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA_DIR = REPO_ROOT / "sample_data"
 SAMPLE_DATASET = "sample"
+SAMPLE_STATE_DIR = SAMPLE_DATA_DIR / "state"  # its precomputed results (`make sample-state`), when bundled
 
 # Allowed values of the engine settings (checked when settings load, so a typo fails early and clearly).
 CHOICES = {

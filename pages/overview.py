@@ -1,12 +1,16 @@
 """Overview: what is in the selected data set, its evaluation protocols, and how far the pipeline got."""
 
+import json
+
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 from mmrec_core.data import stats
+from mmrec_core.engines import get_engine
+from mmrec_core.pipeline import stages as pipeline
 from mmrec_core.store.database import Store
-from widgets import current_dataset, data_version, get_workspace, thumbnail_row
+from widgets import current_dataset, data_version, get_workspace, live_job, thumbnail_row
 
 
 @st.cache_data(show_spinner="Reading the data set…")
@@ -27,7 +31,6 @@ summary = data["summary"]
 # Protocols and pipeline counts change without a re-ingest (new splits, background jobs) and are cheap
 # to count, so they are read live on every run instead of being cached.
 protocols = ws.store.protocol_summaries(dataset)
-status = stats.pipeline_status(ws.store, dataset)
 
 st.title(f"Overview · {dataset}")
 span = f"{summary['first_ts']:%Y-%m-%d} to {summary['last_ts']:%Y-%m-%d}" if pd.notna(summary["first_ts"]) else ""
@@ -78,8 +81,32 @@ st.dataframe(protocols, hide_index=True, width="stretch", column_config={
         "test cold share", format="percent", help="Test items no training interaction contains."),
 })
 
-st.subheader("Pipeline status")
-st.dataframe(status, hide_index=True, width="stretch", column_config={
-    "done": st.column_config.CheckboxColumn("done"),
-    "count": st.column_config.NumberColumn("count", format="localized"),
-})
+st.subheader("Pipeline")
+imports = ws.store.imports(dataset)
+if len(imports):
+    made = json.loads(imports["params"].iloc[0])
+    st.info(f"These results are precomputed: exported {made['exported_at'][:16].replace('T', ' ')} by mmrec "
+            f"{made['code_version']} and imported {imports['finished_at'].iloc[0]:%Y-%m-%d %H:%M}. Each stage below "
+            "says when and with what it was made; re-run a stage to recompute it here with the current engine.",
+            icon=":material/inventory_2:")
+if main_protocol is None:
+    st.info("No evaluation protocol: create one with `mmrec protocol` to run the pipeline.")
+    st.stop()
+protocol_id = main_protocol["protocol_id"]
+engine = get_engine(ws.settings)
+running = live_job(ws.store, pipeline.PIPELINE_JOB, dataset=dataset, protocol_id=protocol_id)
+table = pipeline.status(ws, engine, dataset, protocol_id)
+icons = {"done": "✅ done", "stale": "🔄 stale", "missing": "⬜ missing", "optional": "➖ optional"}
+st.dataframe(table.assign(state=table["state"].map(icons)), hide_index=True, width="stretch", column_config={
+    "stage": "stage", "state": "state", "detail": "what exists", "made": "made (when, with what)",
+    "makes": "what the stage makes"})
+run_all, one, rerun = st.columns([2, 2, 1], vertical_alignment="bottom")
+todo = [s for s in pipeline.select() if table.set_index("stage").loc[s, "state"] != "done"]
+if run_all.button("Run the pipeline", type="primary", disabled=running or not todo,
+                  help="Every stage in order; each skips what is up to date (resumable)."):
+    pipeline.start_pipeline(ws, engine, dataset, protocol_id, pipeline.select())
+    st.rerun()
+stage = one.selectbox("Stage", pipeline.STAGES, format_func=lambda s: f"{s}: {pipeline.HELP[s]}")
+if rerun.button("Run this stage", disabled=running, help="Recompute what is stale or missing in this stage."):
+    pipeline.start_pipeline(ws, engine, dataset, protocol_id, [stage])
+    st.rerun()

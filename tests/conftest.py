@@ -39,7 +39,7 @@ def sample_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data folder with sample_data ingested once; tests copy it rather than re-ingesting."""
     root = tmp_path_factory.mktemp("sample") / "data"
     ws = open_workspace(load_settings(root))
-    ensure_sample_dataset(ws)
+    ensure_sample_dataset(ws, with_results=False)
     ws.close()
     return root
 

@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 from mmrec_core.config import SAMPLE_DATASET, load_settings
 from mmrec_core.data import stats
 from mmrec_core.data.ingest import ingest
+from mmrec_core.pipeline.stages import STAGES
 from mmrec_core.store.workspace import open_workspace
 from tests.app_helpers import run_app
 
@@ -66,10 +67,11 @@ def test_overview_shows_the_sample(data_dir: Path) -> None:
     assert shown["Test repeat share"] == f"{protocol['test_repeat_share']:.1%}"
     assert at.title[0].value == f"Overview · {SAMPLE_DATASET}"
 
-    status = table_with(at, "stage")
-    assert status["stage"].tolist() == [stage for stage, _, _ in stats.STAGES]
-    ingested = status.set_index("stage").loc["Data ingested"]
-    assert ingested["count"] == summary["interactions"] and bool(ingested["done"])
+    status = table_with(at, "stage").set_index("stage")
+    assert status.index.tolist() == list(STAGES)  # nothing run yet on this data folder
+    assert status.loc["textualize", "state"] == "⬜ missing" and status.loc["sft", "state"] == "➖ optional"
+    assert status.loc["textualize", "detail"] == f"0 of {summary['items']} items up to date"
+    assert not at.info  # no precomputed results here
     assert table_with(at, "protocol_id")["protocol_id"].tolist() == [protocol["protocol_id"]]
 
     assert len(at.get("plotly_chart")) == 2  # history lengths, categories

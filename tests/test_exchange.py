@@ -33,8 +33,11 @@ def _counts(ws: Workspace) -> dict[str, int]:
 
 
 def test_an_import_reproduces_the_leaderboard_and_every_row(eval_ws, exported, workspace):
-    import_dataset(workspace.store, workspace.images, exported, workspace.settings.data_dir / "runs")
-    assert _counts(workspace) == _counts(eval_ws)
+    manifest = import_dataset(workspace.store, workspace.images, exported, workspace.settings.data_dir / "runs")
+    source = _counts(eval_ws)
+    assert _counts(workspace) == {**source, "runs": source["runs"] + 1}  # + the import's own record
+    imports = workspace.store.imports("sample")
+    assert len(imports) == 1 and json.loads(imports["params"][0])["rows"] == manifest["rows"]
     pd.testing.assert_frame_equal(_board(workspace), _board(eval_ws))
     assert len(_board(workspace)) >= 4  # popularity, repeat, SASRec, the LLM (zero-shot and with the adapter)
     sasrec = workspace.store.latest_train_run("sample", create_protocol(workspace.store, "sample"), "sasrec")
@@ -113,3 +116,28 @@ def test_export_refuses_a_folder_in_use_and_an_unknown_data_set(eval_ws, tmp_pat
 def _edit_manifest(folder: Path, **changes) -> None:
     manifest = json.loads((folder / "manifest.json").read_text())
     (folder / "manifest.json").write_text(json.dumps({**manifest, **changes}))
+
+
+@pytest.fixture
+def bundle(eval_ws, tmp_path, monkeypatch) -> Path:
+    """The sample's results exported as `make sample-state` does (no images), put where the app looks."""
+    import mmrec_core.data.ingest as ingest_module
+
+    folder = tmp_path / "state"
+    export_dataset(eval_ws.store, eval_ws.images, "sample", folder, with_images=False)
+    monkeypatch.setattr(ingest_module, "SAMPLE_STATE_DIR", folder)
+    return folder
+
+
+def test_the_first_start_loads_the_sample_with_its_bundled_results(bundle, eval_ws, workspace):
+    said = ensure_sample_dataset(workspace)
+    assert "precomputed results imported" in said
+    pd.testing.assert_frame_equal(_board(workspace), _board(eval_ws))
+    assert ensure_sample_dataset(workspace) is None  # loaded once
+
+
+def test_a_damaged_bundle_leaves_the_sample_loaded_without_it(bundle, workspace):
+    (bundle / "tables" / "profiles.parquet").write_bytes(b"not parquet")
+    said = ensure_sample_dataset(workspace)
+    assert "precomputed results were not loaded" in said and "profiles.parquet differs" in said
+    assert workspace.store.count("interactions", "sample") > 0 and workspace.store.count("runs", "sample") == 0

@@ -34,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=cmd_protocol)
 
     p = sub.add_parser("sample", help="load the bundled sample data set (as the app does on first start)")
+    p.add_argument("--results", action=argparse.BooleanOptionalAction, default=True,
+                   help="also import its precomputed results (sample_data/state) where they are bundled")  # fmt: skip
     p.set_defaults(run=cmd_sample)
 
     p = sub.add_parser("export", help="a data set and everything derived from it as Parquet files + manifest")
@@ -103,7 +105,7 @@ def cmd_protocol(ws: Workspace, args: argparse.Namespace) -> None:
 
 
 def cmd_sample(ws: Workspace, args: argparse.Namespace) -> None:
-    report = ensure_sample_dataset(ws)
+    report = ensure_sample_dataset(ws, with_results=args.results)
     print(report or "sample: already loaded")
 
 

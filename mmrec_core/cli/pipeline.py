@@ -36,9 +36,9 @@ def cmd_pipeline(ws: Workspace, args: argparse.Namespace) -> None:
         bars = []
 
         def progress_for(stage: str):
+            print(f"[{stages.index(stage) + 1}/{len(stages)}] {stage}: {HELP[stage]}", flush=True)
             progress, close = tqdm_progress("step")
             bars.append(close)
-            print(f"[{stages.index(stage) + 1}/{len(stages)}] {stage}: {HELP[stage]}", flush=True)
             return progress
 
         def done(stage: str, summary: str, seconds: float) -> None:

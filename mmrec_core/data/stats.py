@@ -1,4 +1,4 @@
-"""Data set statistics and pipeline status: what `mmrec info` prints and the Overview page shows."""
+"""Data set statistics: what `mmrec info` prints and the Overview page shows."""
 
 from __future__ import annotations
 
@@ -27,25 +27,3 @@ def dataset_summary(store: Store, dataset: str) -> dict:
     }
     summary["protocols"] = store.protocol_summaries(dataset).to_dict(orient="records")
     return summary
-
-
-# Pipeline stages in order, with the table that shows each one's progress.
-STAGES = [
-    ("Data ingested", "interactions", "interactions"),
-    ("Item descriptions", "descriptions", "items described"),
-    ("Item keywords", "keywords", "items with keywords"),
-    ("Embeddings", "embeddings", "vectors"),
-    ("User profiles", "profiles", "users profiled"),
-    ("Item graph", "graph_edges", "edges"),
-    ("Runs (training / evaluation)", "runs", "runs"),
-]
-
-
-def pipeline_status(store: Store, dataset: str) -> pd.DataFrame:
-    """One row per pipeline stage: how much of it exists for this data set."""
-    distinct = {"descriptions": "item_id", "keywords": "item_id", "profiles": "user_id"}
-    rows = []
-    for stage, table, unit in STAGES:
-        n = store.count(table, dataset, distinct.get(table))
-        rows.append({"stage": stage, "count": int(n), "unit": unit, "done": n > 0})
-    return pd.DataFrame(rows)

@@ -238,3 +238,21 @@ def run_pipeline(
         out.append((stage, summary, time.perf_counter() - start))
         done(*out[-1])
     return out
+
+
+PIPELINE_JOB = "pipeline"
+
+
+def start_pipeline(ws: Workspace, engine: Engine, dataset: str, protocol_id: str, stages: list[str]) -> str:
+    """`run_pipeline` as a background job (the Overview's button); its progress names the running stage."""
+    from mmrec_core.core import jobs
+
+    def work(progress: Progress) -> str:
+        def progress_for(stage: str) -> Progress:
+            k = stages.index(stage) + 1
+            return lambda done, total, message="": progress(done, total, f"[{k}/{len(stages)}] {stage}: {message}")
+
+        out = run_pipeline(ws, engine, dataset, protocol_id, stages, progress_for)
+        return "; ".join(f"{stage} ({seconds:.0f} s): {summary}" for stage, summary, seconds in out)
+
+    return jobs.start_job(ws.store, PIPELINE_JOB, {"dataset": dataset, "protocol_id": protocol_id}, work)

@@ -214,4 +214,17 @@ def import_dataset(store: Store, images: ImageStore, folder: Path, runs_dir: Pat
             else:
                 tx.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _import")
             tx.unregister("_import")
+        _record_import(tx, folder, manifest)
     return manifest
+
+
+def _record_import(tx, folder: Path, manifest: dict) -> None:
+    """A run row saying where the data set's results came from (the Overview shows it)."""
+    run_id = "import-" + _sha256(folder / "manifest.json")[:10]
+    params = {k: manifest[k] for k in ("exported_at", "code_version", "schema_version", "images", "rows")}
+    tx.execute("DELETE FROM runs WHERE run_id = ?", [run_id])  # an export of an import holds it already
+    tx.execute(
+        "INSERT INTO runs (run_id, dataset, kind, method, status, finished_at, engine, model, params) "
+        "VALUES (?, ?, 'import', 'import', 'done', current_timestamp, 'mmrec export', ?, ?)",
+        [run_id, manifest["dataset"], FORMAT, json.dumps({**params, "folder": str(folder)})],
+    )

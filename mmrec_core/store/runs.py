@@ -129,6 +129,14 @@ class RunQueries:
         )
         return f"{n}|{last}"
 
+    def imports(self, dataset: str) -> pd.DataFrame:
+        """The data set's imports (`mmrec import`), newest first: run_id, finished_at, params (manifest summary)."""
+        return self.sql_df(
+            "SELECT run_id, finished_at, params FROM runs WHERE dataset = ? AND kind = 'import' "
+            "ORDER BY finished_at DESC",
+            [dataset],
+        )
+
     def run_metrics(self, run_ids: list[str]) -> pd.DataFrame:
         """The test-part metrics rows of runs: run_id, subset, name, value."""
         return self.sql_df(

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from mmrec_core.config import SAMPLE_DATA_DIR, SAMPLE_DATASET
+from mmrec_core.config import SAMPLE_DATA_DIR, SAMPLE_DATASET, SAMPLE_STATE_DIR
 from mmrec_core.data.ingest.common import IngestError, IngestReport, RawDataset, write_raw_dataset
 from mmrec_core.data.ingest.generic import read_generic
 from mmrec_core.data.ingest.hm import read_hm
@@ -57,8 +57,22 @@ def default_name(fmt: str, path: Path) -> str:
     return fmt
 
 
-def ensure_sample_dataset(ws: Workspace) -> IngestReport | None:
-    """Load the bundled H&M sample as data set 'sample' unless it is already there."""
+def ensure_sample_dataset(ws: Workspace, with_results: bool = True) -> str | None:
+    """Load the bundled H&M sample as data set 'sample' unless it is already there (None then).
+
+    With `with_results`, the precomputed results bundled in `sample_data/state` (`make sample-state`: the
+    real pipeline's output, exported) are imported too, so a first start shows every page filled. If they
+    cannot be imported the sample stays loaded without them and the returned text says why.
+    """
     if ws.store.dataset_info(SAMPLE_DATASET) is not None:
         return None
-    return ingest(ws.store, ws.images, "hm", SAMPLE_DATA_DIR, name=SAMPLE_DATASET)
+    report = str(ingest(ws.store, ws.images, "hm", SAMPLE_DATA_DIR, name=SAMPLE_DATASET))
+    if not with_results or not (SAMPLE_STATE_DIR / "manifest.json").is_file():
+        return report
+    from mmrec_core.store.exchange import ExportError, import_dataset
+
+    try:
+        import_dataset(ws.store, ws.images, SAMPLE_STATE_DIR, ws.settings.data_dir / "runs")
+    except ExportError as exc:
+        return f"{report}; the precomputed results were not loaded: {exc}"
+    return f"{report}; precomputed results imported from {SAMPLE_STATE_DIR}"
