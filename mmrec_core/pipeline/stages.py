@@ -106,7 +106,7 @@ def trained_current(ws: Workspace, dataset: str, protocol_id: str, method: str) 
 
 
 def _models_status(ws: Workspace, engine: Engine, dataset: str, protocol_id: str) -> StageStatus:
-    trained = ws.store.trained_methods(dataset, protocol_id)
+    trained = [m for m in ws.store.trained_methods(dataset, protocol_id) if m in TRAINED]
     current = [m for m in TRAINED if trained_current(ws, dataset, protocol_id, m)]
     state = "done" if len(current) == len(TRAINED) else "stale" if trained else "missing"
     finished = [ws.store.latest_train_run(dataset, protocol_id, m)["finished_at"] for m in trained]
@@ -118,17 +118,17 @@ def _eval_status(ws: Workspace, engine: Engine, dataset: str, protocol_id: str) 
     runs = ws.store.eval_runs(dataset, protocol_id)
     if runs.empty:
         return StageStatus("eval", "missing", "no eval runs")
-    newest = runs["finished_at"].max()
-    inputs = [ws.store.latest_train_run(dataset, protocol_id, m) for m in TRAINED]
-    made = [r["finished_at"] for r in inputs if r is not None]
-    made += [t for t in (ws.store.newest_created("profiles", dataset, protocol_id),) if t is not None]
-    # every trained model, the training-free baselines and the zero-shot LLM: what `eval --all` runs
-    wanted = {"popularity", "repeat", "llm-pointwise", *ws.store.trained_methods(dataset, protocol_id)}
-    absent = sorted(wanted - set(runs["method"]))
-    state = "done" if not absent and all(newest >= t for t in made) else "stale"
+    evaluated = runs.groupby("method")["finished_at"].max()
+    # what `eval --all` runs: every trained model (each evaluated after its training), the training-free
+    # baselines, and the zero-shot LLM (after the newest profiles, which its prompts read)
+    inputs = {m: ws.store.latest_train_run(dataset, protocol_id, m) for m in TRAINED}
+    wanted = {m: run["finished_at"] for m, run in inputs.items() if run is not None}
+    wanted |= {"popularity": None, "repeat": None}
+    wanted["llm-pointwise"] = ws.store.newest_created("profiles", dataset, protocol_id)
+    behind = sorted(m for m, t in wanted.items() if m not in evaluated or (t is not None and evaluated[m] < t))
     detail = f"{runs['method'].nunique()} methods, {len(runs)} runs"
-    detail += f"; not yet: {', '.join(absent)}" if absent else ""
-    return StageStatus("eval", state, detail, _when(newest))
+    detail += f"; to (re)evaluate: {', '.join(behind)}" if behind else ""
+    return StageStatus("eval", "stale" if behind else "done", detail, _when(runs["finished_at"].max()))
 
 
 def _sft_status(ws: Workspace, engine: Engine, dataset: str, protocol_id: str) -> StageStatus:
