@@ -88,7 +88,8 @@ def test_the_whole_pipeline_then_a_second_run_that_does_nothing(sample_workspace
 
     capsys.readouterr()
     engine.prompts.clear()
-    assert main(["--data-dir", str(ws.settings.data_dir), "pipeline", "sample"]) == 0
+    for flags in ([], ["--no-llm"]):
+        assert main(["--data-dir", str(ws.settings.data_dir), "pipeline", "sample", *flags]) == 0
     out = capsys.readouterr().out
     assert "every model up to date" in out and "every eval run up to date" in out and "(reused," in out
     assert ws.store.sql_df("SELECT run_id FROM runs").equals(runs)  # nothing trained or evaluated again

@@ -21,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--protocol", help="protocol id (default: the data set's default protocol)")
     p.add_argument("--from", dest="start", choices=STAGES, help="first stage to run (default: the first)")
     p.add_argument("--until", choices=STAGES, help="last stage to run (default: the last)")
+    p.add_argument("--llm", action=argparse.BooleanOptionalAction, default=True,
+                   help="eval: also score every test user with the LLM (the longest part on a CPU)")  # fmt: skip
     p.add_argument("--with-sft", action="store_true", help="also train an SFT adapter (hours on a CPU)")
     p.add_argument("--status", action="store_true", help="only show each stage's state; run nothing")
     p.set_defaults(run=cmd_pipeline)
@@ -46,7 +48,7 @@ def cmd_pipeline(ws: Workspace, args: argparse.Namespace) -> None:
             print(f"   {stage} finished in {seconds:.0f} s: {summary}", flush=True)
 
         try:
-            run_pipeline(ws, engine, args.dataset, protocol, stages, progress_for, done)
+            run_pipeline(ws, engine, args.dataset, protocol, stages, progress_for, done, llm=args.llm)
         finally:
             for close in bars:
                 close()

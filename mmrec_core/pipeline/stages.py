@@ -114,7 +114,7 @@ def _models_status(ws: Workspace, engine: Engine, dataset: str, protocol_id: str
     return StageStatus("models", state, f"up to date: {', '.join(current) or 'none'}", made)
 
 
-def _eval_status(ws: Workspace, engine: Engine, dataset: str, protocol_id: str) -> StageStatus:
+def _eval_status(ws: Workspace, engine: Engine, dataset: str, protocol_id: str, llm: bool = True) -> StageStatus:
     runs = ws.store.eval_runs(dataset, protocol_id)
     if runs.empty:
         return StageStatus("eval", "missing", "no eval runs")
@@ -124,7 +124,8 @@ def _eval_status(ws: Workspace, engine: Engine, dataset: str, protocol_id: str) 
     inputs = {m: ws.store.latest_train_run(dataset, protocol_id, m) for m in TRAINED}
     wanted = {m: run["finished_at"] for m, run in inputs.items() if run is not None}
     wanted |= {"popularity": None, "repeat": None}
-    wanted["llm-pointwise"] = ws.store.newest_created("profiles", dataset, protocol_id)
+    if llm:
+        wanted["llm-pointwise"] = ws.store.newest_created("profiles", dataset, protocol_id)
     behind = sorted(m for m, t in wanted.items() if m not in evaluated or (t is not None and evaluated[m] < t))
     detail = f"{runs['method'].nunique()} methods, {len(runs)} runs"
     detail += f"; to (re)evaluate: {', '.join(behind)}" if behind else ""
@@ -170,18 +171,20 @@ def _run_models(ws: Workspace, engine: Engine, dataset: str, protocol_id: str, p
     return f"trained {', '.join(done)}" if done else "every model up to date"
 
 
-def _run_eval(ws: Workspace, engine: Engine, dataset: str, protocol_id: str, progress: Progress | None) -> str:
+def _run_eval(
+    ws: Workspace, engine: Engine, dataset: str, protocol_id: str, progress: Progress | None, llm: bool = True
+) -> str:
     from mmrec_core.engines import get_engine
     from mmrec_core.evaluate.eval_all import eval_all
 
-    if _eval_status(ws, engine, dataset, protocol_id).state == "done":
+    if _eval_status(ws, engine, dataset, protocol_id, llm).state == "done":
         return "every eval run up to date"
 
     def engine_for(adapter: str) -> Engine:  # zero-shot: the engine already loaded
         return get_engine(dataclasses.replace(engine.settings, adapter=adapter)) if adapter else engine
 
-    runs = eval_all(ws, dataset, protocol_id, progress_for=lambda run: progress, engine_for=engine_for)
-    return f"{len(runs)} eval runs"
+    runs = eval_all(ws, dataset, protocol_id, llm=llm, progress_for=lambda run: progress, engine_for=engine_for)
+    return f"{len(runs)} eval runs" + ("" if llm else " (no LLM)")
 
 
 def _run_sft(ws: Workspace, engine: Engine, dataset: str, protocol_id: str, progress: Progress | None) -> str:
@@ -192,7 +195,7 @@ def _run_sft(ws: Workspace, engine: Engine, dataset: str, protocol_id: str, prog
     return f"adapter run {train_llm(ws, engine, 'sft', dataset, protocol_id, train_config('sft'), progress)}"
 
 
-def _run_stage(stage: str, ws: Workspace, engine: Engine, dataset: str, protocol_id: str, progress) -> str:
+def _run_stage(stage: str, ws: Workspace, engine: Engine, dataset: str, protocol_id: str, progress, llm: bool) -> str:
     if stage == "textualize":
         from mmrec_core.textualize.build import textualize
 
@@ -205,7 +208,9 @@ def _run_stage(stage: str, ws: Workspace, engine: Engine, dataset: str, protocol
         from mmrec_core.graph.build import build_item_graph
 
         return str(build_item_graph(ws, engine, dataset, protocol_id, None, progress))
-    run = {"models": _run_models, "eval": _run_eval, "sft": _run_sft}[stage]
+    if stage == "eval":
+        return _run_eval(ws, engine, dataset, protocol_id, progress, llm)
+    run = {"models": _run_models, "sft": _run_sft}[stage]
     return run(ws, engine, dataset, protocol_id, progress)
 
 
@@ -229,12 +234,16 @@ def run_pipeline(
     stages: list[str],
     progress_for: Callable[[str], Progress | None] = lambda stage: None,
     done: Callable[[str, str, float], None] = lambda stage, summary, seconds: None,
+    llm: bool = True,
 ) -> list[tuple[str, str, float]]:
-    """Run `stages` in order (each skips what it already made); returns (stage, summary, seconds) per stage."""
+    """Run `stages` in order (each skips what it already made); returns (stage, summary, seconds) per stage.
+
+    `llm=False` leaves the LLM out of the eval stage (its scoring of every test user is the longest part).
+    """
     out = []
     for stage in stages:
         start = time.perf_counter()
-        summary = _run_stage(stage, ws, engine, dataset, protocol_id, progress_for(stage))
+        summary = _run_stage(stage, ws, engine, dataset, protocol_id, progress_for(stage), llm)
         out.append((stage, summary, time.perf_counter() - start))
         done(*out[-1])
     return out
