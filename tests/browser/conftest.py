@@ -54,7 +54,6 @@ class Server:
             **os.environ,
             "MMREC_DATA_DIR": str(data_dir),
             "MMREC_MODEL_CACHE": str(MODEL_CACHE),
-            "MMREC_DEVICE": "cpu",
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
         }
