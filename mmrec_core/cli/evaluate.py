@@ -46,6 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dataset")
     p.add_argument("--protocol", help=PROTOCOL_HELP)
     p.add_argument("--out", help="HTML file to write (default: <data folder>/reports/<dataset>.html)")
+    p.add_argument(
+        "--markdown",
+        action="store_true",
+        help="also write the tables as Markdown beside the HTML (<out>.md), as in RESULTS.md",
+    )
     p.set_defaults(run=cmd_report)
 
 
@@ -182,6 +187,15 @@ def cmd_report(ws: Workspace, args: argparse.Namespace) -> None:
     out = args.out or ws.settings.data_dir / "reports" / f"{args.dataset}.html"
     path = write_report(ws, args.dataset, protocol, out)
     print(f"{args.dataset}: report written to {path}")
+    if args.markdown:
+        from mmrec_core.evaluate.markdown import markdown_report
+
+        command = f"mmrec report {args.dataset} --markdown" + (f" --protocol {args.protocol}" if args.protocol else "")
+        md = path.with_suffix(".md")
+        tmp = md.with_suffix(".md.tmp")  # written whole, then renamed
+        tmp.write_text(markdown_report(ws, args.dataset, protocol, command), encoding="utf-8")
+        tmp.replace(md)
+        print(f"{args.dataset}: Markdown tables written to {md}")
 
 
 def cmd_eval_rationales(ws: Workspace, args: argparse.Namespace) -> None:

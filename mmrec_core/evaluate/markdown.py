@@ -1,0 +1,152 @@
+"""`mmrec report DATASET --markdown`: the leaderboard and its breakdowns as Markdown (RESULTS.md is made of these).
+
+Every figure comes from the stored per-user ranks and metrics, so the file can be regenerated from the database
+at any time; the header names the command, the code versions that made the runs and the date.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pandas as pd
+
+from mmrec_core.core.provenance import code_version
+from mmrec_core.evaluate.leaderboard import (
+    FULL_METRICS,
+    METRICS,
+    Leaderboard,
+    breakdown,
+    full_catalog_board,
+    leaderboard,
+    paired_test,
+)
+from mmrec_core.store.workspace import Workspace
+
+SPLIT_METRICS = ("HR@5", "NDCG@5", "AUC")  # per cold / warm group
+
+
+def _table(frame: pd.DataFrame) -> str:
+    """A GitHub Markdown table; '|' inside a cell is escaped so a label cannot break the layout."""
+    cells = frame.astype(str).map(lambda v: v.replace("|", "\\|"))
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _f(value: float | None) -> str:
+    return "" if value is None or pd.isna(value) else f"{value:.3f}"
+
+
+def strongest_baseline(board: Leaderboard) -> pd.Series | None:
+    """The best run by NDCG@5 that uses no LLM: what every LLM setting must beat."""
+    baselines = board.table[~board.table["method"].str.startswith("llm-")]
+    return None if baselines.empty else baselines.iloc[0]
+
+
+def _train_seconds(ws: Workspace, run_ids: list[str]) -> dict[str, float | None]:
+    """Per eval run, the training time of the model it evaluated (None for the LLM and untimed runs)."""
+    evals = ws.store.runs_by_id(run_ids)
+    train_of = {r: json.loads(p).get("train_run") for r, p in zip(evals["run_id"], evals["params"], strict=True)}
+    trains = ws.store.runs_by_id([t for t in train_of.values() if t])
+    seconds = {t: json.loads(p).get("train_seconds") for t, p in zip(trains["run_id"], trains["params"], strict=True)}
+    return {r: seconds.get(t) for r, t in train_of.items()}
+
+
+def leaderboard_section(ws: Workspace, board: Leaderboard) -> str:
+    cost = _train_seconds(ws, list(board.table["run_id"]))
+    rows = pd.DataFrame({"run": board.table["label"], "users": board.table["users"]})
+    for m in METRICS:
+        rows[m] = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in board.table[[m, f"{m}_lo", f"{m}_hi"]].to_numpy()]
+    rows["train s"] = ["" if cost.get(r) is None else f"{cost[r]:.1f}" for r in board.table["run_id"]]
+    rows["score s/user"] = ["" if pd.isna(s) else f"{s:.2g}" for s in board.table["seconds_per_user"]]
+    rows["eval run"] = board.table["run_id"].map(lambda r: f"`{r}`")
+    return "### Leaderboard\n\n" + _table(rows)
+
+
+def paired_section(ws: Workspace, board: Leaderboard, metric: str = "NDCG@5") -> str:
+    base = strongest_baseline(board)
+    if base is None or len(board.table) < 2:
+        return ""
+    rows = []
+    for other in board.table.itertuples():
+        if other.run_id == base["run_id"]:
+            continue
+        r = paired_test(ws, other.run_id, base["run_id"], metric)
+        rows.append(
+            {
+                "run": other.label,
+                f"{metric} difference": f"{r.diff:+.4f}",
+                "95% interval": f"[{r.ci[0]:+.4f}, {r.ci[1]:+.4f}]",
+                "excludes zero": "yes" if r.ci[0] > 0 or r.ci[1] < 0 else "no",
+                "p (Wilcoxon)": f"{r.p_value:.4f}",
+                "users better / worse": f"{r.a_better} / {r.b_better}",
+            }
+        )
+    title = f"### Against the strongest baseline ({base['label']}), {metric} paired over users"
+    return f"{title}\n\n{_table(pd.DataFrame(rows))}"
+
+
+def cold_warm_section(ws: Workspace, dataset: str, protocol_id: str, board: Leaderboard) -> str:
+    """Each run on warm and on cold test items (a cold item never occurs in training)."""
+    labels = dict(zip(board.table["run_id"], board.table["label"], strict=True))
+    parts = {m: breakdown(ws, dataset, protocol_id, list(labels), "cold", m) for m in SPLIT_METRICS}
+    users = parts[SPLIT_METRICS[0]].groupby("group")["users"].first().to_dict()
+    rows = pd.DataFrame({"run": list(labels.values())})
+    for group in ("warm", "cold"):
+        for m in SPLIT_METRICS:
+            got = parts[m][parts[m]["group"] == group].set_index("run_id")["value"]
+            rows[f"{m} {group}"] = [_f(got.get(r)) for r in labels]
+    counts = ", ".join(f"{g} {users.get(g, 0)}" for g in ("warm", "cold"))
+    return f"### Warm and cold test items (users: {counts})\n\n{_table(rows)}"
+
+
+def history_section(ws: Workspace, dataset: str, protocol_id: str, board: Leaderboard, metric: str = "NDCG@5") -> str:
+    labels = dict(zip(board.table["run_id"], board.table["label"], strict=True))
+    long = breakdown(ws, dataset, protocol_id, list(labels), "history", metric)
+    wide = long.pivot(index="run_id", columns="group", values="value").loc[list(labels)]
+    wide = wide[sorted(wide.columns, key=lambda g: int(g.split("-")[0]))]  # shortest histories first
+    users = long.groupby("group", sort=False)["users"].first()
+    wide.columns = [f"{g} ({users[g]} users)" for g in wide.columns]
+    wide = wide.map(_f).reset_index(drop=True)
+    wide.insert(0, "run", list(labels.values()))
+    return f"### {metric} by training history length\n\n{_table(wide)}"
+
+
+def full_catalog_section(ws: Workspace, dataset: str, protocol_id: str) -> str:
+    table = full_catalog_board(ws, dataset, protocol_id)
+    if table.empty:
+        return ""
+    rows = table[["label", *FULL_METRICS, "Recall@K (retriever)"]].rename(columns={"label": "run"})
+    for c in rows.columns[1:]:
+        rows[c] = rows[c].map(lambda v: "" if v is None or pd.isna(v) else f"{v:.4f}")
+    return "### Whole catalog (history left out, repeat purchases count as misses)\n\n" + _table(rows)
+
+
+def markdown_report(ws: Workspace, dataset: str, protocol_id: str, command: str | None = None) -> str:
+    """The data set's results as Markdown: header with provenance, then one table per view."""
+    board = leaderboard(ws, dataset, protocol_id)
+    if board.table.empty:
+        raise ValueError(f"No comparable eval runs for {protocol_id}; run `mmrec eval --all {dataset}` first.")
+    made = ws.store.runs_by_id(list(board.table["run_id"]))
+    versions = sorted({json.loads(p).get("code_version", "unknown") for p in made["params"]})
+    first, last = made["finished_at"].min(), made["finished_at"].max()
+    header = (
+        f"**{dataset}**, protocol `{protocol_id}`: {board.users} test users, each with 1 held-out item and its "
+        "stored negatives, tie-aware ranks, every test user counted. Intervals: 95% bootstrap over users.\n"
+        f"Eval runs made by mmrec {', '.join(versions)} between {first:%Y-%m-%d %H:%M} and {last:%Y-%m-%d %H:%M}; "
+        f"this page by `{command or f'mmrec report {dataset} --markdown'}` (mmrec {code_version()}, "
+        f"{datetime.now():%Y-%m-%d %H:%M})."
+    )
+    sections = [
+        header,
+        leaderboard_section(ws, board),
+        paired_section(ws, board),
+        cold_warm_section(ws, dataset, protocol_id, board),
+        history_section(ws, dataset, protocol_id, board),
+        full_catalog_section(ws, dataset, protocol_id),
+    ]
+    if not board.excluded.empty:
+        apart = board.excluded.rename(columns={"label": "run", "run_id": "eval run"})
+        sections.append("### Runs not ranked here\n\n" + _table(apart[["run", "eval run", "reason"]]))
+    return "\n\n".join(s for s in sections if s) + "\n"

@@ -1,0 +1,102 @@
+"""`mmrec report --markdown` on the bundled sample results: its figures are the stored ones, and RESULTS.md is it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mmrec_core.cli.main import main
+from mmrec_core.config import load_settings
+from mmrec_core.data.ingest import ensure_sample_dataset
+from mmrec_core.evaluate.leaderboard import METRICS
+from mmrec_core.evaluate.markdown import markdown_report
+from mmrec_core.store.workspace import open_workspace
+
+RESULTS = Path(__file__).resolve().parent.parent / "RESULTS.md"
+
+
+@pytest.fixture(scope="module")
+def bundled(tmp_path_factory: pytest.TempPathFactory):
+    """A fresh data folder after its first start: the sample and its bundled results (sample_data/state)."""
+    ws = open_workspace(load_settings(tmp_path_factory.mktemp("bundled") / "data"))
+    ensure_sample_dataset(ws, with_results=True)
+    protocol_id = ws.store.protocols("sample")["protocol_id"].iloc[0]
+    yield ws, protocol_id, markdown_report(ws, "sample", protocol_id)
+    ws.close()
+
+
+def section(markdown: str, title: str) -> pd.DataFrame:
+    """The Markdown table under the heading that starts with `title`, as strings."""
+    block = markdown.split(f"### {title}", 1)[1].split("\n### ", 1)[0]
+    rows = [line for line in block.splitlines() if line.startswith("|")]
+    split = [[c.strip() for c in re.split(r"(?<!\\)\|", r)[1:-1]] for r in rows]
+    return pd.DataFrame(split[2:], columns=split[0])
+
+
+def stored(ws, run_id: str, subset: str = "all") -> pd.Series:
+    metrics = ws.store.run_metrics([run_id])
+    return metrics[metrics["subset"] == subset].set_index("name")["value"]
+
+
+def test_the_leaderboard_shows_the_stored_metrics_of_every_comparable_run(bundled) -> None:
+    ws, _, md = bundled
+    board = section(md, "Leaderboard")
+    assert len(board) >= 6 and "llm-pointwise zero-shot" in set(board["run"])
+    for row in board.to_dict("records"):
+        values = stored(ws, row["eval run"].strip("`"))
+        for m in METRICS:
+            assert float(row[m].split()[0]) == pytest.approx(values[m], abs=5e-4), (row["run"], m)
+        assert int(row["users"]) == int(values["users"])
+
+
+def test_warm_and_cold_rows_are_the_stored_subsets(bundled) -> None:
+    ws, _, md = bundled
+    split = section(md, "Warm and cold test items")
+    run_of = dict(zip(section(md, "Leaderboard")["run"], section(md, "Leaderboard")["eval run"], strict=True))
+    for row in split.to_dict("records"):
+        run_id = run_of[row["run"]].strip("`")
+        for group in ("warm", "cold"):
+            values = stored(ws, run_id, group)
+            for m in ("HR@5", "NDCG@5", "AUC"):
+                assert float(row[f"{m} {group}"]) == pytest.approx(values[m], abs=5e-4), (run_id, m, group)
+    header = re.search(r"### Warm and cold test items \(users: warm (\d+), cold (\d+)\)", md)
+    cold = ws.store.test_targets("sample", bundled[1])["cold"]
+    assert (int(header[1]), int(header[2])) == ((~cold).sum(), cold.sum())
+
+
+def test_the_paired_table_compares_against_the_best_model_without_an_llm(bundled) -> None:
+    _, _, md = bundled
+    best = section(md, "Leaderboard")
+    baseline = next(r for r in best["run"] if not r.startswith("llm-"))
+    assert f"### Against the strongest baseline ({baseline})" in md
+    paired = section(md, "Against the strongest baseline")
+    assert baseline not in set(paired["run"]) and len(paired) == len(best) - 1
+    for row in paired.to_dict("records"):
+        lo, hi = map(float, row["95% interval"].strip("[]").split(", "))
+        assert lo <= float(row["NDCG@5 difference"]) <= hi
+        assert row["excludes zero"] == ("yes" if lo > 0 or hi < 0 else "no")
+
+
+def test_results_md_holds_what_the_report_writes_from_the_bundled_state(bundled) -> None:
+    _, _, md = bundled
+    text = RESULTS.read_text(encoding="utf-8")
+    kept = text.split("<!-- BEGIN mmrec report sample -->", 1)[1].split("<!-- END mmrec report sample -->", 1)[0]
+
+    def tables(s: str) -> list[str]:
+        return [line for line in s.splitlines() if line.startswith("|")]
+
+    assert tables(kept) == tables(md), "regenerate it: python scripts/update_results.py sample"
+
+
+def test_the_cli_writes_markdown_beside_the_html(tmp_path: Path) -> None:
+    ws = open_workspace(load_settings(tmp_path / "data"))
+    ensure_sample_dataset(ws, with_results=True)
+    ws.close()  # the CLI opens the folder itself (one writer per DuckDB file)
+    out = tmp_path / "report.html"
+    assert main(["--data-dir", str(tmp_path / "data"), "report", "sample", "--markdown", "--out", str(out)]) == 0
+    written = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "`mmrec report sample --markdown`" in written and "### Leaderboard" in written
+    assert out.is_file()
