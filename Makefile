@@ -23,8 +23,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The app listens on 127.0.0.1 only. To let others reach it (read SECURITY.md first: set MMREC_APP_PASSWORD, and
+# better put a TLS reverse proxy in front): `make run ADDRESS=0.0.0.0 ALLOWED_HOSTS="studio.example.org 192.168.1.20"`,
+# with ALLOWED_HOSTS the names or addresses people type in their browser (the WebSocket refuses any other Host header).
+ADDRESS ?= 127.0.0.1
+ALLOWED_HOSTS ?=
 run: $(STAMP)
-	$(BIN)/streamlit run app.py --server.headless true --server.port $(PORT) --browser.gatherUsageStats false
+	$(BIN)/streamlit run app.py --server.headless true --server.address $(ADDRESS) --server.port $(PORT) \
+		--browser.gatherUsageStats false $(if $(strip $(ALLOWED_HOSTS)),$(foreach h,localhost 127.0.0.1 ::1 $(ALLOWED_HOSTS),--server.allowedHosts '$(h)'))
 
 test: $(STAMP)
 	@sh scripts/install_chromium.sh

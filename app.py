@@ -5,9 +5,13 @@ Run with `streamlit run app.py`. No business logic here: pages in pages/ call `m
 
 import streamlit as st
 
-from widgets import dataset_selector, engine_panel, get_workspace
+from widgets import dataset_selector, engine_panel, get_workspace, password_gate
 
-st.set_page_config(page_title="MMRec Studio", page_icon=":material/recommend:", layout="wide")
+# An emoji favicon is drawn in the browser; a ":material/...:" one is fetched from fonts.gstatic.com.
+st.set_page_config(page_title="MMRec Studio", page_icon="🛍️", layout="wide")
+
+# With MMREC_APP_PASSWORD set, nothing below runs before the password is given (SECURITY.md).
+password_gate()
 
 # Opened once per process (st.cache_resource); a locked DB shows one error and stops here.
 ws = get_workspace()

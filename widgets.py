@@ -6,7 +6,10 @@ these helpers only open things, remember choices and draw; every number comes fr
 
 from __future__ import annotations
 
+import hmac
+import os
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -78,9 +81,40 @@ def _leave_legacy_pages_mode() -> None:
         st.rerun()
 
 
+# The optional shared password (SECURITY.md); unset or empty: no gate, as for a tool on one's own machine.
+PASSWORD_ENV = "MMREC_APP_PASSWORD"
+_SIGNED_IN = "_mmrec_signed_in"
+
+
+def password_gate() -> None:
+    """With MMREC_APP_PASSWORD set, ask for it before anything else is drawn or opened; without it, do nothing.
+
+    The answer is remembered in this browser session only (a reload asks again). Compared in constant time;
+    a wrong answer costs a second, which slows guessing from one session (SECURITY.md: use a long password).
+    Legacy pages-folder mode is left alone here: its rerun, or a switch of it between two runs, would drop
+    the form's submission (widget ids include the page). Its links may show beside the form until someone
+    signs in; each of them runs a page whose get_workspace() asks for the password again.
+    """
+    expected = os.environ.get(PASSWORD_ENV, "")
+    if not expected or st.session_state.get(_SIGNED_IN):
+        return
+    st.title("MMRec Studio")
+    with st.form("password_gate", clear_on_submit=True):
+        given = st.text_input("Password", type="password")
+        submitted = st.form_submit_button("Sign in")
+    if submitted:
+        if hmac.compare_digest(given.encode(), expected.encode()):
+            st.session_state[_SIGNED_IN] = True
+            st.rerun()
+        time.sleep(1)
+        st.error("Wrong password.")
+    st.stop()
+
+
 def get_workspace() -> Workspace:
     """The process-wide workspace; on a locked or unreadable data folder, one clear error and stop."""
     _leave_legacy_pages_mode()
+    password_gate()  # app.py asks first; this covers a page file that Streamlit runs on its own
     try:
         data_dir = load_settings().data_dir.resolve()
         return _open_workspace(str(data_dir))

@@ -119,6 +119,31 @@ class Settings:
         return {k: v for k, v in asdict(self).items() if k not in ("data_dir", "model_cache")}
 
 
+@dataclass(frozen=True)
+class ImageLimits:
+    """What images the store accepts (uploads, ingested data sets) and how large it decodes them.
+
+    Checked before anything is decoded or stored, so a hostile or oversized file costs a header read,
+    not gigabytes of memory.
+    """
+
+    max_bytes: int = field(
+        default=20 * 2**20, metadata={"help": "Largest image file accepted, in bytes (checked before it is read)."}
+    )
+    max_pixels: int = field(
+        default=50_000_000,
+        metadata={"help": "Largest image accepted, width x height in pixels (read from the header, before decoding)."},
+    )
+    decode_side: int = field(
+        default=2048,
+        metadata={"help": "Images are decoded with their longer side reduced to at most this (models use <= 1024)."},
+    )
+    max_upload_files: int = field(default=50, metadata={"help": "Most images one Catalog upload may add at once."})
+
+
+IMAGE_LIMITS = ImageLimits()
+
+
 ENGINE_FIELDS = (
     "engine", "llm", "vlm", "embedder", "adapter", "quantization", "device", "dtype", "describer", "describer_adapter",
     "attribute_model", "score_batch_size",

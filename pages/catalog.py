@@ -43,8 +43,12 @@ def upload() -> None:
             st.session_state.get("catalog_title", ""),
             st.session_state.get("catalog_category", ""),
         )
-    except BadImageError as exc:
-        st.session_state[NOTICE] = ("error", str(exc))
+    except BadImageError as exc:  # names the file and the limit or the problem
+        st.session_state[NOTICE] = ("error", f"{exc} Nothing was stored.")
+        return
+    except Exception as exc:  # a database or disk failure too: a message on the page, never a traceback
+        reason = str(exc) or type(exc).__name__
+        st.session_state[NOTICE] = ("error", f"The upload failed and nothing was stored ({reason}). Try again.")
         return
     st.session_state[UPLOADER] = st.session_state.get(UPLOADER, 0) + 1  # a fresh, empty uploader
     st.session_state[SELECTED] = ids[0]

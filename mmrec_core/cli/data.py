@@ -1,5 +1,5 @@
-"""`mmrec ingest | info | protocol | sample | export | import | engine`: data sets, protocols, Parquet exports and
-the engine settings."""
+"""`mmrec ingest | info | protocol | sample | export | import | gc | engine`: data sets, protocols, Parquet exports,
+image-folder clean-up and the engine settings."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from mmrec_core.core.options import add_arguments, build
 from mmrec_core.data.ingest import READERS, ensure_sample_dataset, ingest
 from mmrec_core.data.splits import ProtocolConfig, create_protocol, repeat_share
 from mmrec_core.data.stats import dataset_summary
+from mmrec_core.store.gc import DEFAULT_MIN_AGE_S, collect_garbage
 from mmrec_core.store.workspace import Workspace
 
 
@@ -48,6 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="load an export folder (checked against its manifest; one transaction)")
     p.add_argument("folder", help="a folder written by `mmrec export`")
     p.set_defaults(run=cmd_import)
+
+    p = sub.add_parser("gc", help="delete image files no stored row references and stale .part temp files")
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    p.add_argument("--min-age", type=float, default=DEFAULT_MIN_AGE_S / 60, metavar="MINUTES",
+                   help="keep files younger than this (a write may be in flight); 0 after a killed ingest")  # fmt: skip
+    p.set_defaults(run=cmd_gc)
 
     p = sub.add_parser("engine", help="show the engine settings (and with --check, load and try each model)")
     p.add_argument("--check", action="store_true", help="load the LLM and the embedder, generate and score once")
@@ -127,6 +134,13 @@ def cmd_import(ws: Workspace, args: argparse.Namespace) -> None:
     print(f"{manifest['dataset']}: imported from {args.folder} in {time.perf_counter() - start:.1f} s "
           f"(exported {manifest['exported_at']} by mmrec {manifest['code_version']}); it replaced any stored "
           f"'{manifest['dataset']}'")  # fmt: skip
+
+
+def cmd_gc(ws: Workspace, args: argparse.Namespace) -> None:
+    report = collect_garbage(ws, dry_run=args.dry_run, min_age_s=args.min_age * 60)
+    for path in report.removed:
+        print(f"{'would remove' if args.dry_run else 'removed'} {path}")
+    print(f"{ws.images.root}: {report}")
 
 
 def cmd_engine(ws: Workspace, args: argparse.Namespace) -> None:

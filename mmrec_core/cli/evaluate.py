@@ -90,9 +90,30 @@ def cmd_eval_llm(ws: Workspace, args: argparse.Namespace) -> None:
     )
     if args.users:
         print(f"   a seeded subset of {users} users, not all evaluated users")
+    print_llm_problems(result)
     print(result.table.to_string(float_format=lambda x: f"{x:.4f}"))
     print("\nSame users, same stored candidates:")
     print(result.compare.to_string(float_format=lambda x: f"{x:.4f}"))
+
+
+def print_llm_problems(result, most: int = 5) -> None:
+    """Users left out of an LLM run (with the first reasons) and candidates cut to fit the prompt budget."""
+    from mmrec_core.core.safe_text import display_text
+
+    if result.failed:
+        print(
+            f"   {len(result.failed)} users FAILED and are left out: the metrics cover {len(result.per_user)} users, "
+            "and the leaderboard lists this run apart as a subset"
+        )
+        for user, reason in result.failed[:most]:
+            print(f"      user {display_text(user)}: {display_text(reason)}")
+    if result.truncated:
+        items = sorted({i for cut in result.truncated.values() for i in cut})
+        shown = ", ".join(display_text(i) for i in items[:most]) + (" ..." if len(items) > most else "")
+        print(
+            f"   {len(items)} candidate texts were cut to fit the prompt budget "
+            f"({len(result.truncated)} users): {shown}"
+        )
 
 
 def cmd_eval_two_stage(ws: Workspace, args: argparse.Namespace) -> None:
@@ -160,8 +181,10 @@ def print_leaderboard(ws: Workspace, dataset: str, protocol_id: str) -> None:
     split = pd.concat(frames).assign(label=lambda f: f["run_id"].map(labels))
     users = split.drop_duplicates("group").set_index("group")["users"]
     table = split.pivot_table(index="label", columns=["metric", "group"], values="value", sort=False)
-    print(f"\ncold test items (bought in no training interaction): {users.get('cold', 0)} users, warm: "
-          f"{users.get('warm', 0)}")
+    print(
+        f"\ncold test items (bought in no training interaction): {users.get('cold', 0)} users, warm: "
+        f"{users.get('warm', 0)}"
+    )
     print(table.to_string(float_format=lambda x: f"{x:.3f}"))
     full = full_catalog_board(ws, dataset, protocol_id)
     if not full.empty:
@@ -211,4 +234,7 @@ def cmd_eval_rationales(ws: Workspace, args: argparse.Namespace) -> None:
     for name, value in summary.items():
         print(f"  {name:28} {value:.3f}" if isinstance(value, float) else f"  {name:28} {value}")
     if len(table):
-        print(table[["item_id", "cites", "unsupported", "rationale"]].head(6).to_string(index=False, max_colwidth=70))
+        from mmrec_core.core.safe_text import display_text
+
+        shown = table[["item_id", "cites", "unsupported", "rationale"]].head(6).map(display_text)  # model-written text
+        print(shown.to_string(index=False, max_colwidth=70))

@@ -32,6 +32,7 @@ default is its config dataclass's (shown in each command's --help).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -45,6 +46,9 @@ from mmrec_core.store.workspace import open_workspace
 
 # Command groups in pipeline order; each registers its commands (`register(sub)`) with a `run` handler.
 GROUPS = (data, pipeline, textualize, profiles, graph, train, evaluate, recommend)
+
+# Commands that only read the database: opened without the write lock where DuckDB allows it.
+READ_ONLY_COMMANDS = frozenset({"info"})
 
 # Errors that are the user's to fix: printed as one line, exit status 2, no traceback.
 USER_ERRORS = (IngestError, StoreError, BadImageError, KeyError, ValueError, FileNotFoundError, MissingModelError)
@@ -61,10 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def folder_origin(args: argparse.Namespace) -> str | None:
+    """How the data folder was chosen (what a lock message should tell the user to change)."""
+    if args.data_dir:
+        return "--data-dir"
+    return "MMREC_DATA_DIR" if os.environ.get("MMREC_DATA_DIR") else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        ws = open_workspace(load_settings(args.data_dir))
+        ws = open_workspace(
+            load_settings(args.data_dir), read_only=args.command in READ_ONLY_COMMANDS, origin=folder_origin(args)
+        )
         try:
             args.run(ws, args)
         finally:

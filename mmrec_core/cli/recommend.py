@@ -10,6 +10,7 @@ from mmrec_core.cli.profiles import PROTOCOL_HELP
 from mmrec_core.cli.progress import with_progress
 from mmrec_core.config import Settings
 from mmrec_core.core.options import add_arguments, build
+from mmrec_core.core.safe_text import display_text
 from mmrec_core.recommend.customer import MODEL_TOP
 from mmrec_core.recommend.llm import RecommendConfig
 from mmrec_core.store.workspace import Workspace, default_protocol
@@ -56,22 +57,25 @@ def cmd_score(ws: Workspace, args: argparse.Namespace) -> None:
     rec, table = with_progress(
         "step", lambda p: score_customer(recommender, EvidenceFinder(builder), args.user, candidates, progress=p)
     )
-    print(f"{args.user}: {len(candidates)} candidates ({source}), {config.mode}, {rec.seconds:.1f} s")
-    for note in rec.context.notes:
-        print(f"   note: {note}")
+    show = display_text  # catalog text and model output reach the terminal: control characters shown as escapes
+    print(f"{show(args.user)}: {len(candidates)} candidates ({source}), {config.mode}, {rec.seconds:.1f} s")
+    for note in [*rec.context.notes, *rec.prompt.notes]:
+        print(f"   note: {show(note)}")
     if rec.prompt.trimmed:
-        print(f"   prompt trimmed to fit {recommender.max_tokens} tokens: {rec.prompt.trimmed}")
+        print(f"   prompt trimmed to fit {recommender.max_tokens} tokens: {show(rec.prompt.trimmed)}")
     if rec.answer is not None and not rec.answer.valid:
-        print(f"   INVALID listwise answer ({rec.answer.problem}): {rec.answer.raw[:200]!r}")
+        print(f"   INVALID listwise answer ({show(rec.answer.problem)}): {rec.answer.raw[:200]!r}")
     for row in table.itertuples():
-        print(f"{row.rank:>3}. {row.score:7.4f}  {row.item_id}  {row.title}")
-        print(f"       evidence: {row.evidence}")
+        print(f"{row.rank:>3}. {row.score:7.4f}  {show(row.item_id)}  {show(row.title)}")
+        print(f"       evidence: {show(row.evidence)}")
         if row.rationale:
-            print(textwrap.indent(textwrap.fill(f"rationale: {row.rationale}", 100), "       "))
+            print(textwrap.indent(textwrap.fill(f"rationale: {show(row.rationale)}", 100), "       "))
             for note in row.written.notes():
-                print(textwrap.indent(textwrap.fill(note, 100), "       "))
+                print(textwrap.indent(textwrap.fill(show(note), 100), "       "))
         if row.flags:
-            print(f"       FLAG: the rationale names {', '.join(row.flags)}, which the item's texts never mention")
+            print(
+                f"       FLAG: the rationale names {show(', '.join(row.flags))}, which the item's texts never mention"
+            )
     if args.show_prompt:
         print("\n--- exact prompt (first candidate) ---")
-        print(recommender.render(rec.prompt.full(0)))
+        print(show(recommender.render(rec.prompt.full(0)), keep_newlines=True))

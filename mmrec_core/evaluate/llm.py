@@ -7,13 +7,20 @@ users per transaction: an interrupted run resumes where it stopped, and a re-run
 inputs only reads. Metrics come from the stored scores (HR@K, NDCG@K, MRR, AUC; listwise adds the
 invalid-answer rate), seconds per user from the time each user took. The same users' candidates are
 then scored by popularity, SASRec and the item-graph model where trained, for a fair comparison.
+
+A user who cannot be scored (whatever the reason) is recorded with the reason and left out; the run goes
+on. Its metrics then cover fewer users than asked for, which the run states (`failed_users` in its params,
+`LLMEvalResult.failed`), and such a run counts as a subset: the leaderboard lists it apart. Only when
+several users in a row fail (a broken engine, not one odd user) does the run stop; finished batches stay
+stored and a re-run resumes there. Candidates whose text alone is over the prompt budget are cut to fit
+(`recommend.prompt.fit_candidates`) and recorded (`truncated_items`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -32,6 +39,28 @@ from mmrec_core.store.runs import RANK_COLUMNS
 from mmrec_core.store.workspace import Workspace, default_protocol
 
 COMPARE_COLUMNS = ["HR@5", "NDCG@5", "HR@10", "NDCG@10", "MRR", "AUC"]
+FAILURES_IN_A_ROW = 5  # this many users failing one after another: the engine is broken, stop (a re-run resumes)
+FAILURES_STORED = 5  # failure reasons kept in a run's params (the count is always complete)
+
+
+@dataclass
+class ScoreLog:
+    """What `score_users` could not do as asked: users it skipped and items whose text it cut."""
+
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (user id, reason), in scoring order
+    truncated: dict[str, list[str]] = field(default_factory=dict)  # user id -> candidates cut to fit the budget
+
+    def params(self) -> dict:
+        """The part of a run's params that states it (empty when nothing failed or was cut)."""
+        out: dict = {}
+        if self.failed:
+            out["failed_users"] = len(self.failed)
+            out["failures"] = [{"user_id": u, "reason": r} for u, r in self.failed[:FAILURES_STORED]]
+        if self.truncated:
+            items = sorted({i for cut in self.truncated.values() for i in cut})
+            out["truncated_items"] = items[:20]
+            out["truncated_users"] = len(self.truncated)
+        return out
 
 
 @dataclass
@@ -39,9 +68,11 @@ class LLMEvalResult:
     run_id: str
     table: pd.DataFrame  # summarize(): rows all / no_repeat / repeat
     compare: pd.DataFrame  # the LLM and the other models on the same users and candidates
-    per_user: pd.DataFrame  # user_id, metrics, valid, seconds
+    per_user: pd.DataFrame  # user_id, metrics, valid, seconds (users that were scored)
     scored: int  # users scored by this call
     reused: int  # users read back from earlier (resumed) runs
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (user id, reason): left out of the metrics
+    truncated: dict[str, list[str]] = field(default_factory=dict)  # user id -> candidates whose text was cut
 
 
 def pick_users(users: list[str], n: int | None, seed: int = 0) -> list[str]:
@@ -74,10 +105,16 @@ def evaluate_llm(
     recommender = LLMRecommender(engine, builder, config)
     provenance = recommender.provenance()
     cand = data.parts["test"]
-    users = pick_users(cand.users, n_users)
+    asked = pick_users(cand.users, n_users)
     row_of = {u: r for r, u in enumerate(cand.users)}
-    builder.prepare_similar(users)
-    rows, scored = score_users(ws, recommender, users, builder.candidates, batch, progress)
+    builder.prepare_similar(asked)
+    log = ScoreLog()
+    rows, scored = score_users(ws, recommender, asked, builder.candidates, batch, progress, log)
+    failed = {u for u, _ in log.failed}
+    users = [u for u in asked if u not in failed]  # the metrics cover these, and say so
+    if not users:
+        reasons = "; ".join(f"user {u}: {r}" for u, r in log.failed[:3])
+        raise RuntimeError(f"No user could be scored ({len(log.failed)} failed), so no run is recorded: {reasons}")
     per_user = _per_user_metrics(rows)
     repeat = np.asarray([cand.is_repeat[row_of[u]] for u in users])
     cold = np.asarray([cand.is_cold[row_of[u]] for u in users])
@@ -87,12 +124,19 @@ def evaluate_llm(
     table["seconds_per_user"] = per_user["seconds"].mean()
     params = {
         "users": len(users),
-        "subset": len(users) < len(cand.users),
+        "subset": len(users) < len(cand.users),  # failed users make a subset too: ranked apart, never hidden
         "candidates_hash": candidates_hash(data, users),
+        **log.params(),
     }
     run_id = _record(ws, dataset, protocol_id, config.mode, {**provenance, "run": params}, table, per_user)
     compare = compare_models(ws, data, users, table, config.mode)
-    return LLMEvalResult(run_id, table, compare, per_user, scored, len(users) - scored)
+    return LLMEvalResult(run_id, table, compare, per_user, scored, len(users) - scored, log.failed, log.truncated)
+
+
+def _reason(exc: Exception) -> str:
+    """One line on why a user failed: the exception's type and message, cut short."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def score_users(
@@ -102,11 +146,16 @@ def score_users(
     candidates_for: Callable[[str], list[str]],
     batch: int = 8,
     progress: Progress | None = None,
+    log: ScoreLog | None = None,
 ) -> tuple[pd.DataFrame, int]:
     """The LLM's scores of `candidates_for(user)` for every user, stored in `llm_scores` in batches (one
     transaction each) and read back where the same prompt, candidates and provenance were scored before.
 
-    Returns the stored rows in `users` order, and how many users this call scored.
+    With `log`, a user whose scoring fails is recorded there (user, reason) and left out, and candidates cut to
+    fit the prompt budget are noted; `FAILURES_IN_A_ROW` failures one after another still stop the run (the
+    engine, not a user, is broken). Without `log`, the first failure stops it, naming the user.
+
+    Returns the stored rows of the users scored, in `users` order, and how many users this call scored.
     """
     builder, config = recommender.builder, recommender.config
     dataset, protocol_id = builder.dataset, builder.protocol_id
@@ -114,18 +163,20 @@ def score_users(
     # how many rationales a run writes never changes a score: runs that differ only there share their scores
     scored_by = {**provenance, "params": {k: v for k, v in provenance["params"].items() if k != "explain_top"}}
     stored = ws.store.llm_scores(dataset, protocol_id, config.mode).set_index("input_hash")
-    hashes, pending, scored = {}, [], 0
+    hashes: dict[str, str] = {}
+    pending: list[dict] = []
+    scored = in_a_row = 0
     for n, user in enumerate(users, start=1):
         start = time.perf_counter()
-        items = candidates_for(user)
-        ctx, prompt = recommender.prepare(user, items)
-        texts = [recommender.render(prompt.full(i)) for i in range(len(prompt.suffixes))]
-        hashes[user] = key = input_hash(texts, items, scored_by)
-        if key not in stored.index:
-            rec = recommender.recommend(user, items, explain=0, prepared=(ctx, prompt))
-            answer = rec.answer
-            pending.append(
-                {
+        try:
+            items = candidates_for(user)
+            ctx, prompt = recommender.prepare(user, items)
+            texts = [recommender.render(prompt.full(i)) for i in range(len(prompt.suffixes))]
+            key = input_hash(texts, items, scored_by)
+            if key not in stored.index:
+                rec = recommender.recommend(user, items, explain=0, prepared=(ctx, prompt))
+                answer = rec.answer
+                row = {
                     "dataset": dataset,
                     "protocol_id": protocol_id,
                     "part": "test",
@@ -141,16 +192,35 @@ def score_users(
                     **Provenance.of(provenance).columns(),
                     "input_hash": key,
                 }
-            )
-            scored += 1
+        except Exception as exc:  # one user's failure (a prompt, the engine, an answer) must not end the run
+            exc.add_note(f"while scoring user {user} of {dataset} / {protocol_id}")
+            if log is None:
+                raise
+            log.failed.append((user, _reason(exc)))
+            in_a_row += 1
+            if in_a_row >= FAILURES_IN_A_ROW:
+                exc.add_note(
+                    f"{in_a_row} users in a row failed: the engine looks broken, so the run stops here; the "
+                    "finished batches are stored, and a re-run resumes after them."
+                )
+                raise
+        else:
+            in_a_row = 0
+            hashes[user] = key
+            if prompt.trimmed.get("truncated") and log is not None:
+                log.truncated[user] = list(prompt.trimmed["truncated"])
+            if key not in stored.index:
+                pending.append(row)
+                scored += 1
         if len(pending) >= batch or (pending and n == len(users)):
             with ws.store.transaction() as tx:  # a batch of users is stored whole or not at all
                 ws.store.write_llm_scores(tx, pd.DataFrame(pending))
             pending = []
         if progress:
-            progress(n, len(users), f"{scored} scored, {n - scored} reused")
+            failed = f", {len(log.failed)} failed" if log and log.failed else ""
+            progress(n, len(users), f"{scored} scored, {len(hashes) - scored} reused{failed}")
     rows = ws.store.llm_scores(dataset, protocol_id, config.mode).set_index("input_hash")
-    return rows.loc[[hashes[u] for u in users]], scored
+    return rows.loc[[hashes[u] for u in users if u in hashes]], scored
 
 
 def _per_user_metrics(rows: pd.DataFrame) -> pd.DataFrame:

@@ -55,18 +55,16 @@ def edges_for(inputs: GraphInputs, alpha: float, k: int, window: int, min_count:
 
 def thumbnails(paths: dict[str, str], size: int = 96) -> dict[str, bytes]:
     """Small JPEG thumbnails (item_id -> bytes) to draw at the nodes; unreadable files are left out."""
-    from PIL import Image
+    from mmrec_core.store.images import BadImageError, decode_image_file
 
     out = {}
     for item_id, path in paths.items():
-        try:
-            with Image.open(path) as im:
-                im = im.convert("RGB")
-                im.thumbnail((size, size))
-                buf = io.BytesIO()
-                im.save(buf, format="JPEG", quality=80)
-                out[item_id] = buf.getvalue()
-        except OSError:
+        try:  # checked and decoded reduced: a huge stored image costs a header read, not its full size
+            im = decode_image_file(path, size)
+            buf = io.BytesIO()
+            im.save(buf, format="JPEG", quality=80)
+            out[item_id] = buf.getvalue()
+        except (OSError, BadImageError):
             continue
     return out
 

@@ -8,11 +8,13 @@ still covers the training history; similar customers come from the newest traine
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from mmrec_core.core.prompts import PRODUCT, Domain, domain_for
+from mmrec_core.core.safe_text import prompt_text
 from mmrec_core.models.data import TrainData, load_train_data
 from mmrec_core.store.workspace import Workspace
 from mmrec_core.textualize.texts import item_keywords
@@ -26,9 +28,12 @@ class ItemLine:
     title: str
     keywords: list[str]
 
-    def text(self, max_keywords: int = 8) -> str:
-        words = ", ".join(self.keywords[:max_keywords])
-        return f"{self.title}: {words}" if words else self.title
+    def text(self, max_keywords: int = 8, clean: Callable[[str], str] = prompt_text) -> str:
+        """The line a prompt shows; title and keywords are catalog data, so each passes `clean` (control tokens
+        broken, line breaks folded: `core.safe_text`), which leaves ordinary text as it is."""
+        words = ", ".join(clean(k) for k in self.keywords[:max_keywords])
+        title = clean(self.title)
+        return f"{title}: {words}" if words else title
 
 
 @dataclass

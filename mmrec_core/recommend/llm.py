@@ -9,6 +9,14 @@ Listwise (MLLMRec-R1): the model sees the numbered candidates and writes
 validated: a number outside 1..N, an unknown id or a missing tag makes the answer INVALID; it is
 counted and reported, never mapped to a nearby candidate. Named candidates rank first in the order
 given; the rest tie below them (ties count at chance in `metrics.rank_counts`).
+
+The LAST `<answer>...</answer>` counts: a model that quotes a title (or its own example) before
+answering must not have the quote taken as its answer. A number is always a position 1..N, never an
+item id (MicroLens ids are numbers too); only a non-numeric token may name an item id. Parsing never
+raises: whatever goes wrong makes the answer INVALID, with the reason.
+
+Item and user text reaches the prompt through the engine tokenizer's `PromptSanitizer`
+(`core.safe_text`); candidates whose text alone is over the budget are cut to fit, with a note.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from mmrec_core.core.progress import Progress
+from mmrec_core.core.safe_text import sanitizer_for
 from mmrec_core.engines.llm import GenerationOptions
 from mmrec_core.engines.protocol import Engine
 from mmrec_core.recommend import prompts
@@ -91,28 +100,40 @@ class ListwiseAnswer:
 
 _THINK = re.compile(r"<think>(.*?)(?:</think>|<answer>|$)", re.S)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
+_NUMBER = re.compile(r"[0-9]+")  # ASCII digits only: str.isdigit() also accepts '²', which int() refuses
 
 
 def parse_answer(text: str, order: Sequence[str]) -> ListwiseAnswer:
-    """Validate a listwise output against the candidates shown as [1]..[N] in `order`."""
+    """Validate a listwise output against the candidates shown as [1]..[N] in `order`; never raises."""
+    raw = text if isinstance(text, str) else repr(text)
+    try:
+        return _parse_answer(raw, order)
+    except Exception as exc:  # a bad answer is counted as INVALID: it must never stop an eval or GRPO run
+        return ListwiseAnswer(False, [], "", f"the answer could not be read ({type(exc).__name__}: {exc})", raw)
+
+
+def _parse_answer(text: str, order: Sequence[str]) -> ListwiseAnswer:
     think = _THINK.search(text)
     rationale = think.group(1).strip() if think else text.split("<answer>")[0].strip()
-    answer = _ANSWER.search(text)
-    if answer is None:
+    answers = _ANSWER.findall(text)
+    if not answers:
         return ListwiseAnswer(False, [], rationale, "no <answer>...</answer> in the output", text)
-    tokens = [t.strip("[]#.()'\"") for t in re.split(r"[,;\s]+", answer.group(1).strip())]
+    tokens = [t.strip("[]#.()'\"") for t in re.split(r"[,;\s]+", answers[-1].strip())]  # the last answer counts
     tokens = [t for t in tokens if t and t.lower() not in ("item", "candidate", "number", "no")]
     if not tokens:
         return ListwiseAnswer(False, [], rationale, "the answer is empty", text)
+    ids = {str(item) for item in order}
     ranking: list[str] = []
     for token in tokens:
-        if token.isdigit() and 1 <= int(token) <= len(order):
-            item = order[int(token) - 1]
-        elif token in order:  # the model may give the item id itself
-            item = token
-        else:
-            return ListwiseAnswer(False, [], rationale, f"'{token}' is not a candidate (numbers 1..{len(order)})", text)
-        if item not in ranking:
+        if _NUMBER.fullmatch(token):  # a number is a position, even where it equals a candidate's (numeric) id
+            position = int(token) if len(token) <= 9 else 0  # a huge number is no position (and int() may refuse it)
+            item = order[position - 1] if 1 <= position <= len(order) else None
+        else:  # the model may give a (non-numeric) item id itself
+            item = token if token in ids else None
+        if item is None:
+            problem = f"'{token[:40]}' is not a candidate (numbers 1..{len(order)})"
+            return ListwiseAnswer(False, [], rationale, problem, text)
+        if item not in ranking:  # a repeated number counts once, at its first place
             ranking.append(item)
     return ListwiseAnswer(True, ranking, rationale, "", text)
 
@@ -157,6 +178,7 @@ class LLMRecommender:
         self.system = rec_text(prompts.REC_SYSTEM, builder.domain)  # the catalog's domain names the task
         limit = engine.context_length() - self.config.max_new_tokens
         self.max_tokens = min(self.config.max_prompt_tokens, limit) if limit > 0 else self.config.max_prompt_tokens
+        self.clean = sanitizer_for(engine)  # item/user text into prompts: the tokenizer's own control tokens broken
 
     def count(self, text: str) -> int:
         return self.engine.count_tokens(text, system=self.system)
@@ -166,16 +188,18 @@ class LLMRecommender:
         return self.engine.render_prompt(text, system=self.system)
 
     def prompt_for(self, ctx: UserContext, candidates: Sequence[str]) -> RecPrompt:
+        """The prompt for these candidates; a candidate whose text alone is over the budget is cut, with a note."""
         lines = [self.builder.line(i) for i in candidates]
         if self.config.mode == "pointwise":  # shown in a seeded order too, so ties never favour the given order
-            return pointwise_prompt(ctx, shuffled(lines, ctx.user_id, self.config.seed), self.count, self.max_tokens)
-        return listwise_prompt(ctx, lines, self.count, self.max_tokens, self.config.seed)
+            shown = shuffled(lines, ctx.user_id, self.config.seed)
+            return pointwise_prompt(ctx, shown, self.count, self.max_tokens, self.clean, truncate=True)
+        return listwise_prompt(ctx, lines, self.count, self.max_tokens, self.config.seed, self.clean, truncate=True)
 
     def prepare(self, user: str, candidates: Sequence[str]) -> tuple[UserContext, RecPrompt]:
         """The user's context and the prompt for these candidates (what `recommend` will send)."""
         unknown = [c for c in candidates if c not in self.builder.titles]
         if unknown:
-            raise KeyError(f"Unknown item(s) {unknown[:3]} in data set '{self.builder.dataset}'.")
+            raise KeyError(f"Unknown item(s) {unknown[:3]} in data set '{self.builder.dataset}' (user {user}).")
         ctx = self.builder.context(user)
         return ctx, self.prompt_for(ctx, list(dict.fromkeys(candidates)))
 
@@ -242,8 +266,9 @@ class LLMRecommender:
             return {}
         options = GenerationOptions(max_new_tokens=min(self.config.max_new_tokens, 80), batch_size=len(items))
         evidence = evidence or {}
+        line, budget = self.builder.line, self.max_tokens
         prompts = [
-            explain_prompt(ctx, self.builder.line(item), self.count, self.max_tokens, evidence.get(item, ""))
+            explain_prompt(ctx, line(item), self.count, budget, evidence.get(item, ""), self.clean, truncate=True)
             for item in items
         ]
         texts = self.engine.generate([p.full() for p in prompts], options, system=self.system)

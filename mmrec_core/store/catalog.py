@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import duckdb
 import pandas as pd
 
@@ -24,6 +26,12 @@ SELECT item_id, title, category, image_sha256, ext, keywords, count(*) OVER () A
 WHERE len(list_filter($terms::VARCHAR[], lambda t: NOT contains(haystack, t))) = 0
 ORDER BY item_id LIMIT $limit OFFSET $offset
 """
+
+_UPLOAD_ATTEMPTS = 3  # a write-write conflict with a concurrent upload is retried (the rows are then found stored)
+
+
+class WriteConflictError(RuntimeError):
+    """A write that kept conflicting with another session's; nothing was stored."""
 
 
 class CatalogQueries:
@@ -79,12 +87,20 @@ class CatalogQueries:
         if images.empty:
             return
         tx.register("_images", images)
+        # ON CONFLICT, not "WHERE NOT IN": a row another session committed meanwhile is not an error
         tx.execute(
             "INSERT INTO images (sha256, ext, width, height, n_bytes) "
-            "SELECT DISTINCT sha256, ext, width, height, n_bytes FROM _images "
-            "WHERE sha256 NOT IN (SELECT sha256 FROM images)"
+            "SELECT DISTINCT sha256, ext, width, height, n_bytes FROM _images ON CONFLICT DO NOTHING"
         )
         tx.unregister("_images")
+
+    def image_keys(self, sha256s: list[str] | None = None) -> set[tuple[str, str]]:
+        """(sha256, ext) of the committed image rows (those among `sha256s`, or all): the files that must stay."""
+        query, params = "SELECT sha256, ext FROM images", []
+        if sha256s is not None:
+            query += " WHERE list_contains(?, sha256)"
+            params.append(list(sha256s))
+        return {(sha, ext) for sha, ext in self.cursor().execute(query, params).fetchall()}
 
     # -- reads ------------------------------------------------------------------------------------
     def items(self, dataset: str) -> pd.DataFrame:
@@ -129,6 +145,37 @@ class CatalogQueries:
     def add_items(self, tx: duckdb.DuckDBPyConnection, dataset: str, items: pd.DataFrame) -> None:
         """Insert new items (item_id, title, text, category, image_sha256, attributes) into a data set."""
         insert_frame(tx, "items", items.assign(dataset=dataset))
+
+    def add_uploaded_items(
+        self, dataset: str, images: pd.DataFrame, items: pd.DataFrame, write_files: Callable[[], None]
+    ) -> list[str]:
+        """Insert-or-get uploaded items and their images in one transaction; returns the item ids now stored.
+
+        Rows already stored (an earlier upload, or another session that committed the same image first)
+        are kept as they are. `write_files` runs inside the transaction, before the commit, so no row is
+        committed without its file. When two sessions commit the same new rows at once DuckDB refuses the
+        second commit; it is retried, and then finds the rows stored.
+        """
+        for attempt in range(1, _UPLOAD_ATTEMPTS + 1):
+            try:
+                with self.transaction() as tx:
+                    self.add_images(tx, images)
+                    frame = items.assign(dataset=dataset)
+                    cols = ", ".join(frame.columns)
+                    tx.register("_uploads", frame)
+                    tx.execute(f"INSERT INTO items ({cols}) SELECT {cols} FROM _uploads ON CONFLICT DO NOTHING")
+                    tx.unregister("_uploads")
+                    write_files()
+                break
+            except (duckdb.TransactionException, duckdb.ConstraintException) as exc:
+                if attempt == _UPLOAD_ATTEMPTS:
+                    raise WriteConflictError(
+                        f"Another session kept writing the same items to '{dataset}' ({exc}); nothing was "
+                        "stored by this upload. Try again."
+                    ) from exc
+        ids = list(items["item_id"])
+        stored = set(self.items_with_images(dataset, ids)["item_id"])
+        return [item_id for item_id in ids if item_id in stored]
 
     def item(self, dataset: str, item_id: str) -> dict:
         df = self.sql_df(

@@ -23,9 +23,17 @@ class Workspace:
         self.store.close()
 
 
-def open_workspace(settings: Settings | None = None) -> Workspace:
+def open_workspace(
+    settings: Settings | None = None, *, read_only: bool = False, origin: str | None = None
+) -> Workspace:
+    """Open the data folder's store and image store.
+
+    `read_only`: for commands that only read (no write lock when the file allows it, see `Store`).
+    `origin`: how the folder was chosen ('--data-dir', 'MMREC_DATA_DIR' or None), for the lock message.
+    """
     settings = settings or load_settings()
-    return Workspace(settings, Store(settings.db_path), ImageStore(settings.image_dir))
+    store = Store(settings.db_path, read_only=read_only, origin=origin)
+    return Workspace(settings, store, ImageStore(settings.image_dir))
 
 
 def default_protocol(ws: Workspace, dataset: str, protocol_id: str | None = None) -> str:

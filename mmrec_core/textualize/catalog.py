@@ -9,8 +9,6 @@ Textualizing items is `textualize.textualize`; `start_textualize` runs it as a b
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +18,13 @@ from mmrec_core.core import jobs
 from mmrec_core.engines import Engine
 from mmrec_core.grounding.claims import Grounding, catalog_texts, check
 from mmrec_core.store.database import Store
-from mmrec_core.store.images import ImageInfo, ImageStore, inspect_image
+from mmrec_core.store.images import BadImageError, ImageInfo, inspect_image
 from mmrec_core.store.workspace import Workspace
 from mmrec_core.textualize.build import TextualizeConfig, textualize
 
 UPLOAD_CATEGORY = "uploaded"
 TEXTUALIZE_JOB = "textualize"
+
 
 def search_items(store: Store, dataset: str, query: str = "", limit: int = 60, offset: int = 0) -> pd.DataFrame:
     """Items whose id, title, category or newest keywords contain every word of `query` (any case).
@@ -38,28 +37,6 @@ def search_items(store: Store, dataset: str, query: str = "", limit: int = 60, o
     rows = store.search_items(dataset, terms, limit, offset)
     rows["keywords"] = _lists(rows["keywords"])
     return rows
-
-
-@contextmanager
-def _new_image_files(images: ImageStore) -> Iterator[Any]:
-    """Yields `put(data, info)`; if the block fails, the image files it newly wrote are deleted again.
-
-    The same approach as `ingest.common.write_raw_dataset`: the DB rows are rolled back by the
-    transaction, this removes their files (files that were already stored stay, others may use them).
-    """
-    written: list[Path] = []
-
-    def put(data: bytes, info: ImageInfo) -> None:
-        target, new = images.put(data, info)
-        if new:
-            written.append(target)
-
-    try:
-        yield put
-    except BaseException:
-        for target in written:
-            target.unlink(missing_ok=True)
-        raise
 
 
 def textualized_counts(store: Store, dataset: str) -> dict[str, int]:
@@ -80,28 +57,45 @@ def add_uploads(
 ) -> list[str]:
     """Add one item per uploaded image to `dataset`; returns their ids in upload order.
 
-    Every file is checked first (a non-image or an oversize file raises BadImageError naming it), then
-    images and items are written in one transaction: on any error nothing is stored. The title defaults
-    to the file name without extension, the category to "uploaded". An image uploaded before keeps its
-    item (and its id is returned); nothing is duplicated.
+    The batch size and every file are checked first (too many files, a non-image, an oversize file or
+    image: BadImageError naming it and the limit), then images and items are inserted-or-got in one
+    transaction: on any error no row is stored. The title defaults to the file name without extension,
+    the category to "uploaded". An image uploaded before (in this session or, at the same moment, in
+    another one) keeps its item and its id is returned; nothing is duplicated.
     """
     ws.store.require_dataset(dataset)
-    checked = [(name, data, inspect_image(data, name)) for name, data in uploads]  # raises before any write
+    limits = ws.images.limits
+    if len(uploads) > limits.max_upload_files:
+        raise BadImageError(
+            f"{len(uploads)} files in one upload is over the limit of {limits.max_upload_files} images per "
+            "upload; add them in smaller batches."
+        )
+    checked = [(name, data, inspect_image(data, name, limits)) for name, data in uploads]  # raises before any write
     ids = [upload_id(info) for _, _, info in checked]
-    existing = set(ws.store.items_with_images(dataset, ids)["item_id"])
     new: dict[str, tuple[str, bytes, ImageInfo]] = {}
     for item_id, upload in zip(ids, checked, strict=True):
-        if item_id not in existing:
-            new.setdefault(item_id, upload)  # the same image twice in one batch is one item
-    if not new:
-        return ids
+        new.setdefault(item_id, upload)  # the same image twice in one batch is one item
     items = pd.DataFrame([_item_row(item_id, name, info, title, category) for item_id, (name, _, info) in new.items()])
     images = pd.DataFrame([vars(info) for _, _, info in new.values()])
-    with _new_image_files(ws.images) as put, ws.store.transaction() as tx:
-        ws.store.add_images(tx, images)
-        ws.store.add_items(tx, dataset, items)
+    written: list[Path] = []
+
+    def write_files() -> None:  # in the transaction, before its commit: a committed row always has its file
         for _, data, info in new.values():
-            put(data, info)
+            target, fresh = ws.images.put(data, info)
+            if fresh:
+                written.append(target)
+
+    # the lock keeps the clean-up below from racing another upload of the same image in this process
+    with ws.images.write_lock():
+        try:
+            stored = ws.store.add_uploaded_items(dataset, images=images, items=items, write_files=write_files)
+        except BaseException:
+            # rows are rolled back; remove only the files this call created that no committed row references
+            ws.images.discard(written, ws.store.image_keys([info.sha256 for _, _, info in new.values()]))
+            raise
+    missing = set(new) - set(stored)
+    if missing:  # cannot happen short of a concurrent delete of the data set; say so rather than return stale ids
+        raise KeyError(f"Uploaded item(s) {sorted(missing)} are not in data set '{dataset}' after storing them.")
     return ids
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mmrec_core.core.prompts import PRODUCT, Domain, Template
+from mmrec_core.core.safe_text import tokens_broken
 
 KEYWORDS = Template(
     version="keywords-v3",
@@ -18,7 +19,7 @@ def keyword_chat(source: str, domain: Domain = PRODUCT) -> list[dict]:
     return [
         {"role": "user", "content": KEYWORDS.format(domain, source=example_source)},
         {"role": "assistant", "content": example_answer},
-        {"role": "user", "content": KEYWORDS.format(domain, source=source)},
+        {"role": "user", "content": KEYWORDS.format(domain, source=tokens_broken(source))},
     ]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from mmrec_core.core.safe_text import prompt_text
 from mmrec_core.engines.base import ItemText
 from mmrec_core.grounding.claims import Evidence, catalog_evidence, catalog_texts
 from mmrec_core.store.database import Store
@@ -32,7 +33,8 @@ def item_lines(store: Store, dataset: str) -> dict[str, str]:
     keywords = item_keywords(store, dataset)
     lines = {}
     for item_id, title in titles.items():
-        name, extra = str(title or item_id), ", ".join(keywords.get(item_id, []))
+        # catalog data, never instructions: control tokens broken, line breaks folded (identity on clean text)
+        name, extra = prompt_text(str(title or item_id)), ", ".join(prompt_text(k) for k in keywords.get(item_id, []))
         lines[item_id] = f"{name} ({extra})" if extra else name
     return lines
 

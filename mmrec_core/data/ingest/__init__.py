@@ -31,9 +31,18 @@ READERS: dict[str, Callable[[Path], RawDataset]] = {
 __all__ = ["READERS", "IngestError", "IngestReport", "ingest"]
 
 
-def ingest(store: Store, image_store: ImageStore, fmt: str, path: str | Path, *, name: str | None = None,
-           replace: bool = False, n_negatives: int = ProtocolConfig.n_negatives, seed: int = ProtocolConfig.seed,
-           min_history: int = ProtocolConfig.min_history) -> IngestReport:
+def ingest(
+    store: Store,
+    image_store: ImageStore,
+    fmt: str,
+    path: str | Path,
+    *,
+    name: str | None = None,
+    replace: bool = False,
+    n_negatives: int = ProtocolConfig.n_negatives,
+    seed: int = ProtocolConfig.seed,
+    min_history: int = ProtocolConfig.min_history,
+) -> IngestReport:
     """Load the data set at `path` (a folder, or for some formats a file) under `name`.
 
     Re-ingesting identical data changes nothing. Different data under an existing name needs

@@ -19,14 +19,15 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from mmrec_core.store.database import Store
-from mmrec_core.store.images import BadImageError, ImageInfo, ImageStore, inspect_image
+from mmrec_core.store.images import BadImageError, ImageInfo, ImageStore, inspect_image, read_image_file
 
 
 class IngestError(ValueError):
     """Bad input, named precisely: which file, which row (1-based, header excluded), which column."""
 
-    def __init__(self, file: str | Path, problem: str, *, row: int | None = None, column: str | None = None,
-                 hint: str = ""):
+    def __init__(
+        self, file: str | Path, problem: str, *, row: int | None = None, column: str | None = None, hint: str = ""
+    ):
         where = str(file)
         if row is not None:
             where += f", row {row}"
@@ -46,6 +47,10 @@ class RawDataset:
     interactions: pd.DataFrame  # user_id, item_id, ts (datetime|NaT), rating, extra, _file, _row, _order
     users: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["user_id", "attributes"]))
     params: dict = field(default_factory=dict)
+    items_file: Path | None = None  # the file the item rows come from (named in duplicate-id errors)
+    item_column: str = "item_id"  # that file's id column, as its header spells it
+    # Items refused one by one (item id -> why); write_raw_dataset drops them and their interactions.
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -58,11 +63,33 @@ class IngestReport:
     n_raw_rows: int
     n_images: int
     protocol_id: str | None = None
+    n_duplicate_rows: int = 0  # source rows identical to an earlier row (user, item, time and every other field)
+    duplicates_merged: bool = True  # False without timestamps: source order is the sequence, nothing merges
+    skipped: list[str] = field(default_factory=list)  # one message per refused item
+    n_skipped_rows: int = 0  # interaction rows dropped with those items
+
+    # The summary lists this many refused items; the rest are counted.
+    SHOW_SKIPPED = 10
 
     def __str__(self) -> str:
-        return (f"{self.dataset}: {self.status} - {self.n_items:,} items ({self.n_images:,} with images), "
-                f"{self.n_users:,} users, {self.n_interactions:,} interactions "
-                f"({self.n_raw_rows:,} source rows); protocol {self.protocol_id}")
+        text = (
+            f"{self.dataset}: {self.status} - {self.n_items:,} items ({self.n_images:,} with images), "
+            f"{self.n_users:,} users, {self.n_interactions:,} interactions "
+            f"({self.n_raw_rows:,} source rows); protocol {self.protocol_id}"
+        )
+        if self.n_duplicate_rows:
+            text += (
+                f"; {self.n_duplicate_rows:,} exact duplicate source rows merged into the interaction they repeat"
+                if self.duplicates_merged
+                else f"; {self.n_duplicate_rows:,} exact duplicate source rows kept as separate interactions "
+                "(no timestamps: the file order is the sequence)"
+            )
+        if self.skipped:
+            text += f"\nskipped {len(self.skipped):,} item(s) and their {self.n_skipped_rows:,} interaction row(s):"
+            text += "".join(f"\n  {m}" for m in self.skipped[: self.SHOW_SKIPPED])
+            if len(self.skipped) > self.SHOW_SKIPPED:
+                text += f"\n  ... and {len(self.skipped) - self.SHOW_SKIPPED:,} more"
+        return text
 
 
 # -- reading ----------------------------------------------------------------------------------------
@@ -71,13 +98,25 @@ def require_file(folder: Path, *names: str) -> Path:
     for name in names:
         if (folder / name).is_file():
             return folder / name
-    raise IngestError(folder, f"expected {' or '.join(names)} here, found none.",
-                      hint="Check the path and the format name (`mmrec ingest --help`).")
+    raise IngestError(
+        folder,
+        f"expected {' or '.join(names)} here, found none.",
+        hint="Check the path and the format name (`mmrec ingest --help`).",
+    )
 
 
-def read_table(path: Path, required: list[str], *, sep: str = ",", encoding: str = "utf-8",
-               header: bool = True, names: list[str] | None = None) -> pd.DataFrame:
-    """Read a CSV/TSV/Parquet file as strings, checking the delimiter and required columns."""
+def read_table(
+    path: Path,
+    required: list[str],
+    *,
+    sep: str = ",",
+    encoding: str = "utf-8",
+    header: bool = True,
+    names: list[str] | None = None,
+    allow_empty: bool = False,
+) -> pd.DataFrame:
+    """Read a CSV/TSV/Parquet file as strings, checking the delimiter, required columns and (unless
+    `allow_empty`, for optional side tables) that there is at least one data row."""
     if path.suffix == ".parquet":
         try:
             df = pd.read_parquet(path)
@@ -86,11 +125,22 @@ def read_table(path: Path, required: list[str], *, sep: str = ",", encoding: str
         df = df.astype({c: "string" for c in df.columns if df[c].dtype == object})
     else:
         try:
-            df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding=encoding,
-                             header=0 if header else None, names=names, quoting=csv.QUOTE_MINIMAL)
+            df = pd.read_csv(
+                path,
+                sep=sep,
+                dtype=str,
+                keep_default_na=False,
+                encoding=encoding,
+                header=0 if header else None,
+                names=names,
+                quoting=csv.QUOTE_MINIMAL,
+            )
         except pd.errors.ParserError as exc:
-            raise IngestError(path, f"broken {_sep_name(sep)}-separated file: {exc}.",
-                              hint="Every row needs the same number of fields; check quoting.") from exc
+            raise IngestError(
+                path,
+                f"broken {_sep_name(sep)}-separated file: {exc}.",
+                hint="Every row needs the same number of fields; check quoting.",
+            ) from exc
         except UnicodeDecodeError as exc:
             raise IngestError(path, f"not {encoding} text ({exc}).") from exc
         except pd.errors.EmptyDataError as exc:
@@ -98,12 +148,21 @@ def read_table(path: Path, required: list[str], *, sep: str = ",", encoding: str
         if len(df.columns) == 1 and len(required) > 1:
             guess = _guess_separator(path, encoding)
             if guess and guess != sep:
-                raise IngestError(path, f"the file is {_sep_name(guess)}-separated; expected "
-                                        f"{_sep_name(sep)}-separated.", hint="Convert the delimiter.")
+                raise IngestError(
+                    path,
+                    f"the file is {_sep_name(guess)}-separated; expected {_sep_name(sep)}-separated.",
+                    hint="Convert the delimiter.",
+                )
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise IngestError(path, f"missing column(s) {missing}; found {list(df.columns)}.",
-                          column=missing[0])
+        raise IngestError(path, f"missing column(s) {missing}; found {list(df.columns)}.", column=missing[0])
+    if df.empty and not allow_empty:
+        # Said here, by file: otherwise an empty table surfaces later as a misleading protocol error.
+        raise IngestError(
+            path,
+            "the file has no data rows" + (" (only a header)." if header else "."),
+            hint="Add the rows to load, or point the command at the right file.",
+        )
     return df
 
 
@@ -137,8 +196,9 @@ def parse_timestamps(values: pd.Series, file: Path, column: str) -> pd.Series:
         bad = parsed.isna()
     if bad.any():
         row = int(np.argmax(bad.to_numpy()))
-        raise IngestError(file, f"'{values.iloc[row]}' is not a date/time or Unix timestamp.",
-                          row=row + 1, column=column)
+        raise IngestError(
+            file, f"'{values.iloc[row]}' is not a date/time or Unix timestamp.", row=row + 1, column=column
+        )
     return parsed
 
 
@@ -153,13 +213,90 @@ def check_item_ids(raw: RawDataset) -> None:
     unknown = ~raw.interactions["item_id"].isin(known)
     if unknown.any():
         bad = raw.interactions[unknown].iloc[0]
-        raise IngestError(bad["_file"], f"item '{bad['item_id']}' is not in the item table.",
-                          row=int(bad["_row"]), column=bad.get("_item_column", "item_id"),
-                          hint=f"({int(unknown.sum())} such rows.) Add the item or remove the rows.")
-    dup = raw.items["item_id"].duplicated()
-    if dup.any():
-        raise IngestError(raw.source, f"item id '{raw.items['item_id'][dup].iloc[0]}' appears twice in the "
-                                      "item table.", row=int(np.argmax(dup.to_numpy())) + 1, column="item_id")
+        raise IngestError(
+            bad["_file"],
+            f"item '{bad['item_id']}' is not in the item table.",
+            row=int(bad["_row"]),
+            column=bad.get("_item_column", "item_id"),
+            hint=f"({int(unknown.sum())} such rows.) Add the item or remove the rows.",
+        )
+    ids = raw.items["item_id"]
+    repeated = ids.duplicated(keep=False)
+    if repeated.any():
+        # Rows are positions in the item file (1-based, header excluded): readers keep every source row.
+        rows = pd.Series(np.arange(1, len(ids) + 1), index=ids.index)[repeated].groupby(ids[repeated], sort=False)
+        first_id, first_rows = next(iter(rows))
+        dup_ids = list(rows.groups)
+        others = (
+            ""
+            if len(dup_ids) == 1
+            else (
+                f" {len(dup_ids):,} ids are repeated in all, the first: "
+                + ", ".join(f"'{i}' (rows {_rows_text(r)})" for i, r in list(rows)[:5])
+                + "."
+            )
+        )
+        raise IngestError(
+            raw.items_file or raw.source,
+            f"item id '{first_id}' appears {len(first_rows)} times, in rows {_rows_text(first_rows)} "
+            f"(header excluded).{others}",
+            column=raw.item_column,
+            hint="Item ids must be unique: remove or merge the repeated rows.",
+        )
+
+
+def _rows_text(rows: pd.Series, limit: int = 5) -> str:
+    shown = ", ".join(str(r) for r in rows.iloc[:limit])
+    return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
+
+
+# -- image paths ------------------------------------------------------------------------------------
+def confine(folder: Path, path: Path) -> Path | None:
+    """`path` fully resolved (symlinks followed), or None when it lies outside `folder`.
+
+    The answer never depends on whether an outside file exists, so the message built from it
+    cannot be used to probe the machine's files.
+    """
+    try:
+        root, target = folder.resolve(), path.resolve()
+    except (OSError, RuntimeError, ValueError):  # a symlink loop or a NUL byte: refused like an outside path
+        return None
+    return target if target.is_relative_to(root) else None
+
+
+def outside_message(file: Path, row: int, column: str, item_id: str, given: str, folder: Path) -> str:
+    """The one message for an image path outside the data set folder (existing file or not)."""
+    return (
+        f"{file}, row {row}, column '{column}': item '{item_id}' skipped: its image path '{given}' is outside "
+        f"the data set folder {folder}. Copy the image into that folder and give its path relative to it "
+        "(a symlink that points outside is refused too)."
+    )
+
+
+def drop_refused(raw: RawDataset) -> int:
+    """Remove refused items and their interactions from `raw`; returns how many interaction rows went."""
+    if not raw.refused:
+        return 0
+    gone = raw.interactions["item_id"].isin(raw.refused.keys())
+    if gone.all():
+        first = next(iter(raw.refused.values()))
+        raise IngestError(
+            raw.interactions["_file"].iloc[0],
+            f"no interactions left: every row is with one of the "
+            f"{len(raw.refused):,} skipped items. The first: {first}",
+        )
+    raw.items = raw.items[~raw.items["item_id"].isin(raw.refused.keys())].reset_index(drop=True)
+    raw.interactions = raw.interactions[~gone].reset_index(drop=True)
+    return int(gone.sum())
+
+
+def exact_duplicates(inter: pd.DataFrame) -> int:
+    """Source rows identical to an earlier one in every field kept (user, item, time, rating, extra)."""
+    exact = inter.get("_exact_dup")
+    if exact is not None:  # the reader compared the source rows themselves (all columns)
+        return int(exact.sum())
+    cols = [c for c in ("user_id", "item_id", "ts", "rating", "extra") if c in inter.columns]
+    return int(inter[cols].astype(str).duplicated().sum())
 
 
 def collapse_interactions(inter: pd.DataFrame) -> pd.DataFrame:
@@ -194,53 +331,87 @@ def fingerprint(*frames: pd.DataFrame) -> str:
 # -- images ---------------------------------------------------------------------------------------
 def inspect_images(paths: list[Path | None]) -> list[ImageInfo | None]:
     """Decode every image (in threads: PIL releases the GIL); the first bad one is an IngestError."""
+
     def one(p: Path | None) -> ImageInfo | None:
         if p is None:
             return None
         try:
-            return inspect_image(p.read_bytes(), str(p))
+            return inspect_image(read_image_file(p), str(p))  # an oversized file is refused unread
         except BadImageError as exc:
             raise IngestError(p, str(exc).split(": ", 1)[1]) from exc
 
     n = sum(p is not None for p in paths)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        return list(tqdm(pool.map(one, paths), total=len(paths), desc="checking images",
-                         disable=n == 0, unit="img", leave=False))
+        return list(
+            tqdm(
+                pool.map(one, paths), total=len(paths), desc="checking images", disable=n == 0, unit="img", leave=False
+            )
+        )
 
 
-def write_raw_dataset(store: Store, image_store: ImageStore, raw: RawDataset, dataset: str, *,
-                      replace: bool = False, protocol_args: dict | None = None) -> IngestReport:
+def write_raw_dataset(
+    store: Store,
+    image_store: ImageStore,
+    raw: RawDataset,
+    dataset: str,
+    *,
+    replace: bool = False,
+    protocol_args: dict | None = None,
+) -> IngestReport:
     """Validate, normalise and write a data set atomically; re-ingesting identical data is a no-op."""
     from mmrec_core.data.splits import (
         create_protocol,  # late import: splits imports store only, but keep the graph flat
     )
 
     check_item_ids(raw)
+    n_skipped_rows = drop_refused(raw)
+    timed = bool(raw.interactions["ts"].notna().all())
+    n_duplicates = exact_duplicates(raw.interactions)
     inter = collapse_interactions(raw.interactions)
     infos = inspect_images(list(raw.items["image_path"]))
-    items = raw.items.drop(columns=["image_path"]).assign(
-        image_sha256=[i.sha256 if i else None for i in infos])
+    items = raw.items.drop(columns=["image_path"]).assign(image_sha256=[i.sha256 if i else None for i in infos])
     users = raw.users
     if users.empty:
         users = pd.DataFrame({"user_id": inter["user_id"].unique(), "attributes": None})
     fp = fingerprint(items.sort_values("item_id"), inter.drop(columns=["extra"]), users.sort_values("user_id"))
 
     existing = store.dataset_info(dataset)
-    report = IngestReport(dataset, "unchanged", len(items), len(users), len(inter), len(raw.interactions),
-                          sum(i is not None for i in infos))
+    report = IngestReport(
+        dataset,
+        "unchanged",
+        len(items),
+        len(users),
+        len(inter),
+        len(raw.interactions),
+        sum(i is not None for i in infos),
+        n_duplicate_rows=n_duplicates,
+        duplicates_merged=timed,
+        skipped=list(raw.refused.values()),
+        n_skipped_rows=n_skipped_rows,
+    )
     if existing is not None and existing["fingerprint"] == fp:
         stored = store.protocols(dataset)["protocol_id"]
         report.protocol_id = stored.min() if len(stored) else None
         return report
     if existing is not None and not replace:
-        raise IngestError(raw.source, f"data set '{dataset}' already exists with different content.",
-                          hint="Pass --replace to overwrite it (its splits, negatives and artifacts are "
-                               "deleted), or --name to load this as a new data set.")
+        raise IngestError(
+            raw.source,
+            f"data set '{dataset}' already exists with different content.",
+            hint="Pass --replace to overwrite it (its splits, negatives and artifacts are "
+            "deleted), or --name to load this as a new data set.",
+        )
 
-    images = pd.DataFrame([vars(i) for i in infos if i is not None],
-                          columns=["sha256", "ext", "width", "height", "n_bytes"])
-    meta = {"dataset": dataset, "format": raw.format, "source": str(raw.source), "fingerprint": fp,
-            "params": json.dumps(raw.params), "n_raw_rows": len(raw.interactions)}
+    images = pd.DataFrame(
+        [vars(i) for i in infos if i is not None], columns=["sha256", "ext", "width", "height", "n_bytes"]
+    )
+    meta = {
+        "dataset": dataset,
+        "format": raw.format,
+        "source": str(raw.source),
+        "fingerprint": fp,
+        "params": json.dumps(raw.params),
+        "n_raw_rows": len(raw.interactions),
+    }
     written: list[Path] = []
     try:
         with store.transaction() as tx:
@@ -248,13 +419,14 @@ def write_raw_dataset(store: Store, image_store: ImageStore, raw: RawDataset, da
             store.add_images(tx, images)
             for path, info in zip(raw.items["image_path"], infos, strict=True):
                 if info is not None:
-                    target, new = image_store.put(Path(path).read_bytes(), info)
+                    target, new = image_store.put(read_image_file(path), info)
                     if new:
                         written.append(target)
             report.protocol_id = create_protocol(store, dataset, tx=tx, **(protocol_args or {}))
     except BaseException:
-        for target in written:  # the rows are rolled back; don't leave their new files behind
-            target.unlink(missing_ok=True)
+        # the rows are rolled back: remove their new files, unless an upload committed a row for one meanwhile
+        with image_store.write_lock():
+            image_store.discard(written, store.image_keys([i.sha256 for i in infos if i is not None]))
         raise
     report.status = "ingested"
     return report

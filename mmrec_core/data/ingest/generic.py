@@ -12,6 +12,8 @@ from mmrec_core.data.ingest.common import (
     IngestError,
     RawDataset,
     attributes_json,
+    confine,
+    outside_message,
     parse_timestamps,
     read_table,
     require_file,
@@ -24,47 +26,70 @@ def _optional(df: pd.DataFrame, column: str) -> pd.Series | None:
 
 
 def read_generic(folder: Path) -> RawDataset:
+    folder = folder.resolve()  # image paths are confined to the resolved folder
     items_file = require_file(folder, "items.csv", "items.parquet")
     inter_file = require_file(folder, "interactions.csv", "interactions.parquet")
     raw = read_table(items_file, ["item_id"])
     require_values(raw, items_file, ["item_id"])
     images: list[Path | None] = []
-    for row, rel in enumerate(raw["image"] if "image" in raw.columns else [""] * len(raw), start=1):
+    refused: dict[str, str] = {}
+    cells = raw["image"] if "image" in raw.columns else [""] * len(raw)
+    for row, (item_id, rel) in enumerate(zip(raw["item_id"].str.strip(), cells, strict=True), start=1):
         if rel is None or pd.isna(rel) or not str(rel).strip():
             images.append(None)
             continue
-        path = folder / str(rel).strip()
+        given = str(rel).strip()
+        # Confinement comes before any look at the file, so an outside path gets the same answer
+        # whether or not something exists there (no probing of the machine's files).
+        path = confine(folder, folder / given)
+        if path is None:
+            refused[item_id] = outside_message(items_file, row, "image", item_id, given, folder)
+            images.append(None)
+            continue
         if not path.is_file():
-            raise IngestError(items_file, f"image file '{rel}' does not exist (paths are relative to {folder}).",
-                              row=row, column="image")
+            raise IngestError(
+                items_file,
+                f"image file '{given}' does not exist (paths are relative to {folder}).",
+                row=row,
+                column="image",
+            )
         images.append(path)
     title = _optional(raw, "title")
-    items = pd.DataFrame({
-        "item_id": raw["item_id"].str.strip(),
-        "title": title if title is not None else raw["item_id"],
-        "text": _optional(raw, "text") if "text" in raw.columns else title,
-        "category": _optional(raw, "category"),
-        "attributes": attributes_json(raw),
-        "image_path": images,
-    })
+    items = pd.DataFrame(
+        {
+            "item_id": raw["item_id"].str.strip(),
+            "title": title if title is not None else raw["item_id"],
+            "text": _optional(raw, "text") if "text" in raw.columns else title,
+            "category": _optional(raw, "category"),
+            "attributes": attributes_json(raw),
+            "image_path": images,
+        }
+    )
 
     inter = read_table(inter_file, ["user_id", "item_id"])
     require_values(inter, inter_file, ["user_id", "item_id"])
     has_time = "timestamp" in inter.columns
     rating = pd.to_numeric(inter["rating"], errors="coerce") if "rating" in inter.columns else None
-    interactions = pd.DataFrame({
-        "user_id": inter["user_id"].str.strip(), "item_id": inter["item_id"].str.strip(),
-        "ts": parse_timestamps(inter["timestamp"], inter_file, "timestamp") if has_time else pd.NaT,
-        "rating": rating, "extra": None,
-        "_file": str(inter_file), "_row": range(1, len(inter) + 1), "_order": range(len(inter)),
-    })
+    interactions = pd.DataFrame(
+        {
+            "user_id": inter["user_id"].str.strip(),
+            "item_id": inter["item_id"].str.strip(),
+            "ts": parse_timestamps(inter["timestamp"], inter_file, "timestamp") if has_time else pd.NaT,
+            "rating": rating,
+            "extra": None,
+            "_file": str(inter_file),
+            "_row": range(1, len(inter) + 1),
+            "_order": range(len(inter)),
+            "_exact_dup": inter.duplicated().to_numpy(),  # identical in every source column
+        }
+    )
 
     users = pd.DataFrame(columns=["user_id", "attributes"])
     users_file = next((folder / n for n in ("users.csv", "users.parquet") if (folder / n).is_file()), None)
     if users_file is not None:
-        raw_users = read_table(users_file, ["user_id"])
+        raw_users = read_table(users_file, ["user_id"], allow_empty=True)
         raw_users = raw_users.drop_duplicates("user_id").set_index("user_id", drop=False)
         known = dict(zip(raw_users.index, attributes_json(raw_users), strict=True))
         ids = interactions["user_id"].unique()
         users = pd.DataFrame({"user_id": ids, "attributes": [known.get(u) for u in ids]})
-    return RawDataset("generic", folder, items, interactions, users)
+    return RawDataset("generic", folder, items, interactions, users, items_file=items_file, refused=refused)

@@ -22,23 +22,60 @@ def read_microlens(folder: Path) -> RawDataset:
     titles_file = _one(folder, "*_titles.csv")
     titles = read_table(titles_file, ["item", "title"])
     require_values(titles, titles_file, ["item"])
-    items = pd.DataFrame({"item_id": titles["item"].str.strip(), "title": titles["title"], "text": titles["title"],
-                          "category": None, "attributes": attributes_json(titles), "image_path": None})
+    items = pd.DataFrame(
+        {
+            "item_id": titles["item"].str.strip(),
+            "title": titles["title"],
+            "text": titles["title"],
+            "category": None,
+            "attributes": attributes_json(titles),
+            "image_path": None,
+        }
+    )
 
-    lines = pd.read_csv(pairs_file, sep="\t", header=None, names=["user_id", "items"], dtype=str,
-                        keep_default_na=False, quoting=3, on_bad_lines="error", engine="c")
+    lines = pd.read_csv(
+        pairs_file,
+        sep="\t",
+        header=None,
+        names=["user_id", "items"],
+        dtype=str,
+        keep_default_na=False,
+        quoting=3,
+        on_bad_lines="error",
+        engine="c",
+    )
     if lines.empty:
         raise IngestError(pairs_file, "the file is empty.")
     no_items = lines["items"].str.strip() == ""
     if no_items.any():
         row = int(no_items.to_numpy().argmax()) + 1
-        raise IngestError(pairs_file, "no items after the user id (expected `user<TAB>item item ...`).",
-                          row=row, column="items", hint="Check that the user id is followed by a tab.")
+        raise IngestError(
+            pairs_file,
+            "no items after the user id (expected `user<TAB>item item ...`).",
+            row=row,
+            column="items",
+            hint="Check that the user id is followed by a tab.",
+        )
     require_values(lines, pairs_file, ["user_id"])
     seqs = lines.assign(_row=range(1, len(lines) + 1), item_id=lines["items"].str.split())
     inter = seqs.explode("item_id", ignore_index=True)
-    return RawDataset("microlens", folder, items, pd.DataFrame({
-        "user_id": inter["user_id"].str.strip(), "item_id": inter["item_id"], "ts": pd.NaT, "rating": None,
-        "extra": None, "_file": str(pairs_file), "_row": inter["_row"], "_order": range(len(inter)),
-        "_item_column": "items",
-    }))
+    return RawDataset(
+        "microlens",
+        folder,
+        items,
+        pd.DataFrame(
+            {
+                "user_id": inter["user_id"].str.strip(),
+                "item_id": inter["item_id"],
+                "ts": pd.NaT,
+                "rating": None,
+                "extra": None,
+                "_file": str(pairs_file),
+                "_row": inter["_row"],
+                "_order": range(len(inter)),
+                "_item_column": "items",
+            }
+        ),
+        items_file=titles_file,
+        item_column="item",
+    )

@@ -54,19 +54,38 @@ def read_recbole(path: Path) -> RawDataset:
     title_col = next((c for c in TITLE_FIELDS if c in raw_items.columns), "item_id")
     cat_col = next((c for c in CATEGORY_FIELDS if c in raw_items.columns), None)
     category = raw_items[cat_col].str.split().str[0] if cat_col else None
-    items = pd.DataFrame({
-        "item_id": raw_items["item_id"].str.strip(), "title": raw_items[title_col],
-        "text": [". ".join(f"{k.replace('_', ' ')}: {v}" for k, v in r.items() if k != "item_id" and v) + "."
-                 for r in raw_items.to_dict(orient="records")],
-        "category": category, "attributes": attributes_json(raw_items), "image_path": None,
-    })
+    items = pd.DataFrame(
+        {
+            "item_id": raw_items["item_id"].str.strip(),
+            "title": raw_items[title_col],
+            "text": [
+                ". ".join(f"{k.replace('_', ' ')}: {v}" for k, v in r.items() if k != "item_id" and v) + "."
+                for r in raw_items.to_dict(orient="records")
+            ],
+            "category": category,
+            "attributes": attributes_json(raw_items),
+            "image_path": None,
+        }
+    )
 
     inter = _atomic(inter_file, ["user_id", "item_id"])
     has_time = "timestamp" in inter.columns
     rating = pd.to_numeric(inter["rating"], errors="coerce") if "rating" in inter.columns else None
-    return RawDataset("recbole", inter_file, items, pd.DataFrame({
-        "user_id": inter["user_id"].str.strip(), "item_id": inter["item_id"].str.strip(),
-        "ts": parse_timestamps(inter["timestamp"], inter_file, "timestamp") if has_time else pd.NaT,
-        "rating": rating, "extra": None,
-        "_file": str(inter_file), "_row": range(1, len(inter) + 1), "_order": range(len(inter)),
-    }))
+    return RawDataset(
+        "recbole",
+        inter_file,
+        items,
+        pd.DataFrame(
+            {
+                "user_id": inter["user_id"].str.strip(),
+                "item_id": inter["item_id"].str.strip(),
+                "ts": parse_timestamps(inter["timestamp"], inter_file, "timestamp") if has_time else pd.NaT,
+                "rating": rating,
+                "extra": None,
+                "_file": str(inter_file),
+                "_row": range(1, len(inter) + 1),
+                "_order": range(len(inter)),
+            }
+        ),
+        items_file=item_file,
+    )
