@@ -111,7 +111,10 @@ class TrainDataBuilder:
             for item, answer in ((self._target(user, cut), "Yes"), (self._negatives(user, 1)[0], "No")):
                 if len(rows) == n:
                     break
-                p = pointwise_prompt(ctx, [self.builder.line(item)], self.count, self.config.max_prompt_tokens)
+                # cut an over-budget candidate as the recommender does, so training prompts match scoring ones
+                p = pointwise_prompt(
+                    ctx, [self.builder.line(item)], self.count, self.config.max_prompt_tokens, truncate=True
+                )
                 chat = _chat(p.full(), answer, self.system)
                 rows.append({**chat, "task": "yesno", "user_id": user, "item_id": item, "cut": cut})
         return rows
@@ -123,7 +126,9 @@ class TrainDataBuilder:
             target = self._target(user, cut)
             items = [target, *self._negatives(user, self.config.pick_candidates - 1)]
             lines = [self.builder.line(i) for i in items]
-            p = listwise_prompt(ctx, lines, self.count, self.config.max_prompt_tokens, seed=self.config.seed + cut)
+            p = listwise_prompt(
+                ctx, lines, self.count, self.config.max_prompt_tokens, seed=self.config.seed + cut, truncate=True
+            )
             number = p.order.index(target) + 1
             rationale = self._rationale(ctx, target, number)
             answer = f"<think>{rationale}</think><answer>{number}</answer>"
