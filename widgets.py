@@ -7,6 +7,7 @@ these helpers only open things, remember choices and draw; every number comes fr
 from __future__ import annotations
 
 import hmac
+import io
 import os
 import re
 import time
@@ -33,7 +34,7 @@ from mmrec_core.core.options import options
 from mmrec_core.data.ingest import IngestError, ensure_sample_dataset
 from mmrec_core.grounding import Grounding
 from mmrec_core.store.database import StoreError
-from mmrec_core.store.images import ImageStore
+from mmrec_core.store.images import BadImageError, ImageStore, decode_image_file
 from mmrec_core.store.workspace import Workspace, open_workspace
 
 # Session-state key of the sidebar's data-set selector; every page reads the choice from here.
@@ -194,9 +195,21 @@ def item_thumbnail(images: ImageStore, item: Mapping[str, Any], caption: str | N
     sha, ext = item.get("image_sha256"), item.get("ext")
     path = images.path(sha, ext) if sha and ext else None
     if path is not None and path.is_file():
-        st.image(str(path), caption=title, width="stretch")
+        try:
+            st.image(_thumbnail_bytes(str(path)), caption=title, width="stretch")
+        except BadImageError as exc:
+            st.caption(f"{title} (image not shown: {exc})")
     else:
         st.caption(f"{title} (no image)")
+
+
+@st.cache_data(max_entries=4096, show_spinner=False)
+def _thumbnail_bytes(path: str, side: int = 512) -> bytes:
+    """A stored image reduced to a thumbnail (JPEG): st.image would decode a large file whole on every render.
+    Stored files are content-addressed, so the path alone keys the cache."""
+    buffer = io.BytesIO()
+    decode_image_file(path, side).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
 
 
 def thumbnail_row(images: ImageStore, items: pd.DataFrame, per_row: int = 8) -> None:

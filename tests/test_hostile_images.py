@@ -367,3 +367,16 @@ def test_gc_command_prints_what_it_removes(tmp_path: Path, capsys: pytest.Captur
     assert "kept 1 recent one(s)" in capsys.readouterr().out and orphan.exists()
     assert main(["--data-dir", str(root), "gc", "--min-age", "0"]) == 0
     assert f"removed {orphan}" in capsys.readouterr().out and not orphan.exists()
+
+
+def test_app_thumbnails_are_reduced_and_a_bomb_is_refused_not_decoded(tmp_path: Path) -> None:
+    import widgets  # the app's shared widgets: thumbnails go through a reduced, cached decode
+
+    large = tmp_path / "large.png"
+    large.write_bytes(png(Image.new("RGB", (4000, 1000), (200, 30, 30))))
+    thumb = Image.open(io.BytesIO(widgets._thumbnail_bytes(str(large))))
+    assert thumb.format == "JPEG" and thumb.size == (512, 128)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(bomb_png())
+    with pytest.raises(BadImageError, match="megapixel"):
+        widgets._thumbnail_bytes(str(bomb))
