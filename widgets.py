@@ -7,7 +7,6 @@ these helpers only open things, remember choices and draw; every number comes fr
 from __future__ import annotations
 
 import hmac
-import io
 import os
 import re
 import time
@@ -34,7 +33,7 @@ from mmrec_core.core.options import options
 from mmrec_core.data.ingest import IngestError, ensure_sample_dataset
 from mmrec_core.grounding import Grounding
 from mmrec_core.store.database import StoreError
-from mmrec_core.store.images import BadImageError, ImageStore, decode_image_file
+from mmrec_core.store.images import BadImageError, ImageStore, thumbnail_jpeg
 from mmrec_core.store.workspace import Workspace, open_workspace
 
 # Session-state key of the sidebar's data-set selector; every page reads the choice from here.
@@ -207,9 +206,7 @@ def item_thumbnail(images: ImageStore, item: Mapping[str, Any], caption: str | N
 def _thumbnail_bytes(path: str, side: int = 512) -> bytes:
     """A stored image reduced to a thumbnail (JPEG): st.image would decode a large file whole on every render.
     Stored files are content-addressed, so the path alone keys the cache."""
-    buffer = io.BytesIO()
-    decode_image_file(path, side).save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
+    return thumbnail_jpeg(path, side)
 
 
 def thumbnail_row(images: ImageStore, items: pd.DataFrame, per_row: int = 8) -> None:

@@ -100,8 +100,8 @@ icons = {"done": "✅ done", "stale": "🔄 stale", "missing": "⬜ missing", "o
 st.dataframe(table.assign(state=table["state"].map(icons)), hide_index=True, width="stretch", column_config={
     "stage": "stage", "state": "state", "detail": "what exists", "made": "made (when, with what)",
     "makes": "what the stage makes"})
-todo = [s for s in pipeline.select() if table.set_index("stage").loc[s, "state"] != "done"]
 states = table.set_index("stage")["state"]
+todo = [s for s in pipeline.select() if states[s] != "done"]
 st.caption(f"To do: {', '.join(f'{s} ({states[s]})' for s in todo)}." if todo else
            f"✅ Every stage is done: {', '.join(pipeline.select())}.")
 run_all, one, rerun = st.columns([2, 2, 1], vertical_alignment="bottom")

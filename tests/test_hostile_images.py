@@ -178,6 +178,15 @@ def assert_stored_once(ws: Workspace, data: bytes) -> None:
     assert not list(ws.images.root.rglob("*.part"))
 
 
+def in_two_threads(session: Callable[[str], None]) -> None:
+    """Run `session("a")` and `session("b")` at once, each in its own thread, and wait for both."""
+    threads = [threading.Thread(target=session, args=(name,)) for name in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+
+
 def test_two_sessions_uploading_the_same_image_store_it_once(sample_workspace: Workspace) -> None:
     ws, data = sample_workspace, png(Image.new("RGB", (32, 32), (1, 99, 200)))
     start, results = threading.Barrier(2), {}
@@ -189,11 +198,7 @@ def test_two_sessions_uploading_the_same_image_store_it_once(sample_workspace: W
         except Exception as exc:  # a loser may fail, but only with a clear message
             results[name] = exc
 
-    threads = [threading.Thread(target=session, args=(name,)) for name in ("a", "b")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    in_two_threads(session)
     ok = [r for r in results.values() if isinstance(r, list)]
     failed = [r for r in results.values() if not isinstance(r, list)]
     assert len(results) == 2 and ok and all(r == ok[0] for r in ok)
@@ -223,11 +228,7 @@ def test_concurrent_transactions_insert_or_get_the_same_rows(sample_workspace: W
         except Exception as exc:
             results[name] = exc
 
-    threads = [threading.Thread(target=session, args=(name,)) for name in ("a", "b")]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    in_two_threads(session)
     assert results == {"a": [item_id], "b": [item_id]}
     assert len(calls) == 3  # one of the two commits conflicted and was retried
     assert_stored_once(ws, data)

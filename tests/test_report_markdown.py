@@ -55,7 +55,8 @@ def test_the_leaderboard_shows_the_stored_metrics_of_every_comparable_run(bundle
 def test_warm_and_cold_rows_are_the_stored_subsets(bundled) -> None:
     ws, _, md = bundled
     split = section(md, "Warm and cold test items")
-    run_of = dict(zip(section(md, "Leaderboard")["run"], section(md, "Leaderboard")["eval run"], strict=True))
+    board = section(md, "Leaderboard")
+    run_of = dict(zip(board["run"], board["eval run"], strict=True))
     for row in split.to_dict("records"):
         run_id = run_of[row["run"]].strip("`")
         for group in ("warm", "cold"):

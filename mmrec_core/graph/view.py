@@ -10,7 +10,6 @@ networkx layout, plotly figure with item thumbnails at the nodes and edges colou
 from __future__ import annotations
 
 import base64
-import io
 from dataclasses import dataclass
 
 import networkx as nx
@@ -55,15 +54,12 @@ def edges_for(inputs: GraphInputs, alpha: float, k: int, window: int, min_count:
 
 def thumbnails(paths: dict[str, str], size: int = 96) -> dict[str, bytes]:
     """Small JPEG thumbnails (item_id -> bytes) to draw at the nodes; unreadable files are left out."""
-    from mmrec_core.store.images import BadImageError, decode_image_file
+    from mmrec_core.store.images import BadImageError, thumbnail_jpeg
 
     out = {}
     for item_id, path in paths.items():
-        try:  # checked and decoded reduced: a huge stored image costs a header read, not its full size
-            im = decode_image_file(path, size)
-            buf = io.BytesIO()
-            im.save(buf, format="JPEG", quality=80)
-            out[item_id] = buf.getvalue()
+        try:
+            out[item_id] = thumbnail_jpeg(path, size, quality=80)
         except (OSError, BadImageError):
             continue
     return out

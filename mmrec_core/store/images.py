@@ -151,6 +151,14 @@ def decode_image_file(
             raise BadImageError(unreadable.format(name=path, reason=_reason(exc))) from exc
 
 
+def thumbnail_jpeg(path: str | Path, side: int, quality: int = 90) -> bytes:
+    """A stored image as JPEG bytes at most `side` pixels on its longer side (decoded reduced, so a large file
+    costs a header read and a reduced decode, not its full size)."""
+    buffer = io.BytesIO()
+    decode_image_file(path, side).save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
 _WRITE_LOCKS: dict[Path, threading.Lock] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
 

@@ -250,6 +250,38 @@ def _rows_text(rows: pd.Series, limit: int = 5) -> str:
     return shown + (f" and {len(rows) - limit} more" if len(rows) > limit else "")
 
 
+def interaction_frame(
+    file: Path,
+    user_id: pd.Series,
+    item_id: pd.Series,
+    *,
+    ts: pd.Series | object = pd.NaT,
+    rating: pd.Series | None = None,
+    extra: list | None = None,
+    rows: pd.Series | None = None,
+    item_column: str | None = None,
+    exact_dup: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """The interactions table every reader returns (see `RawDataset.interactions`), with the bookkeeping that
+    error messages and the merge need: the source file, its 1-based row (default: one row per interaction),
+    the source order, the item id's column name where it is not `item_id`, and exact-duplicate flags."""
+    columns = {
+        "user_id": user_id,
+        "item_id": item_id,
+        "ts": ts,
+        "rating": rating,
+        "extra": extra,
+        "_file": str(file),
+        "_row": range(1, len(user_id) + 1) if rows is None else rows,
+        "_order": range(len(user_id)),
+    }
+    if item_column is not None:
+        columns["_item_column"] = item_column
+    if exact_dup is not None:
+        columns["_exact_dup"] = exact_dup
+    return pd.DataFrame(columns)
+
+
 # -- image paths ------------------------------------------------------------------------------------
 def confine(folder: Path, path: Path) -> Path | None:
     """`path` fully resolved (symlinks followed), or None when it lies outside `folder`.

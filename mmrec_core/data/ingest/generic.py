@@ -13,6 +13,7 @@ from mmrec_core.data.ingest.common import (
     RawDataset,
     attributes_json,
     confine,
+    interaction_frame,
     outside_message,
     parse_timestamps,
     read_table,
@@ -70,18 +71,13 @@ def read_generic(folder: Path) -> RawDataset:
     require_values(inter, inter_file, ["user_id", "item_id"])
     has_time = "timestamp" in inter.columns
     rating = pd.to_numeric(inter["rating"], errors="coerce") if "rating" in inter.columns else None
-    interactions = pd.DataFrame(
-        {
-            "user_id": inter["user_id"].str.strip(),
-            "item_id": inter["item_id"].str.strip(),
-            "ts": parse_timestamps(inter["timestamp"], inter_file, "timestamp") if has_time else pd.NaT,
-            "rating": rating,
-            "extra": None,
-            "_file": str(inter_file),
-            "_row": range(1, len(inter) + 1),
-            "_order": range(len(inter)),
-            "_exact_dup": inter.duplicated().to_numpy(),  # identical in every source column
-        }
+    interactions = interaction_frame(
+        inter_file,
+        inter["user_id"].str.strip(),
+        inter["item_id"].str.strip(),
+        ts=parse_timestamps(inter["timestamp"], inter_file, "timestamp") if has_time else pd.NaT,
+        rating=rating,
+        exact_dup=inter.duplicated().to_numpy(),  # identical in every source column
     )
 
     users = pd.DataFrame(columns=["user_id", "attributes"])

@@ -12,6 +12,7 @@ from mmrec_core.data.ingest.common import (
     RawDataset,
     attributes_json,
     confine,
+    interaction_frame,
     outside_message,
     parse_timestamps,
     read_table,
@@ -88,19 +89,14 @@ def read_hm(folder: Path) -> RawDataset:
     trans = read_table(trans_file, ["t_dat", "customer_id", "article_id"])
     require_values(trans, trans_file, ["t_dat", "customer_id", "article_id"])
     extra_cols = [c for c in trans.columns if c not in ("t_dat", "customer_id", "article_id")]
-    interactions = pd.DataFrame(
-        {
-            "user_id": trans["customer_id"].str.strip(),
-            "item_id": _article_id(trans["article_id"]),
-            "ts": parse_timestamps(trans["t_dat"], trans_file, "t_dat"),
-            "rating": None,
-            "extra": [json.dumps(r) for r in trans[extra_cols].to_dict(orient="records")],
-            "_file": str(trans_file),
-            "_row": range(1, len(trans) + 1),
-            "_order": range(len(trans)),
-            "_item_column": "article_id",
-            "_exact_dup": trans.duplicated().to_numpy(),  # identical in every source column
-        }
+    interactions = interaction_frame(
+        trans_file,
+        trans["customer_id"].str.strip(),
+        _article_id(trans["article_id"]),
+        ts=parse_timestamps(trans["t_dat"], trans_file, "t_dat"),
+        extra=[json.dumps(r) for r in trans[extra_cols].to_dict(orient="records")],
+        item_column="article_id",
+        exact_dup=trans.duplicated().to_numpy(),  # identical in every source column
     )
 
     users = pd.DataFrame({"user_id": interactions["user_id"].unique()})

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmrec_core.data.ingest.common import IngestError, RawDataset, attributes_json, read_table, require_values
+from mmrec_core.data.ingest.common import (
+    IngestError,
+    RawDataset,
+    attributes_json,
+    interaction_frame,
+    read_table,
+    require_values,
+)
 
 
 def _one(folder: Path, pattern: str) -> Path:
@@ -63,18 +70,8 @@ def read_microlens(folder: Path) -> RawDataset:
         "microlens",
         folder,
         items,
-        pd.DataFrame(
-            {
-                "user_id": inter["user_id"].str.strip(),
-                "item_id": inter["item_id"],
-                "ts": pd.NaT,
-                "rating": None,
-                "extra": None,
-                "_file": str(pairs_file),
-                "_row": inter["_row"],
-                "_order": range(len(inter)),
-                "_item_column": "items",
-            }
+        interaction_frame(
+            pairs_file, inter["user_id"].str.strip(), inter["item_id"], rows=inter["_row"], item_column="items"
         ),
         items_file=titles_file,
         item_column="item",

@@ -13,6 +13,7 @@ from mmrec_core.data.ingest.common import (
     RawDataset,
     attributes_json,
     confine,
+    interaction_frame,
     outside_message,
     parse_timestamps,
     read_table,
@@ -114,17 +115,12 @@ def read_movielens(folder: Path) -> RawDataset:
         "movielens",
         folder,
         items,
-        pd.DataFrame(
-            {
-                "user_id": ratings["user_id"].str.strip(),
-                "item_id": ratings["item_id"].str.strip(),
-                "ts": parse_timestamps(ratings["timestamp"], data_file, "timestamp"),
-                "rating": rating,
-                "extra": None,
-                "_file": str(data_file),
-                "_row": range(1, len(ratings) + 1),
-                "_order": range(len(ratings)),
-            }
+        interaction_frame(
+            data_file,
+            ratings["user_id"].str.strip(),
+            ratings["item_id"].str.strip(),
+            ts=parse_timestamps(ratings["timestamp"], data_file, "timestamp"),
+            rating=rating,
         ),
         items_file=item_file,
         item_column="movie_id",

@@ -12,6 +12,7 @@ from mmrec_core.data.ingest.common import (
     IngestError,
     RawDataset,
     attributes_json,
+    interaction_frame,
     parse_timestamps,
     read_table,
     require_values,
@@ -75,17 +76,12 @@ def read_recbole(path: Path) -> RawDataset:
         "recbole",
         inter_file,
         items,
-        pd.DataFrame(
-            {
-                "user_id": inter["user_id"].str.strip(),
-                "item_id": inter["item_id"].str.strip(),
-                "ts": parse_timestamps(inter["timestamp"], inter_file, "timestamp") if has_time else pd.NaT,
-                "rating": rating,
-                "extra": None,
-                "_file": str(inter_file),
-                "_row": range(1, len(inter) + 1),
-                "_order": range(len(inter)),
-            }
+        interaction_frame(
+            inter_file,
+            inter["user_id"].str.strip(),
+            inter["item_id"].str.strip(),
+            ts=parse_timestamps(inter["timestamp"], inter_file, "timestamp") if has_time else pd.NaT,
+            rating=rating,
         ),
         items_file=item_file,
     )
