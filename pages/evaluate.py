@@ -4,6 +4,7 @@ The leaderboard holds the newest eval run of every model setting on one protocol
 intervals; runs on other users or candidates are listed apart (the protocol guard). Two runs are
 compared user by user; the customers they disagree on open on the Recommend or Customers page. The
 whole-catalog table holds each model's full ranking and the two-stage runs (retrieve K, LLM re-ranks).
+Beside the leaderboard: whether each LLM setting's rationales cite what moved its scores (`explain.faithfulness`).
 `mmrec eval --all DATASET` fills it; `mmrec_core.leaderboard` does the work.
 """
 
@@ -11,6 +12,7 @@ import streamlit as st
 
 from mmrec_core.evaluate import leaderboard as lb
 from mmrec_core.evaluate.report import breakdown_figure, format_table, leaderboard_figure
+from mmrec_core.explain import faithfulness
 from widgets import current_dataset, data_version, get_workspace, session_cached
 
 PAGES = {
@@ -42,6 +44,21 @@ st.caption(f"{board.users:,} evaluated users · test part · mean [95% bootstrap
 st.dataframe(format_table(board.table), hide_index=True, key="ev_table")
 metric = st.radio("Metric", lb.METRICS, horizontal=True, index=1, key="ev_metric")
 st.plotly_chart(leaderboard_figure(board.table, metric))
+
+st.subheader("Do the rationales explain the scores?")
+faith = faithfulness.faithfulness_board(ws, dataset, protocol)
+if faith.empty:
+    st.info(f"No rationale runs yet: `mmrec eval-rationales {dataset}` (the zero-shot LLM and every adapter).")
+else:
+    st.caption(
+        "How often a rationale cites the context piece whose removal moves the item's score most (a lexical proxy), "
+        "and the rank correlation of what it cites with each piece's effect, beside the model's NDCG@5: a model "
+        "that ranks well but explains unfaithfully shows here. `mmrec eval-rationales` adds runs."
+    )
+    faith = faithfulness.beside_accuracy(faith, board.table).drop(columns=["method", "adapter", "run_id"])
+    st.dataframe(faith, hide_index=True, key="ev_faith", column_config={
+        c: st.column_config.NumberColumn(format="%.3f") for c in faith.columns[1:] if faith[c].dtype.kind == "f"
+    })  # fmt: skip
 
 st.header("Whole catalog: retrieve, then re-rank")
 full = session_cached(("full", *key[1:]), lambda: lb.full_catalog_board(ws, dataset, protocol))

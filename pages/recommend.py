@@ -1,13 +1,16 @@
 """Recommend: score candidates for one customer with the LLM; rationale and evidence side by side.
 
 Candidates: the protocol's stored test list, the top of a trained model, or items chosen by hand.
-Scoring runs here with a progress bar (seconds on CPU); `mmrec_core.recommend` does the work.
+Scoring runs here with a progress bar (seconds on CPU); `mmrec_core.recommend` does the work. Two more
+tabs explain the scores (each piece of context left out in turn; what-if edits: `explain_widgets`), and
+the customer's card downloads as one HTML file.
 """
 
 from dataclasses import replace
 
 import streamlit as st
 
+from explain_widgets import attribution_tab, card_button, what_if_tab
 from mmrec_core.engines import get_engine
 from mmrec_core.finetune import runs
 from mmrec_core.profiles import customers
@@ -77,7 +80,9 @@ if st.session_state.pop("rec_go", False):
         bar = st.progress(0.0, text="Scoring…")
         report = lambda done, total, msg: bar.progress(done / max(total, 1), text=msg)  # noqa: E731
         rec, table = recommend.score_customer(recommender, finder, user, candidates, progress=report)
-        st.session_state["rec_result"] = (user, rec, table, recommender.render(rec.prompt.full(0)))
+        st.session_state["rec_result"] = (user, rec, table, recommender.render(rec.prompt.full(0)), recommender)
+        st.session_state.pop("rec_attr", None)  # the explanations of an earlier scoring no longer apply
+        st.session_state.pop("rec_wi", None)
     except (KeyError, ValueError) as exc:
         st.error(exc.args[0] if exc.args else str(exc))
 
@@ -85,7 +90,7 @@ result = st.session_state.get("rec_result")
 if result is None or result[0] != user:
     st.info("Pick a customer and candidates, then press **Score**.")
     st.stop()
-_, rec, table, prompt_text = result
+_, rec, table, prompt_text, recommender = result
 held_out = recommend.held_out_item(builder, user)
 st.subheader(f"{len(table)} candidates · {rec.mode} · {rec.seconds:.1f} s")
 for note in rec.context.notes:
@@ -102,10 +107,17 @@ if rec.answer is not None:
 with st.expander("Exact prompt (first candidate)"):
     st.code(prompt_text, language=None)
 
+card_button(ws, recommender, rec, table)
+
+ranked, moves, edits = st.tabs(["Candidates", "What moves the score", "What if"])
+with moves:
+    attribution_tab(ws, recommender, rec, table)
+with edits:
+    what_if_tab(ws, recommender, rec, table)
 info = ws.store.items_with_images(dataset, table["item_id"].tolist()).set_index("item_id")
 top = max(float(table["score"].max()), 1e-9)
 for row in table.itertuples():
-    with st.container(border=True):
+    with ranked, st.container(border=True):
         pic, body, why = st.columns([1, 3, 3])
         with pic:
             item_thumbnail(

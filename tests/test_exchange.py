@@ -141,3 +141,24 @@ def test_a_damaged_bundle_leaves_the_sample_loaded_without_it(bundle, workspace)
     said = ensure_sample_dataset(workspace)
     assert "precomputed results were not loaded" in said and "profiles.parquet differs" in said
     assert workspace.store.count("interactions", "sample") > 0 and workspace.store.count("runs", "sample") == 0
+
+
+def test_explanations_travel_and_an_older_export_imports_without_them(eval_ws, workspace, tmp_path):
+    from mmrec_core.core.provenance import Provenance
+    from mmrec_core.store.exchange import SINCE_VERSION
+    from mmrec_core.store.workspace import default_protocol
+
+    pid, prov = default_protocol(eval_ws, "sample"), Provenance("scripted", "scripted-llm", "rec-v1", {"k": 1})
+    rows = pd.DataFrame([{"item_id": "i1", "piece_kind": "purchase", "piece_key": "i0", "piece_text": "Top: black",
+                          "score": 0.7, "score_without": 0.5, "rank": 2, "rank_without": 7}])  # fmt: skip
+    eval_ws.store.write_attribution("sample", pid, "u1", rows, prov, "key1")
+    eval_ws.store.save_scenario("sample", pid, "u1", "no swimwear", {"profile": "x"}, [{"item_id": "i1"}], prov)
+    export_dataset(eval_ws.store, eval_ws.images, "sample", tmp_path / "new")
+    import_dataset(workspace.store, workspace.images, tmp_path / "new", workspace.settings.data_dir / "runs")
+    assert workspace.store.attribution("sample", pid, "u1", "key1")["score_without"].tolist() == [0.5]
+    assert workspace.store.scenarios("sample", pid, "u1")["name"].tolist() == ["no swimwear"]
+    # the export bundled in sample_data/ predates the explanation tables: it imports, with none of them
+    state = Path(__file__).parent.parent / "sample_data" / "state"
+    assert json.loads((state / "manifest.json").read_text())["schema_version"] < min(SINCE_VERSION.values())
+    main(["--data-dir", str(workspace.settings.data_dir), "import", str(state)])
+    assert workspace.store.attribution("sample", pid, "u1", "key1").empty

@@ -118,3 +118,35 @@ def test_the_prompt_settings_start_from_the_recommenders_defaults(rec_dir: Path)
     }
     cli = build(RecommendConfig, vars(build_parser().parse_args(["score", SAMPLE_DATASET, "someone"])))
     assert shown == {k: getattr(RecommendConfig(), k) for k in shown} == {k: getattr(cli, k) for k in shown}
+
+
+def test_the_explanation_tabs_attribute_edit_and_offer_the_card(rec_dir: Path) -> None:
+    user, candidates, _, _ = first_customer(rec_dir)
+    at = run_app(PAGE)
+    at.button(key="rec_score").click().run()
+    assert [t.label for t in at.tabs] == ["Candidates", "What moves the score", "What if"]
+    assert any("Explain the scores" in i.value for i in at.info)  # nothing computed before it is asked for
+    at.button(key="rec_attr_go").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.get("plotly_chart"), "the attribution chart is drawn"
+    sentences = [m.value for m in at.markdown if m.value.startswith("- Without ")]
+    assert sentences and " -> " in sentences[0]
+    ws = open_workspace(load_settings(rec_dir))  # stored with provenance (the page's engine)
+    try:
+        stored = ws.store.sql_df("SELECT DISTINCT user_id, engine FROM attributions")
+    finally:
+        ws.close()
+    assert stored.to_dict("records") == [{"user_id": user, "engine": "scripted"}]
+    # what-if: a profile made of one candidate's title raises that candidate; the real profile is untouched
+    item = at.selectbox(key="rec_attr_item").value
+    title = at.selectbox(key="rec_attr_item").format_func(item).split(" · ")[0]
+    at.text_area(key="rec_wi_profile").set_value(f"Loves {title}.").run()
+    at.button(key="rec_wi_go").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    table = at.dataframe[0].value  # the only table on the page
+    row = table.set_index("item_id").loc[item]
+    assert row["new_score"] >= row["score"] and len(table) == len(candidates)
+    at.text_input(key="rec_wi_name").set_value("loves it").run()
+    at.button(key="rec_wi_save").click().run()
+    assert any("Saved" in s.value for s in at.success), [e.value for e in at.error]
+    assert at.get("download_button"), "the card can be downloaded"

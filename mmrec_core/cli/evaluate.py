@@ -31,10 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-llm", action="store_true", help="--all: leave the LLM (zero-shot and adapters) out")
     p.set_defaults(run=cmd_eval)
 
-    p = sub.add_parser("eval-rationales", help="do the LLM's rationales cite verified evidence, and invent claims?")
+    p = sub.add_parser(
+        "eval-rationales",
+        help="do the LLM's rationales cite verified evidence, invent claims, and cite what moves the score?",
+    )
     p.add_argument("dataset")
-    add_llm_options(p)
+    add_llm_options(p)  # --adapter: that adapter alone
     p.add_argument("--users", type=int, default=20, help="a seeded subset of this many test users (default 20)")
+    p.add_argument("--no-adapters", action="store_true", help="the zero-shot LLM only (default: and every adapter)")
     p.set_defaults(run=cmd_eval_rationales)
 
     p = sub.add_parser("compare", help="two eval runs user by user: paired bootstrap interval and Wilcoxon test")
@@ -221,20 +225,56 @@ def cmd_report(ws: Workspace, args: argparse.Namespace) -> None:
         print(f"{args.dataset}: Markdown tables written to {md}")
 
 
-def cmd_eval_rationales(ws: Workspace, args: argparse.Namespace) -> None:
-    from mmrec_core.engines import get_engine
-    from mmrec_core.evaluate.rationales import evaluate_rationales
+def rationale_models(ws: Workspace, args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(label, adapter) of each model `eval-rationales` runs: --adapter alone, or zero-shot and every SFT/GRPO
+    adapter of the data set (none with --no-adapters)."""
+    from mmrec_core.explain.faithfulness import rationale_adapters
 
-    config = build(RecommendConfig, {**vars(args), "mode": "pointwise"})
-    engine = get_engine(with_adapter(ws, args))
+    if args.adapter:
+        return [(f"adapter {args.adapter}", args.adapter)]
+    models = [("zero-shot", "")]
+    if not args.no_adapters:
+        trained = rationale_adapters(ws, args.dataset)
+        models += [(f"{row.method} {row.adapter}", str(row.adapter)) for row in trained.itertuples()]
+    return models
+
+
+def cmd_eval_rationales(ws: Workspace, args: argparse.Namespace) -> None:
+    import dataclasses
+
+    from mmrec_core.engines import get_engine
+
+    config = build(RecommendConfig, vars(args))
+    for label, adapter in rationale_models(ws, args):
+        print_rationales(ws, args, config, label, get_engine(dataclasses.replace(ws.settings, adapter=adapter)))
+
+
+def print_rationales(ws: Workspace, args: argparse.Namespace, config: RecommendConfig, label: str, engine) -> None:
+    """One model's block: verifiability of its rationales, then their faithfulness (stored as a run)."""
+    from mmrec_core.core.safe_text import display_text
+    from mmrec_core.evaluate.rationales import evaluate_rationales
+    from mmrec_core.explain.faithfulness import evaluate_faithfulness
+
     summary, table = with_progress(
         "user", lambda p: evaluate_rationales(ws, engine, args.dataset, args.users, config, progress=p)
     )
-    print(f"{args.dataset}: rationales for the top {config.explain_top} of {summary['users']} test users")
+    which = f"the top {config.explain_top}" if config.mode == "pointwise" else "the answer's first item (listwise)"
+    print(
+        f"\n{args.dataset} · LLM {label} ({engine.model_names()['llm']}): rationales for {which} of "
+        f"{summary['users']} test users"
+    )
     for name, value in summary.items():
         print(f"  {name:28} {value:.3f}" if isinstance(value, float) else f"  {name:28} {value}")
     if len(table):
-        from mmrec_core.core.safe_text import display_text
-
-        shown = table[["item_id", "cites", "unsupported", "rationale"]].head(6).map(display_text)  # model-written text
+        shown = table[["item_id", "cites", "unsupported", "rationale"]].head(6).map(display_text)  # model-written
         print(shown.to_string(index=False, max_colwidth=70))
+    faith, _ = with_progress(
+        "user",
+        lambda p: evaluate_faithfulness(ws, engine, args.dataset, args.users, config, progress=p, written=table),
+    )
+    print(f"  faithfulness (run {faith['run_id']}): is the piece that moves the score most cited?")
+    for name in ("top piece cited", "spearman", "cites any piece", "top |effect|", "shown: top piece cited"):
+        print(f"  {name:28} {faith[name]:.3f}")
+    print(f"  {'seconds per user':28} {faith['seconds per user']:.2f} (attribution)")
+    for user, reason in faith["failed"][:5]:
+        print(f"  user {display_text(user)} FAILED and is left out: {display_text(reason)}")

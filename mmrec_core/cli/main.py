@@ -17,6 +17,9 @@
     mmrec similar-users hm USER                  k most similar users (SASRec) and what they bought next
     mmrec similar-users hm --quality             how often their next item is the customer's own (valid part)
     mmrec score sample USER                      the LLM's ranked candidates with rationale and evidence
+    mmrec explain sample USER ITEM               what moves the LLM's score: each context piece left out
+    mmrec card sample USER                       a self-contained HTML card of a customer's recommendations
+    mmrec eval-rationales sample                 do rationales cite what moves the score (zero-shot, adapters)
     mmrec eval llm sample --mode listwise        the LLM recommender on the stored test candidates
     mmrec eval --all sample                      every available model, then the leaderboard with intervals
     mmrec compare RUN_A RUN_B                    two eval runs user by user (paired interval and test)
@@ -36,7 +39,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from mmrec_core.cli import data, evaluate, graph, pipeline, profiles, recommend, textualize, train
+from mmrec_core.cli import data, evaluate, explain, graph, pipeline, profiles, recommend, textualize, train
 from mmrec_core.config import load_settings
 from mmrec_core.data.ingest import IngestError
 from mmrec_core.engines.assets import MissingModelError
@@ -45,7 +48,7 @@ from mmrec_core.store.images import BadImageError
 from mmrec_core.store.workspace import open_workspace
 
 # Command groups in pipeline order; each registers its commands (`register(sub)`) with a `run` handler.
-GROUPS = (data, pipeline, textualize, profiles, graph, train, evaluate, recommend)
+GROUPS = (data, pipeline, textualize, profiles, graph, train, evaluate, recommend, explain)
 
 # Commands that only read the database: opened without the write lock where DuckDB allows it.
 READ_ONLY_COMMANDS = frozenset({"info"})

@@ -10,7 +10,7 @@ how much settling did. Nothing is stored.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,13 @@ from mmrec_core.recommend.customer import score_customer, stored_candidates
 from mmrec_core.recommend.evidence import EvidenceFinder
 from mmrec_core.recommend.llm import LLMRecommender, RecommendConfig
 from mmrec_core.store.workspace import Workspace, default_protocol
+
+
+def sample_users(test_users: Sequence[str], users: int, seed: int = 0) -> list[str]:
+    """The seeded user sample of the rationale evaluations (the same users for the same size and seed)."""
+    everyone = list(test_users)
+    chosen = np.random.default_rng(seed).choice(everyone, size=min(users, len(everyone)), replace=False)
+    return [str(u) for u in sorted(chosen)]
 
 
 def evaluate_rationales(
@@ -38,8 +45,7 @@ def evaluate_rationales(
     builder = ContextBuilder(ws, dataset, protocol, "test", config.n_history, config.n_similar)
     finder, recommender = EvidenceFinder(builder), LLMRecommender(engine, builder, config)
     titles = builder.titles
-    everyone = list(builder.data.parts["test"].users)
-    chosen = sorted(np.random.default_rng(seed).choice(everyone, size=min(users, len(everyone)), replace=False))
+    chosen = sample_users(builder.data.parts["test"].users, users, seed)
     rows = []
     for k, user in enumerate(chosen):
         rec, table = score_customer(recommender, finder, str(user), stored_candidates(builder, str(user)))

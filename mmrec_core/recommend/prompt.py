@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mmrec_core.core.prompts import Domain
 from mmrec_core.core.safe_text import prompt_text
 from mmrec_core.recommend import prompts
 from mmrec_core.recommend.context import ItemLine, UserContext
@@ -48,7 +49,7 @@ class RecPrompt:
         return self.prefix + self.suffixes[i]
 
 
-def _sentences(text: str) -> list[str]:
+def profile_sentences(text: str) -> list[str]:
     return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
 
 
@@ -57,7 +58,7 @@ def context_text(
 ) -> str:
     """The shared context: profile, the newest `keep_history` purchases, the `keep_similar` most similar users."""
     parts = []
-    profile = " ".join(_sentences(clean(ctx.profile))[drop_sentences:])
+    profile = " ".join(profile_sentences(clean(ctx.profile))[drop_sentences:])
     if profile:
         parts.append(rec_text(prompts.REC_PROFILE, ctx.domain, profile=profile))
     history = ctx.history[len(ctx.history) - keep_history :] if keep_history else []
@@ -84,7 +85,7 @@ def fit_prefix(
     `items`: the candidates the suffix shows, named in the error when even the bare suffix is too long.
     """
     keep_h, keep_s, drop = len(ctx.history), len(ctx.similar), 0
-    n_sentences = len(_sentences(clean(ctx.profile)))
+    n_sentences = len(profile_sentences(clean(ctx.profile)))
     while True:
         prefix = context_text(ctx, keep_h, keep_s, drop, clean)
         if count(prefix + longest_suffix) <= max_tokens:
@@ -165,6 +166,11 @@ def _noted(prompt: RecPrompt, cut: dict[str, int], max_tokens: int) -> RecPrompt
     return prompt
 
 
+def pointwise_suffix(line: ItemLine, domain: Domain, clean: Cleaner = prompt_text) -> str:
+    """The yes/no question about one candidate, as it follows the shared context."""
+    return rec_text(prompts.REC_POINTWISE, domain, candidate=line.text(clean=clean))
+
+
 def pointwise_prompt(
     ctx: UserContext,
     candidates: Sequence[ItemLine],
@@ -178,7 +184,7 @@ def pointwise_prompt(
         raise ValueError(f"No candidates to score for user {ctx.user_id}.")
 
     def suffixes_of(lines: Sequence[ItemLine]) -> list[str]:
-        return [rec_text(prompts.REC_POINTWISE, ctx.domain, candidate=c.text(clean=clean)) for c in lines]
+        return [pointwise_suffix(c, ctx.domain, clean) for c in lines]
 
     cut: dict[str, int] = {}
     if truncate:

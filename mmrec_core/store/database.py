@@ -22,6 +22,7 @@ import pandas as pd
 
 from mmrec_core.store.artifacts import ArtifactQueries
 from mmrec_core.store.catalog import CatalogQueries
+from mmrec_core.store.explanations import ExplanationQueries
 from mmrec_core.store.graph import GraphQueries
 from mmrec_core.store.jobs import JobQueries
 from mmrec_core.store.protocols import ProtocolQueries
@@ -71,7 +72,10 @@ def lock_message(path: Path, detail: str, *, reading: bool = False, origin: str 
     )
 
 
-class Store(CatalogQueries, ProtocolQueries, ArtifactQueries, GraphQueries, RunQueries, JobQueries, StatsQueries):
+class Store(
+    CatalogQueries, ProtocolQueries, ArtifactQueries, GraphQueries, RunQueries, JobQueries, StatsQueries,
+    ExplanationQueries,
+):  # fmt: skip
     """One DuckDB database file: open it once per process, take a cursor per thread.
 
     `read_only=True` (commands that only read, such as `mmrec info`) opens an up-to-date existing file

@@ -53,7 +53,16 @@ TABLES = {
     "metrics": _OF_RUNS,
     "user_ranks": _OF_RUNS,
     "llm_scores": _OF_DATASET,
+    "attributions": _OF_DATASET,
+    "scenarios": _OF_DATASET,
 }
+# Tables newer than the first export format: an export from an older schema has none (imported as empty).
+SINCE_VERSION = {"attributions": 8, "scenarios": 8}
+
+
+def _tables_of(manifest: dict) -> list[str]:
+    """The tables an export of this manifest's schema version holds."""
+    return [t for t in TABLES if manifest.get("schema_version", 0) >= SINCE_VERSION.get(t, 0)]
 
 
 class ExportError(ValueError):
@@ -152,7 +161,7 @@ def read_manifest(folder: Path) -> dict:
 def verify(folder: Path, manifest: dict) -> None:
     """Every file the manifest lists is there with its sha256, and every table is listed."""
     folder = Path(folder)
-    for table in TABLES:
+    for table in _tables_of(manifest):
         if f"tables/{table}.parquet" not in manifest.get("files", {}):
             raise ExportError(f"The manifest in {folder} lists no tables/{table}.parquet; export the data set again.")
     for name, digest in manifest["files"].items():
@@ -175,7 +184,7 @@ def import_dataset(store: Store, images: ImageStore, folder: Path, runs_dir: Pat
     manifest = read_manifest(folder)
     verify(folder, manifest)
     dataset = manifest["dataset"]
-    tables = {t: pq.read_table(folder / "tables" / f"{t}.parquet") for t in TABLES}
+    tables = {t: pq.read_table(folder / "tables" / f"{t}.parquet") for t in _tables_of(manifest)}
     datasets = tables["datasets"].column("dataset").to_pylist()
     if datasets != [dataset]:
         raise ExportError(f"{folder}: tables/datasets.parquet holds {datasets}, not the manifest's '{dataset}'.")

@@ -137,6 +137,14 @@ class RunQueries:
             [dataset],
         )
 
+    def runs_of_kind(self, dataset: str, protocol_id: str, kind: str) -> pd.DataFrame:
+        """Finished runs of one kind (e.g. 'rationales') on a protocol, newest first: run_id, method, params."""
+        return self.sql_df(
+            "SELECT run_id, method, params, finished_at FROM runs WHERE dataset = ? AND protocol_id = ? AND kind = ? "
+            "ORDER BY finished_at DESC",
+            [dataset, protocol_id, kind],
+        )
+
     def run_metrics(self, run_ids: list[str]) -> pd.DataFrame:
         """The test-part metrics rows of runs: run_id, subset, name, value."""
         return self.sql_df(

@@ -195,6 +195,30 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        8,
+        "explanations: counterfactual attribution per customer and candidate, named what-if scenarios",
+        f"""
+        CREATE TABLE attributions (           -- a candidate's yes/no score with one context piece left out
+            dataset VARCHAR NOT NULL, protocol_id VARCHAR NOT NULL, user_id VARCHAR NOT NULL,
+            item_id VARCHAR NOT NULL,         -- the candidate
+            piece_kind VARCHAR NOT NULL,      -- 'purchase' | 'similar' | 'profile' | 'image keywords' | ...
+            piece_key VARCHAR NOT NULL,       -- the purchase's or similar item's id, the sentence number
+            piece_text VARCHAR NOT NULL,      -- what the prompt showed
+            score DOUBLE NOT NULL, score_without DOUBLE NOT NULL,
+            rank INTEGER NOT NULL, rank_without INTEGER NOT NULL,  -- among the customer's candidates
+            {_PROVENANCE}
+        );
+        CREATE TABLE scenarios (              -- what-if edits saved by name; never a customer's real profile
+            dataset VARCHAR NOT NULL, protocol_id VARCHAR NOT NULL, user_id VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            edits JSON NOT NULL,              -- the profile text, purchases removed/added, keywords changed
+            results JSON NOT NULL,            -- per candidate: score and rank before and after
+            {_PROVENANCE},
+            PRIMARY KEY (dataset, protocol_id, user_id, name)
+        );
+        """,
+    ),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]
 
@@ -211,4 +235,6 @@ DATASET_TABLES = (
     "runs",
     "llm_scores",
     "item_splits",
+    "attributions",
+    "scenarios",
 )
