@@ -43,6 +43,7 @@ def attribution_tab(ws: Workspace, recommender: LLMRecommender, rec: Recommendat
         try:
             result = Attributor(recommender).attribute(rec.user_id, rec.candidates, report)
             st.session_state["rec_attr"] = (rec.user_id, result)
+            bar.empty()
         except (KeyError, ValueError, RuntimeError) as exc:
             st.error(exc.args[0] if exc.args else str(exc))
     result = _attribution(rec.user_id)

@@ -109,7 +109,8 @@ with st.expander("Exact prompt (first candidate)"):
 
 card_button(ws, recommender, rec, table)
 
-ranked, moves, edits = st.tabs(["Candidates", "What moves the score", "What if"])
+# a keyed tab set keeps the open tab when a button inside it reruns the page
+ranked, moves, edits = st.tabs(["Candidates", "What moves the score", "What if"], key="rec_tab", on_change="rerun")
 with moves:
     attribution_tab(ws, recommender, rec, table)
 with edits:

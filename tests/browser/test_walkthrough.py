@@ -124,3 +124,20 @@ def test_score_a_customer_and_read_the_rationale(page: Page, server) -> None:
     assert page.get_by_text("Evidence", exact=True).count() == 21
     assert page.locator('[data-testid="stImage"]').count() == 21  # every candidate with its photo
     assert_no_errors(page, server)
+    # what moves the score: each piece of context left out in turn (about a dozen scoring passes on CPU)
+    page.get_by_role("tab", name="What moves the score").click()
+    page.get_by_role("button", name="Explain the scores").click()
+    expect(page.locator('[data-testid="stPlotlyChart"]')).to_be_visible(timeout=300_000)
+    settle(page, timeout=120)
+    expect(page.get_by_text(re.compile(r"^Without .* rank \d+ (->|→) \d+")).first).to_be_visible()
+    # what if: the profile edited by hand, the new scores beside the old ones
+    page.get_by_role("tab", name="What if").click()
+    profile = page.get_by_label("Profile")
+    profile.fill("Loves black denim skirts and nothing else.")
+    profile.press("Control+Enter")
+    settle(page)
+    page.get_by_role("button", name="Score the what-if").click()
+    expect(page.locator('[data-testid="stDataFrame"]')).to_be_visible(timeout=120_000)
+    settle(page, timeout=60)
+    assert page.get_by_role("button", name="Download the card (HTML)").count() == 1
+    assert_no_errors(page, server)
