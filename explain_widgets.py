@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from mmrec_core.core.provenance import Provenance
-from mmrec_core.explain.attribution import Attributor, with_sentences
+from mmrec_core.explain.attribution import Attributor, purchase_days, with_sentences
 from mmrec_core.explain.card import card_data, render_card
 from mmrec_core.explain.figures import attribution_figure
 from mmrec_core.explain.whatif import Scenario, save, what_if
@@ -51,8 +51,9 @@ def attribution_tab(ws: Workspace, recommender: LLMRecommender, rec: Recommendat
         st.info("Press **Explain the scores** to see which purchases, similar customers and profile sentences "
                 "move these scores (about one scoring pass per piece).")  # fmt: skip
         return
-    rows = with_sentences(result.for_item(item), titles, ws.store.purchase_dates(recommender.builder.dataset,
-                                                                                  rec.user_id))  # fmt: skip
+    b = recommender.builder
+    dates = purchase_days(ws, b.dataset, b.protocol_id, rec.user_id, rec.context.bought)
+    rows = with_sentences(result.for_item(item), titles, dates)
     how = "read back: same prompts and model" if result.stored else f"computed in {result.seconds:.1f} s"
     st.caption(f"Score {result.scores[item]:.3f} · {len(rows)} pieces · {how} · model {result.provenance.model}")
     if rows.empty:
@@ -91,6 +92,9 @@ def what_if_tab(ws: Workspace, recommender: LLMRecommender, rec: Recommendation,
                                                                    scenario, before))  # fmt: skip
         except (KeyError, ValueError) as exc:
             st.error(exc.args[0] if exc.args else str(exc))
+    saved = ws.store.scenarios(builder.dataset, builder.protocol_id, rec.user_id)
+    if len(saved):
+        st.caption("Saved scenarios of this customer: " + ", ".join(f"“{n}”" for n in saved["name"]))
     found = st.session_state.get("rec_wi")
     if not found or found[0] != rec.user_id:
         st.info("Change something above, then press **Score the what-if**.")

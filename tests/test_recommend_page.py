@@ -149,4 +149,6 @@ def test_the_explanation_tabs_attribute_edit_and_offer_the_card(rec_dir: Path) -
     at.text_input(key="rec_wi_name").set_value("loves it").run()
     at.button(key="rec_wi_save").click().run()
     assert any("Saved" in s.value for s in at.success), [e.value for e in at.error]
+    at.run()
+    assert any("Saved scenarios of this customer: “loves it”" in c.value for c in at.caption)
     assert at.get("download_button"), "the card can be downloaded"

@@ -54,7 +54,7 @@ def _candidates(builder, user: str, item: str, items: str | None) -> list[str]:
 
 
 def cmd_explain(ws: Workspace, args: argparse.Namespace) -> None:
-    from mmrec_core.explain.attribution import Attributor, with_sentences
+    from mmrec_core.explain.attribution import Attributor, purchase_days, with_sentences
 
     config = build(RecommendConfig, {**vars(args), "mode": "pointwise", "explain": 0})
     recommender = _recommender(ws, args, config)
@@ -63,7 +63,8 @@ def cmd_explain(ws: Workspace, args: argparse.Namespace) -> None:
     attributor = Attributor(recommender)
     result = with_progress("pass", lambda p: attributor.attribute(args.user, candidates, p, reuse=not args.again))
     rows = result.for_item(args.item)
-    dates = ws.store.purchase_dates(builder.dataset, args.user)
+    bought = builder.input_history(args.user)
+    dates = purchase_days(ws, builder.dataset, builder.protocol_id, args.user, bought)
     show = display_text  # catalog text reaches the terminal: control characters shown as escapes
     how = "read back (same prompts and model)" if result.stored else f"{result.seconds:.1f} s"
     print(

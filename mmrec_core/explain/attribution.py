@@ -31,6 +31,7 @@ from mmrec_core.core.provenance import Provenance
 from mmrec_core.recommend.context import ItemLine, UserContext
 from mmrec_core.recommend.llm import LLMRecommender
 from mmrec_core.recommend.prompt import RecPrompt, context_text, pointwise_suffix, profile_sentences
+from mmrec_core.store.workspace import Workspace
 from mmrec_core.textualize.keywords import contains_term
 
 ATTRIBUTION_VERSION = "attribution-v1"
@@ -113,6 +114,18 @@ def with_sentences(rows: pd.DataFrame, titles: dict[str, str], dates: dict[str, 
         for row in rows.itertuples()
     ]
     return rows.assign(sentence=sentences)
+
+
+def purchase_days(ws: Workspace, dataset: str, protocol_id: str, user: str, bought: list[str]) -> dict[str, str]:
+    """item -> the day of its newest purchase among those the model saw (`bought`). The newest purchase overall
+    of a re-bought item can be a held-out target, whose day must not show: training purchases are dated from
+    the training history, and only what `bought` adds after it (the valid item, for the test part) from the
+    newest purchase of that item."""
+    train = ws.store.user_train_history(protocol_id, user)
+    dates = {i: str(ts.date()) for i, ts in zip(train["item_id"], train["ts"], strict=True) if pd.notna(ts)}
+    newest = ws.store.purchase_dates(dataset, user)
+    dates.update({i: newest.get(i, "") for i in bought[len(train) :]})
+    return {i: dates.get(i, "") for i in bought}
 
 
 def shown_context(ctx: UserContext, prompt: RecPrompt) -> UserContext:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from mmrec_core.core.provenance import Provenance
-from mmrec_core.explain.attribution import Attribution, describe
+from mmrec_core.explain.attribution import Attribution, describe, purchase_days
 from mmrec_core.grounding.claims import Grounding
 from mmrec_core.recommend.llm import Recommendation
 from mmrec_core.store.images import BadImageError, thumbnail_jpeg
@@ -63,18 +63,6 @@ def _thumbnail(ws: Workspace, sha: object, ext: object) -> bytes | None:
         return None
 
 
-def _purchase_dates(ws: Workspace, dataset: str, protocol_id: str, user: str, bought: list[str]) -> dict[str, str]:
-    """item -> the day of its newest purchase among those the model saw (`bought`). The newest purchase overall
-    of a re-bought item can be a held-out target, whose day must not show: training purchases are dated from
-    the training history, and only what `bought` adds after it (the valid item, for the test part) from the
-    newest purchase of that item."""
-    train = ws.store.user_train_history(protocol_id, user)
-    dates = {i: str(ts.date()) for i, ts in zip(train["item_id"], train["ts"], strict=True) if pd.notna(ts)}
-    newest = ws.store.purchase_dates(dataset, user)
-    dates.update({i: newest.get(i, "") for i in bought[len(train) :]})
-    return {i: dates.get(i, "") for i in bought}
-
-
 def card_data(
     ws: Workspace,
     rec: Recommendation,
@@ -91,7 +79,7 @@ def card_data(
     """Gather the card's content from one scored customer. `item` picks the charted candidate (default: the
     top recommendation); provenance defaults to the attribution's (the recommender's, plus its version)."""
     ctx = rec.context
-    dates = _purchase_dates(ws, dataset, protocol_id, ctx.user_id, ctx.bought)
+    dates = purchase_days(ws, dataset, protocol_id, ctx.user_id, ctx.bought)
     newest = list(dict.fromkeys(reversed(ctx.bought)))[:n_purchases]  # what the model may see, not the target
     shown = table.head(top).reset_index(drop=True)
     info = ws.store.items_with_images(dataset, newest + shown["item_id"].tolist()).set_index("item_id")
