@@ -6,6 +6,8 @@ import pytest
 
 from mmrec_core.cli import main
 from mmrec_core.data.splits import create_protocol
+from mmrec_core.evaluate.costs import cost_table
+from mmrec_core.evaluate.markdown import cost_section
 from mmrec_core.pipeline import stages as pipeline
 from mmrec_core.pipeline.stages import run_pipeline, select, status
 from tests.fakes import ScriptedEngine
@@ -72,6 +74,15 @@ def test_a_run_killed_mid_stage_resumes_without_redoing_finished_work(sample_wor
     assert f"{len(kept)} reused" in done["profiles"]
     table = status(ws, engine, "sample", protocol).set_index("stage")
     assert table.loc["profiles", "state"] == "done" and table.loc["graph", "state"] == "missing"
+    # the cost table: textualize once (its second run did nothing), profiles only the blocks of the resumed run
+    costs = cost_table(ws, "sample", protocol).set_index("stage")
+    assert list(costs.index) == ["textualize", "profiles"] and costs.loc["textualize", "runs"] == 1
+    assert costs.loc["textualize", "work"] == 562 and costs.loc["textualize", "unit"] == "items"
+    assert costs.loc["profiles", "work"] == len(again) - len(kept) > 0
+    assert (costs["wall s"] > 0).all() and (costs["CPU s"] > 0).all()
+    per_item = costs.loc["textualize", "wall s"] / 562
+    assert costs.loc["textualize", "per unit s"] == pytest.approx(per_item, abs=1e-3)
+    assert "Cost per stage" in cost_section(ws, "sample", protocol)
 
 
 @pytest.mark.slow
@@ -83,6 +94,9 @@ def test_the_whole_pipeline_then_a_second_run_that_does_nothing(sample_workspace
     assert main(["--data-dir", str(ws.settings.data_dir), "pipeline", "sample"]) == 0
     table = status(ws, engine, "sample", protocol).set_index("stage")
     assert (table.loc[list(select()), "state"] == "done").all(), table
+    costs = cost_table(ws, "sample", protocol).set_index("stage")
+    assert list(costs.index) == list(select()) and (costs["work"] > 0).all()
+    assert costs.loc["graph", "work"] == 562 and costs.loc["eval", "unit"] == "test users"
     assert table.loc["sft", "state"] == "optional"
     runs = ws.store.sql_df("SELECT run_id FROM runs")
 

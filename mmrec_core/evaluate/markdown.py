@@ -12,6 +12,7 @@ from datetime import datetime
 import pandas as pd
 
 from mmrec_core.core.provenance import code_version
+from mmrec_core.evaluate.costs import cost_table
 from mmrec_core.evaluate.leaderboard import (
     FULL_METRICS,
     METRICS,
@@ -123,6 +124,18 @@ def full_catalog_section(ws: Workspace, dataset: str, protocol_id: str) -> str:
     return "### Whole catalog (history left out, repeat purchases count as misses)\n\n" + _table(rows)
 
 
+def cost_section(ws: Workspace, dataset: str, protocol_id: str) -> str:
+    table = cost_table(ws, dataset, protocol_id)
+    title = "### Cost per stage (this machine), and at 10x and 100x the data\n\n"
+    if table.empty:
+        return title + f"No stage timings recorded yet: they are recorded by `mmrec pipeline {dataset}`."
+    note = (
+        "\n\nSummed over the stage's runs that did work (a resumed stage adds runs). Projections scale the measured "
+        "time by the growth of the work: linear, except the item graph, which compares every item with every other."
+    )
+    return title + _table(table.fillna("")) + note
+
+
 def markdown_report(ws: Workspace, dataset: str, protocol_id: str, command: str | None = None) -> str:
     """The data set's results as Markdown: header with provenance, then one table per view."""
     board = leaderboard(ws, dataset, protocol_id)
@@ -145,6 +158,7 @@ def markdown_report(ws: Workspace, dataset: str, protocol_id: str, command: str 
         cold_warm_section(ws, dataset, protocol_id, board),
         history_section(ws, dataset, protocol_id, board),
         full_catalog_section(ws, dataset, protocol_id),
+        cost_section(ws, dataset, protocol_id),
     ]
     if not board.excluded.empty:
         apart = board.excluded.rename(columns={"label": "run", "run_id": "eval run"})

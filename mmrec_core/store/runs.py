@@ -145,11 +145,11 @@ class RunQueries:
             [dataset, protocol_id, kind],
         )
 
-    def run_metrics(self, run_ids: list[str]) -> pd.DataFrame:
-        """The test-part metrics rows of runs: run_id, subset, name, value."""
+    def run_metrics(self, run_ids: list[str], part: str = "test") -> pd.DataFrame:
+        """The metrics rows of runs for one part ('test'; a stage's cost: 'all'): run_id, subset, name, value."""
         return self.sql_df(
-            "SELECT run_id, subset, name, value FROM metrics WHERE part = 'test' AND list_contains(?, run_id)",
-            [list(run_ids)],
+            "SELECT run_id, subset, name, value FROM metrics WHERE part = ? AND list_contains(?, run_id)",
+            [part, list(run_ids)],
         )
 
     def user_ranks(self, run_id: str) -> pd.DataFrame:
