@@ -56,10 +56,11 @@ def test_top_cited_and_spearman_on_a_known_attribution() -> None:
     figures = rationale_figures([1.0, 0.0, 0.5], [-0.3, 0.1, 0.05])
     assert figures["top_cited"] == 1.0 and figures["cited"] == 2
     assert figures["spearman"] == pytest.approx(0.5)  # ranks (3, 1, 2) vs (3, 2, 1)
+    assert figures["chance_top"] == pytest.approx(2 / 3)  # citing 2 of 3 pieces at random hits the top one 2/3
     assert rationale_figures([0.0, 1.0, 0.5], [-0.3, 0.1, 0.05])["top_cited"] == 0.0
     assert rationale_figures([0.0, 1.0], [0.2, -0.2])["top_cited"] == 1.0  # a tie at the top: either counts
     nothing = rationale_figures([1.0, 0.0], [0.0, 0.0])  # no piece moves the score: undefined
-    assert math.isnan(nothing["top_cited"]) and math.isnan(nothing["spearman"])
+    assert math.isnan(nothing["top_cited"]) and math.isnan(nothing["spearman"]) and math.isnan(nothing["chance_top"])
     assert math.isnan(rationale_figures([0.0, 0.0, 0.0], [0.3, 0.1, 0.05])["spearman"])  # nothing cited
 
     row = faithfulness_row("You bought the Striped shirt.", PIECES, TITLES, shown="Nothing relevant here.")

@@ -253,7 +253,7 @@ def print_rationales(ws: Workspace, args: argparse.Namespace, config: RecommendC
     """One model's block: verifiability of its rationales, then their faithfulness (stored as a run)."""
     from mmrec_core.core.safe_text import display_text
     from mmrec_core.evaluate.rationales import evaluate_rationales
-    from mmrec_core.explain.faithfulness import evaluate_faithfulness
+    from mmrec_core.explain.faithfulness import FIGURES, evaluate_faithfulness
 
     summary, table = with_progress(
         "user", lambda p: evaluate_rationales(ws, engine, args.dataset, args.users, config, progress=p)
@@ -273,7 +273,7 @@ def print_rationales(ws: Workspace, args: argparse.Namespace, config: RecommendC
         lambda p: evaluate_faithfulness(ws, engine, args.dataset, args.users, config, progress=p, written=table),
     )
     print(f"  faithfulness (run {faith['run_id']}): is the piece that moves the score most cited?")
-    for name in ("top piece cited", "spearman", "cites any piece", "top |effect|", "shown: top piece cited"):
+    for name in FIGURES:
         print(f"  {name:28} {faith[name]:.3f}")
     print(f"  {'seconds per user':28} {faith['seconds per user']:.2f} (attribution)")
     for user, reason in faith["failed"][:5]:

@@ -8,7 +8,8 @@ left out, the yes/no score recomputed) and compared with what the rationale cite
   (NaN) when no piece moves the score;
 - spearman: rank correlation between citation strength and |effect| over the item's pieces; NaN when either
   is constant (nothing or everything cited, or no effects);
-- cited: how many pieces it cites.
+- cited: how many pieces it cites; chance_top: cited / pieces, how often citing that many pieces at random
+  would include the top one (the baseline top_cited must beat to mean anything).
 
 Citation is a lexical proxy, not a reading of the text: no model judges what a rationale refers to.
 - purchase / similar customer: 1.0 when the rationale names the item's title, else the share of its
@@ -48,7 +49,9 @@ from mmrec_core.textualize.keywords import contains_term
 
 RUN_KIND, SUBSET = "rationales", "faithfulness"
 ADAPTER_METHODS = ("llm-sft", "llm-grpo")  # adapters that rank (keyword and describer adapters do not)
-FIGURES = ("top piece cited", "spearman", "cites any piece", "top |effect|", "shown: top piece cited")
+FIGURES = (
+    "top piece cited", "top cited by chance", "spearman", "cites any piece", "top |effect|", "shown: top piece cited",
+)  # fmt: skip
 PROFILE_MIN_WORDS, PROFILE_MIN_SHARE = 2, 0.3
 STOPWORDS = frozenset(
     "the and for with this that these those its it's their they them you your our are was were has have had "
@@ -116,7 +119,9 @@ def rationale_figures(strength: Sequence[float], effects: Sequence[float]) -> di
     rho = float("nan")
     if len(e) > 1 and np.ptp(s) > 0 and np.ptp(e) > 0:
         rho = float(spearmanr(s, e).statistic)
-    return {"top_cited": top, "spearman": rho, "cited": int((s > 0).sum())}
+    # by chance: citing as many pieces as it does, at random, hits the top piece this often
+    chance = float((s > 0).sum() / len(s)) if len(s) and top == top else float("nan")
+    return {"top_cited": top, "chance_top": chance, "spearman": rho, "cited": int((s > 0).sum())}
 
 
 def faithfulness_row(rationale: str, pieces: pd.DataFrame, titles: Mapping[str, str], shown: str = "") -> dict:
@@ -142,7 +147,7 @@ def summarize(table: pd.DataFrame, users: int, failed: int, seconds: float) -> d
         return {**summary, **{name: float("nan") for name in FIGURES}, "seconds per user": seconds}
     mean = lambda col: float(table[col].mean()) if col in table and table[col].notna().any() else float("nan")  # noqa: E731
     summary.update({
-        "top piece cited": mean("top_cited"), "spearman": mean("spearman"),
+        "top piece cited": mean("top_cited"), "top cited by chance": mean("chance_top"), "spearman": mean("spearman"),
         "cites any piece": float((table["cited"] > 0).mean()), "top |effect|": mean("top_effect"),
         "shown: top piece cited": mean("shown_top_cited"), "seconds per user": seconds,
     })  # fmt: skip
