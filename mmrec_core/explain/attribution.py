@@ -117,15 +117,15 @@ def with_sentences(rows: pd.DataFrame, titles: dict[str, str], dates: dict[str, 
 
 
 def purchase_days(ws: Workspace, dataset: str, protocol_id: str, user: str, bought: list[str]) -> dict[str, str]:
-    """item -> the day of its newest purchase among those the model saw (`bought`). The newest purchase overall
-    of a re-bought item can be a held-out target, whose day must not show: training purchases are dated from
-    the training history, and only what `bought` adds after it (the valid item, for the test part) from the
-    newest purchase of that item."""
-    train = ws.store.user_train_history(protocol_id, user)
-    dates = {i: str(ts.date()) for i, ts in zip(train["item_id"], train["ts"], strict=True) if pd.notna(ts)}
-    newest = ws.store.purchase_dates(dataset, user)
-    dates.update({i: newest.get(i, "") for i in bought[len(train) :]})
-    return {i: dates.get(i, "") for i in bought}
+    """item -> the day the customer bought it, among the purchases the model saw (`bought`, oldest first: the
+    training history, plus the valid item for the test part). Dated by position, never by item, so a re-bought
+    item never shows the day of a held-out target."""
+    held = ws.store.held_out(protocol_id, user).set_index("part")["seq"].to_dict()
+    rows = ws.store.user_purchases(dataset, user)
+    hidden = {held.get("test")} | ({held.get("valid")} if len(rows) - len(held) == len(bought) else set())
+    seen = rows[~rows["seq"].isin(hidden)]
+    days = ["" if pd.isna(ts) else str(pd.Timestamp(ts).date()) for ts in seen["ts"]]
+    return dict(zip(bought, days, strict=False))  # a later purchase of the same item overwrites: the newest day
 
 
 def shown_context(ctx: UserContext, prompt: RecPrompt) -> UserContext:

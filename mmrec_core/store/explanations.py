@@ -75,10 +75,9 @@ class ExplanationQueries:
             [dataset, protocol_id, user_id],
         )
 
-    def purchase_dates(self, dataset: str, user_id: str) -> dict[str, str]:
-        """item id -> the day of the customer's newest purchase of it ('' where the source has no time)."""
-        rows = self.sql_df(
-            "SELECT item_id, max(ts) AS ts FROM interactions WHERE dataset = ? AND user_id = ? GROUP BY item_id",
+    def user_purchases(self, dataset: str, user_id: str) -> pd.DataFrame:
+        """A customer's interactions in order: seq, item_id, ts (NULL where the source has no time)."""
+        return self.sql_df(
+            "SELECT seq, item_id, ts FROM interactions WHERE dataset = ? AND user_id = ? ORDER BY seq",
             [dataset, user_id],
         )
-        return {r.item_id: (str(r.ts.date()) if pd.notna(r.ts) else "") for r in rows.itertuples()}
