@@ -115,12 +115,16 @@ def what_if_tab(ws: Workspace, recommender: LLMRecommender, rec: Recommendation,
 
 
 def card_button(ws: Workspace, recommender: LLMRecommender, rec: Recommendation, table: pd.DataFrame) -> None:
-    """A self-contained HTML card of this customer (with the attribution chart once computed)."""
-    attribution = _attribution(rec.user_id)
-    b = recommender.builder
-    data = card_data(ws, rec, table, attribution, dataset=b.dataset, protocol_id=b.protocol_id,
-                     provenance=Provenance.of(recommender.provenance()))  # fmt: skip
-    html_text = render_card(data, b.titles)
+    """A self-contained HTML card of this customer (with the attribution chart once computed), made on click:
+    its thumbnails are not decoded on every rerun of the page."""
+    attribution, b = _attribution(rec.user_id), recommender.builder
+    provenance = Provenance.of(recommender.provenance())
+
+    def html_text() -> str:
+        data = card_data(ws, rec, table, attribution, dataset=b.dataset, protocol_id=b.protocol_id,
+                         provenance=provenance)  # fmt: skip
+        return render_card(data, b.titles)
+
     st.download_button(
         "Download the card (HTML)",
         html_text,

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from mmrec_core.cli.profiles import PROTOCOL_HELP
 from mmrec_core.cli.progress import with_progress
-from mmrec_core.cli.recommend import add_llm_options, with_adapter
+from mmrec_core.cli.recommend import add_llm_options, recommender_for
 from mmrec_core.core.options import build
 from mmrec_core.core.safe_text import display_text
 from mmrec_core.recommend.llm import RecommendConfig
-from mmrec_core.store.workspace import Workspace, default_protocol
+from mmrec_core.store.workspace import Workspace
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,16 +34,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=cmd_card)
 
 
-def _recommender(ws: Workspace, args: argparse.Namespace, config: RecommendConfig):
-    from mmrec_core.engines import get_engine
-    from mmrec_core.recommend.context import ContextBuilder
-    from mmrec_core.recommend.llm import LLMRecommender
-
-    protocol = default_protocol(ws, args.dataset, args.protocol)
-    builder = ContextBuilder(ws, args.dataset, protocol, "test", config.n_history, config.n_similar)
-    return LLMRecommender(get_engine(with_adapter(ws, args)), builder, config)
-
-
 def _candidates(builder, user: str, item: str, items: str | None) -> list[str]:
     from mmrec_core.recommend.customer import stored_candidates
 
@@ -57,7 +47,7 @@ def cmd_explain(ws: Workspace, args: argparse.Namespace) -> None:
     from mmrec_core.explain.attribution import Attributor, purchase_days, with_sentences
 
     config = build(RecommendConfig, {**vars(args), "mode": "pointwise", "explain": 0})
-    recommender = _recommender(ws, args, config)
+    recommender = recommender_for(ws, args, config)
     builder = recommender.builder
     candidates = _candidates(builder, args.user, args.item, args.items)
     attributor = Attributor(recommender)
@@ -84,7 +74,7 @@ def cmd_card(ws: Workspace, args: argparse.Namespace) -> None:
     from mmrec_core.recommend.evidence import EvidenceFinder
 
     config = build(RecommendConfig, {**vars(args), "mode": "pointwise"})
-    recommender = _recommender(ws, args, config)
+    recommender = recommender_for(ws, args, config)
     builder = recommender.builder
     candidates = stored_candidates(builder, args.user)
     finder = EvidenceFinder(builder)

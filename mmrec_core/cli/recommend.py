@@ -27,6 +27,17 @@ def with_adapter(ws: Workspace, args: argparse.Namespace) -> Settings:
     return dataclasses.replace(ws.settings, adapter=args.adapter) if args.adapter else ws.settings
 
 
+def recommender_for(ws: Workspace, args: argparse.Namespace, config: RecommendConfig):
+    """The LLM recommender of `args.dataset` (its --protocol, test part) on the engine with --adapter."""
+    from mmrec_core.engines import get_engine
+    from mmrec_core.recommend.context import ContextBuilder
+    from mmrec_core.recommend.llm import LLMRecommender
+
+    protocol = default_protocol(ws, args.dataset, args.protocol)
+    builder = ContextBuilder(ws, args.dataset, protocol, "test", config.n_history, config.n_similar)
+    return LLMRecommender(get_engine(with_adapter(ws, args)), builder, config)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="rank candidates for one customer with the LLM, with rationale and evidence")
     p.add_argument("dataset")
@@ -41,19 +52,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_score(ws: Workspace, args: argparse.Namespace) -> None:
-    from mmrec_core.engines import get_engine
-    from mmrec_core.recommend.context import ContextBuilder
     from mmrec_core.recommend.customer import SOURCES, choose_candidates, score_customer
     from mmrec_core.recommend.evidence import EvidenceFinder
-    from mmrec_core.recommend.llm import LLMRecommender
 
     config = build(RecommendConfig, vars(args))
-    protocol = default_protocol(ws, args.dataset, args.protocol)
-    builder = ContextBuilder(ws, args.dataset, protocol, "test", config.n_history, config.n_similar)
+    recommender = recommender_for(ws, args, config)
+    builder = recommender.builder
     source = SOURCES[2] if args.items else SOURCES[1] if args.from_model else SOURCES[0]
     items = (args.items or "").split(",")
     candidates, source = choose_candidates(ws, builder, args.user, source, args.from_model, args.top, items)
-    recommender = LLMRecommender(get_engine(with_adapter(ws, args)), builder, config)
     rec, table = with_progress(
         "step", lambda p: score_customer(recommender, EvidenceFinder(builder), args.user, candidates, progress=p)
     )

@@ -172,9 +172,7 @@ class Attributor:
     """Counterfactual attribution with one pointwise recommender (its engine, adapter and prompt settings)."""
 
     def __init__(self, recommender: LLMRecommender) -> None:
-        if recommender.config.mode != "pointwise":  # attribution reads yes/no scores, whatever the page shows
-            recommender = LLMRecommender(recommender.engine, recommender.builder, replace(recommender.config,
-                                         mode="pointwise"))  # fmt: skip
+        recommender = recommender.pointwise()  # attribution reads yes/no scores, whatever the page shows
         self.recommender, self.builder = recommender, recommender.builder
         items = self.builder.ws.store.items(self.builder.dataset).set_index("item_id")
         self.catalog = {
@@ -244,32 +242,30 @@ class Attributor:
         steps = len(context) + (1 if keyword_batches else 0)
         scored: list[dict[str, float]] = []
         for n, ab in enumerate(context):
-            raw = rec.engine.score_yes_no(ab.prefix, ab.suffixes, system=rec.system)
-            scored.append(dict(zip(ab.order, np.asarray(raw, dtype=float).tolist(), strict=True)))
+            scored.append(rec.yes_no(ab.prefix, ab.suffixes, ab.order))
             if progress:
                 progress(n + 1, steps, "full prompt" if ab.piece is None else f"without {ab.piece.kind}")
         full = scored[0]
+        rank = {item: rank_of(score, [s for i, s in full.items() if i != item]) for item, score in full.items()}
+
+        def row(item: str, piece: Piece, value: float, rank_without: int) -> dict:
+            return {
+                "item_id": item, "piece_kind": piece.kind, "piece_key": piece.key, "piece_text": piece.text,
+                "score": full[item], "score_without": value, "rank": rank[item], "rank_without": rank_without,
+            }  # fmt: skip
+
         rows = []
         for ab, scores in zip(context[1:], scored[1:], strict=True):
             for item in ab.order:
                 others = [s for i, s in scores.items() if i != item]
-                rows.append(self._row(item, ab.piece, full, scores[item], rank_of(scores[item], others)))
+                rows.append(row(item, ab.piece, scores[item], rank_of(scores[item], others)))
         if keyword_batches:  # every candidate's keyword variants behind the full prefix, in one batch
-            suffixes = [a.suffixes[0] for a in keyword_batches]
+            suffixes = [a.suffixes[0] for a in keyword_batches]  # an item appears twice: a list, not `yes_no`
             raw = rec.engine.score_yes_no(context[0].prefix, suffixes, system=rec.system)
             for ab, value in zip(keyword_batches, np.asarray(raw, dtype=float).tolist(), strict=True):
                 item = ab.order[0]
                 others = [s for i, s in full.items() if i != item]
-                rows.append(self._row(item, ab.piece, full, value, rank_of(value, others)))
+                rows.append(row(item, ab.piece, value, rank_of(value, others)))
             if progress:
                 progress(steps, steps, "without keywords")
         return pd.DataFrame(rows), full
-
-    @staticmethod
-    def _row(item: str, piece: Piece, full: dict[str, float], value: float, rank_without: int) -> dict:
-        others = [s for i, s in full.items() if i != item]
-        return {
-            "item_id": item, "piece_kind": piece.kind, "piece_key": piece.key, "piece_text": piece.text,
-            "score": full[item], "score_without": value,
-            "rank": rank_of(full[item], others), "rank_without": rank_without,
-        }  # fmt: skip

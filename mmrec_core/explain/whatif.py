@@ -12,14 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from mmrec_core.core.provenance import Provenance
 from mmrec_core.explain.attribution import rank_of
 from mmrec_core.recommend.context import ContextBuilder, ItemLine, UserContext
 from mmrec_core.recommend.llm import LLMRecommender
-from mmrec_core.recommend.prompt import RecPrompt, pointwise_prompt, shuffled
+from mmrec_core.recommend.prompt import RecPrompt
 from mmrec_core.store.workspace import Workspace
 
 COLUMNS = ["item_id", "title", "score", "rank", "new_score", "new_rank", "change"]
@@ -96,18 +95,6 @@ def apply(ctx: UserContext, scenario: Scenario, builder: ContextBuilder, n_histo
     return replace(ctx, profile=profile, history=history, bought=bought, similar=similar, notes=notes)
 
 
-def _pointwise(recommender: LLMRecommender) -> LLMRecommender:
-    """The recommender scoring yes/no (a listwise page's scenarios are scored pointwise too)."""
-    if recommender.config.mode == "pointwise":
-        return recommender
-    return LLMRecommender(recommender.engine, recommender.builder, replace(recommender.config, mode="pointwise"))
-
-
-def _score(rec: LLMRecommender, prompt: RecPrompt) -> dict[str, float]:
-    raw = rec.engine.score_yes_no(prompt.prefix, prompt.suffixes, system=rec.system)
-    return dict(zip(prompt.order, np.asarray(raw, dtype=float).tolist(), strict=True))
-
-
 def what_if(
     recommender: LLMRecommender,
     user: str,
@@ -121,7 +108,7 @@ def what_if(
     again). The edited prompt is built like the recommender's own (same order, budget, cleaner), so an empty
     scenario gives the same prompt and the same scores.
     """
-    rec, builder = _pointwise(recommender), recommender.builder
+    rec, builder = recommender.pointwise(), recommender.builder
     candidates = list(dict.fromkeys(candidates))
     ctx, prompt_before = rec.prepare(user, candidates)
     stray = [i for i in scenario.keywords if i not in candidates]
@@ -132,17 +119,17 @@ def what_if(
         ItemLine(i, line.title, scenario.keywords[i]) if i in scenario.keywords else line
         for i, line in ((i, builder.line(i)) for i in candidates)
     ]
-    shown = shuffled(lines, user, rec.config.seed)  # the recommender's own order (`LLMRecommender.prompt_for`)
-    prompt_after = pointwise_prompt(edited, shown, rec.count, rec.max_tokens, rec.clean, truncate=True)
+    prompt_after = rec.prompt_for_lines(edited, lines)  # as the recommender builds its own (order, budget, cleaner)
     if before is None:
-        old = _score(rec, prompt_before)
+        old = rec.yes_no(prompt_before.prefix, prompt_before.suffixes, prompt_before.order)
     else:
         lacking = [i for i in candidates if i not in before]
         if lacking:
             raise ValueError(f"`before` has no score for candidate(s) {lacking[:5]}; pass every candidate's score.")
         old = {i: float(before[i]) for i in candidates}
     same = (prompt_after.prefix, prompt_after.suffixes) == (prompt_before.prefix, prompt_before.suffixes)
-    new = dict(old) if same else _score(rec, prompt_after)  # the same prompt scores the same: no second pass
+    # the same prompt scores the same: no second pass
+    new = dict(old) if same else rec.yes_no(prompt_after.prefix, prompt_after.suffixes, prompt_after.order)
     rows = []
     for item in candidates:
         others_old = [s for i, s in old.items() if i != item]
@@ -167,7 +154,7 @@ def save(ws: Workspace, recommender: LLMRecommender, user: str, name: str, resul
     results = [
         {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in result.table.to_dict("records")
     ]
-    provenance = Provenance.of(_pointwise(recommender).provenance())
+    provenance = Provenance.of(recommender.pointwise().provenance())
     ws.store.save_scenario(
         builder.dataset, builder.protocol_id, user, name, result.scenario.to_json(), results, provenance
     )

@@ -283,13 +283,15 @@ def run_pipeline(
     """
     out = []
     for stage in stages:
-        up_to_date = STATUS[stage](ws, engine, dataset, protocol_id).state == "done"
-        counted_before = _work_done(ws, stage, dataset, protocol_id)
+        # rows counted before and after for the stages that make rows; a whole build's work is the data's size,
+        # unless its status says it was up to date (then it did nothing)
+        counted = stage in ("textualize", "profiles")
+        before = _work_done(ws, stage, dataset, protocol_id) if counted else 0
+        up_to_date = not counted and STATUS[stage](ws, engine, dataset, protocol_id).state == "done"
         start, cpu = time.perf_counter(), time.process_time()  # process time: every thread of this process
         summary = _run_stage(stage, ws, engine, dataset, protocol_id, progress_for(stage), llm)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-        counted = _work_done(ws, stage, dataset, protocol_id)
-        work = counted - counted_before if stage in ("textualize", "profiles") else 0 if up_to_date else counted
+        work = 0 if up_to_date else _work_done(ws, stage, dataset, protocol_id) - before
         if work > 0:  # a stage that found everything up to date says nothing about its cost
             record_stage_cost(ws, dataset, protocol_id, stage, summary, wall, cpu, work)
         out.append((stage, summary, wall))

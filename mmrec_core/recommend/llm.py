@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -33,7 +33,7 @@ from mmrec_core.core.safe_text import sanitizer_for
 from mmrec_core.engines.llm import GenerationOptions
 from mmrec_core.engines.protocol import Engine
 from mmrec_core.recommend import prompts
-from mmrec_core.recommend.context import ContextBuilder, UserContext
+from mmrec_core.recommend.context import ContextBuilder, ItemLine, UserContext
 from mmrec_core.recommend.prompt import (
     RecPrompt,
     explain_prompt,
@@ -187,9 +187,23 @@ class LLMRecommender:
         """The exact text the model reads (chat template and system message included)."""
         return self.engine.render_prompt(text, system=self.system)
 
+    def pointwise(self) -> LLMRecommender:
+        """This recommender scoring yes/no (itself when it already does): what attribution and what-if read."""
+        if self.config.mode == "pointwise":
+            return self
+        return LLMRecommender(self.engine, self.builder, replace(self.config, mode="pointwise"))
+
+    def yes_no(self, prefix: str, suffixes: Sequence[str], order: Sequence[str]) -> dict[str, float]:
+        """{item: p(yes)/(p(yes)+p(no))} for the candidates `order` whose questions are `suffixes` behind `prefix`."""
+        raw = self.engine.score_yes_no(prefix, suffixes, system=self.system)
+        return dict(zip(order, np.asarray(raw, dtype=float).tolist(), strict=True))
+
     def prompt_for(self, ctx: UserContext, candidates: Sequence[str]) -> RecPrompt:
         """The prompt for these candidates; a candidate whose text alone is over the budget is cut, with a note."""
-        lines = [self.builder.line(i) for i in candidates]
+        return self.prompt_for_lines(ctx, [self.builder.line(i) for i in candidates])
+
+    def prompt_for_lines(self, ctx: UserContext, lines: Sequence[ItemLine]) -> RecPrompt:
+        """`prompt_for` with the candidates' lines given (what-if: keywords edited by hand)."""
         if self.config.mode == "pointwise":  # shown in a seeded order too, so ties never favour the given order
             shown = shuffled(lines, ctx.user_id, self.config.seed)
             return pointwise_prompt(ctx, shown, self.count, self.max_tokens, self.clean, truncate=True)
@@ -227,8 +241,7 @@ class LLMRecommender:
             progress(0, steps, "scoring")
         answer = None
         if self.config.mode == "pointwise":
-            raw = self.engine.score_yes_no(prompt.prefix, prompt.suffixes, system=self.system)
-            by_item = dict(zip(prompt.order, np.asarray(raw, dtype=np.float32).tolist(), strict=True))
+            by_item = self.yes_no(prompt.prefix, prompt.suffixes, prompt.order)
             scores = np.asarray([by_item[c] for c in candidates], dtype=np.float32)
         else:
             numbers = len(prompt.order) if self.config.constrained else 0
