@@ -62,19 +62,20 @@ with right:
         titles = ws.store.items(dataset).set_index("item_id")["title"].to_dict()
         chosen = st.multiselect("Items", list(titles), key="rec_items", format_func=lambda i: f"{titles[i]} · {i}")
     with st.expander("Prompt settings"):  # RecommendConfig's defaults, as `mmrec score`
-        o = option_widgets(RecommendConfig, ["history", "similar-users", "explain"], "rec")
-        n_history, n_similar, explain = o["history"], o["similar-users"], o["explain"]
+        o = option_widgets(RecommendConfig, ["history", "similar-users", "explain", "profile", "item-text"], "rec")
+        config = RecommendConfig(mode=mode, n_history=o["history"], n_similar=o["similar-users"],
+                                 explain_top=o["explain"], profile=o["profile"], item_text=o["item-text"])  # fmt: skip
 
 builder, finder = session_cached(
-    ("rec", data_version(ws, dataset), protocol, n_history, n_similar, tuple(models)),
-    lambda: (b := ContextBuilder(ws, dataset, protocol, "test", n_history, n_similar), EvidenceFinder(b)),
+    ("rec", data_version(ws, dataset), protocol, config.n_history, config.n_similar, config.profile,
+     config.item_text, tuple(models)),  # fmt: skip
+    lambda: (b := ContextBuilder.for_config(ws, dataset, protocol, config), EvidenceFinder(b)),
 )
 # A flag set on click, read here: survives the extra rerun the navigation may do (see widgets).
 st.button("Score", type="primary", key="rec_score", on_click=lambda: st.session_state.update(rec_go=True))
 if st.session_state.pop("rec_go", False):
     try:
         candidates, _ = recommend.choose_candidates(ws, builder, user, source, method, top_n, chosen)
-        config = RecommendConfig(mode=mode, n_history=n_history, n_similar=n_similar, explain_top=explain)
         settings = replace(ws.settings, adapter=adapter) if adapter else ws.settings
         recommender = LLMRecommender(get_engine(settings), builder, config)
         bar = st.progress(0.0, text="Scoring…")

@@ -8,11 +8,12 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from mmrec_core.explain.attribution import Attributor, context_pieces, describe, rank_of, split_keywords
+from mmrec_core.explain.attribution import Attributor, context_pieces, describe, rank_of
 from mmrec_core.recommend.context import ContextBuilder
 from mmrec_core.recommend.customer import stored_candidates
 from mmrec_core.recommend.llm import LLMRecommender, RecommendConfig
 from mmrec_core.store.workspace import Workspace, default_protocol
+from mmrec_core.textualize.texts import split_keywords
 from tests.fakes import ScriptedEngine
 
 

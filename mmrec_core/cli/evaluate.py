@@ -19,7 +19,10 @@ from mmrec_core.store.workspace import Workspace, default_protocol
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate the newest trained model (or the LLM: `eval llm`) on the test part")
     p.add_argument(
-        "model", nargs="?", help="a trained model (sasrec, ...), llm, or two-stage (retrieve, LLM re-rank); none: --all"
+        "model",
+        nargs="?",
+        help="a trained model (sasrec, ...), llm, two-stage (retrieve, LLM re-rank), or ablations (the LLM with each "
+        "part of its context taken away in turn: paired runs); none: --all",
     )
     p.add_argument("dataset", nargs="?")
     p.add_argument("--protocol", help=PROTOCOL_HELP)
@@ -29,6 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--all", action="store_true", help="every available model, then the leaderboard with intervals")
     p.add_argument("--llm-modes", default="pointwise", help="--all: zero-shot LLM modes (default pointwise)")
     p.add_argument("--no-llm", action="store_true", help="--all: leave the LLM (zero-shot and adapters) out")
+    p.add_argument(
+        "--ablations",
+        help="ablations: only these, comma separated: no-images, catalog-text, descriptions, no-profile, no-similar "
+        "(default: all)",
+    )
     p.set_defaults(run=cmd_eval)
 
     p = sub.add_parser(
@@ -74,6 +82,8 @@ def cmd_eval(ws: Workspace, args: argparse.Namespace) -> None:
         return cmd_eval_llm(ws, args)
     if args.model == "two-stage":
         return cmd_eval_two_stage(ws, args)
+    if args.model == "ablations":
+        return cmd_eval_ablations(ws, args)
     run_id, table = evaluate_model(ws, args.dataset, args.model, args.protocol)
     print(f"{args.dataset}: {args.model}, run {run_id}, test part, all evaluated users")
     print(table.to_string(float_format=lambda x: f"{x:.4f}"))
@@ -98,6 +108,35 @@ def cmd_eval_llm(ws: Workspace, args: argparse.Namespace) -> None:
     print(result.table.to_string(float_format=lambda x: f"{x:.4f}"))
     print("\nSame users, same stored candidates:")
     print(result.compare.to_string(float_format=lambda x: f"{x:.4f}"))
+
+
+def cmd_eval_ablations(ws: Workspace, args: argparse.Namespace) -> None:
+    from mmrec_core.engines import get_engine
+    from mmrec_core.evaluate.ablations import run_ablations
+
+    engine, config = get_engine(with_adapter(ws, args)), eval_config(args)
+    names = [n.strip() for n in args.ablations.split(",") if n.strip()] if args.ablations else None
+    protocol = default_protocol(ws, args.dataset, args.protocol)
+    bars = []
+
+    def progress_for(name: str):
+        if bars:
+            bars[-1][1]()
+        print(f"{name} ...", flush=True)
+        bars.append(tqdm_progress("user"))
+        return bars[-1][0]
+
+    try:
+        done = run_ablations(ws, engine, args.dataset, protocol, config, args.users, names, progress_for)
+    finally:
+        for _, close in bars:
+            close()
+    rows = {name: r.table.loc["all", ["HR@5", "NDCG@5", "AUC"]] for name, r in done}
+    print(f"{args.dataset}: LLM {config.mode}, {len(done[0][1].per_user)} users, runs:")
+    for name, r in done:
+        print(f"   {name}: run {r.run_id}")
+    print(pd.DataFrame(rows).T.to_string(float_format=lambda x: f"{x:.4f}"))
+    print(f"Paired against the full prompt: `mmrec report {args.dataset} --markdown` (section Ablations).")
 
 
 def print_llm_problems(result, most: int = 5) -> None:

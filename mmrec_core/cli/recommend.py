@@ -34,7 +34,7 @@ def recommender_for(ws: Workspace, args: argparse.Namespace, config: RecommendCo
     from mmrec_core.recommend.llm import LLMRecommender
 
     protocol = default_protocol(ws, args.dataset, args.protocol)
-    builder = ContextBuilder(ws, args.dataset, protocol, "test", config.n_history, config.n_similar)
+    builder = ContextBuilder.for_config(ws, args.dataset, protocol, config)
     return LLMRecommender(get_engine(with_adapter(ws, args)), builder, config)
 
 

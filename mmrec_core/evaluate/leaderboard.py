@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mmrec_core.data.metrics import metrics_from_counts
+from mmrec_core.evaluate.ablations import ablation_name
 from mmrec_core.evaluate.offline import SAMPLED_KS, candidates_hash
 from mmrec_core.models.data import load_train_data
 from mmrec_core.store.workspace import Workspace
@@ -36,7 +37,9 @@ def run_label(method: str, params: dict) -> str:
     if not method.startswith("llm-"):
         return method
     adapter = params.get("adapter")
-    return f"{method} + {Path(adapter).parent.name}" if adapter else f"{method} zero-shot"
+    label = f"{method} + {Path(adapter).parent.name}" if adapter else f"{method} zero-shot"
+    ablation = ablation_name(params)  # a setting with part of the context taken away is its own row
+    return f"{label} ({ablation})" if ablation else label
 
 
 def eval_runs(ws: Workspace, dataset: str, protocol_id: str) -> pd.DataFrame:

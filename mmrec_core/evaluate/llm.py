@@ -99,7 +99,7 @@ def evaluate_llm(
     config = config or RecommendConfig()
     protocol_id = default_protocol(ws, dataset, protocol_id)
     data = load_train_data(ws.store, dataset, protocol_id)
-    builder = ContextBuilder(ws, dataset, protocol_id, "test", config.n_history, config.n_similar, data)
+    builder = ContextBuilder.for_config(ws, dataset, protocol_id, config, data=data)
     if config.n_similar > 0 and builder.sasrec is None:
         raise KeyError(f"{builder.similar_note} (or leave similar customers out with --similar-users 0)")
     recommender = LLMRecommender(engine, builder, config)

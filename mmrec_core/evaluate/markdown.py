@@ -12,6 +12,7 @@ from datetime import datetime
 import pandas as pd
 
 from mmrec_core.core.provenance import code_version
+from mmrec_core.evaluate.ablations import ablation_name, full_setting
 from mmrec_core.evaluate.costs import cost_table
 from mmrec_core.evaluate.leaderboard import (
     FULL_METRICS,
@@ -21,6 +22,7 @@ from mmrec_core.evaluate.leaderboard import (
     full_catalog_board,
     leaderboard,
     paired_test,
+    run_label,
 )
 from mmrec_core.store.workspace import Workspace
 
@@ -85,6 +87,45 @@ def paired_section(ws: Workspace, board: Leaderboard, metric: str = "NDCG@5") ->
             }
         )
     title = f"### Against the strongest baseline ({base['label']}), {metric} paired over users"
+    return f"{title}\n\n{_table(pd.DataFrame(rows))}"
+
+
+def ablation_section(ws: Workspace, board: Leaderboard, metric: str = "NDCG@5") -> str:
+    """Each LLM setting with part of its context taken away (`evaluate.ablations`) against the same setting with it,
+    paired over users."""
+    made = ws.store.runs_by_id(list(board.table["run_id"])).set_index("run_id")
+    full_runs = {}
+    ablated = []
+    for row in board.table.itertuples():
+        params = json.loads(made.loc[row.run_id, "params"])
+        name = ablation_name(params)
+        base = run_label(row.method, full_setting(params))
+        if name:
+            ablated.append((row, name, base))
+        elif row.label == base:
+            full_runs[base] = row
+    rows = []
+    for row, name, base in ablated:
+        full = full_runs.get(base)
+        if full is None:
+            continue
+        r = paired_test(ws, row.run_id, full.run_id, metric)
+        rows.append(
+            {
+                "setting": base,
+                "ablation": name,
+                f"{metric} full": f"{r.mean_b:.3f}",
+                f"{metric} ablated": f"{r.mean_a:.3f}",
+                "difference": f"{r.diff:+.4f}",
+                "95% interval": f"[{r.ci[0]:+.4f}, {r.ci[1]:+.4f}]",
+                "excludes zero": "yes" if r.ci[0] > 0 or r.ci[1] < 0 else "no",
+                "p (Wilcoxon)": f"{r.p_value:.4f}",
+                "eval run": f"`{row.run_id}`",
+            }
+        )
+    if not rows:
+        return ""
+    title = f"### Ablations: the LLM with part of its context taken away, against the full prompt ({metric}, paired)"
     return f"{title}\n\n{_table(pd.DataFrame(rows))}"
 
 
@@ -155,6 +196,7 @@ def markdown_report(ws: Workspace, dataset: str, protocol_id: str, command: str 
         header,
         leaderboard_section(ws, board),
         paired_section(ws, board),
+        ablation_section(ws, board),
         cold_warm_section(ws, dataset, protocol_id, board),
         history_section(ws, dataset, protocol_id, board),
         full_catalog_section(ws, dataset, protocol_id),

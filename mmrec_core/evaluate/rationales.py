@@ -42,7 +42,7 @@ def evaluate_rationales(
     """(summary figures, one row per rationale: user, item, rationale, cites, unsupported claims)."""
     config = config or RecommendConfig()
     protocol = default_protocol(ws, dataset)
-    builder = ContextBuilder(ws, dataset, protocol, "test", config.n_history, config.n_similar)
+    builder = ContextBuilder.for_config(ws, dataset, protocol, config)
     finder, recommender = EvidenceFinder(builder), LLMRecommender(engine, builder, config)
     titles = builder.titles
     chosen = sample_users(builder.data.parts["test"].users, users, seed)

@@ -109,7 +109,7 @@ def evaluate_two_stage(
     cand = data.parts["test"]
     found = top == cand.items[:, [0]]  # where the test item sits in each user's top K, if it does
     slot, in_top = found.argmax(1), found.any(1)
-    builder = ContextBuilder(ws, dataset, protocol_id, "test", rec_config.n_history, rec_config.n_similar, data)
+    builder = ContextBuilder.for_config(ws, dataset, protocol_id, rec_config, data=data)
     recommender = LLMRecommender(engine, builder, rec_config)
     retrieved = {u: [str(data.item_ids[i]) for i in top[r]] for r, u in enumerate(cand.users)}
     users = [u for r, u in enumerate(cand.users) if in_top[r]]

@@ -32,7 +32,7 @@ from mmrec_core.recommend.context import ItemLine, UserContext
 from mmrec_core.recommend.llm import LLMRecommender
 from mmrec_core.recommend.prompt import RecPrompt, context_text, pointwise_suffix, profile_sentences
 from mmrec_core.store.workspace import Workspace
-from mmrec_core.textualize.keywords import contains_term
+from mmrec_core.textualize.texts import catalog_entries, split_keywords
 
 ATTRIBUTION_VERSION = "attribution-v1"
 CONTEXT_KINDS = ("purchase", "similar customer", "profile sentence")
@@ -140,9 +140,7 @@ def shown_context(ctx: UserContext, prompt: RecPrompt) -> UserContext:
 
 def context_pieces(ctx: UserContext) -> list[Piece]:
     """Every piece of `ctx` that can be left out: purchases (newest first), similar customers, profile sentences."""
-    pieces = [
-        Piece("purchase", line.item_id, line.text(), i) for i, line in reversed(list(enumerate(ctx.history)))
-    ]
+    pieces = [Piece("purchase", line.item_id, line.text(), i) for i, line in reversed(list(enumerate(ctx.history)))]
     pieces += [Piece("similar customer", line.item_id, line.text(), i) for i, line in enumerate(ctx.similar)]
     pieces += [Piece("profile sentence", str(i + 1), s, i) for i, s in enumerate(profile_sentences(ctx.profile))]
     return pieces
@@ -160,25 +158,13 @@ def without(ctx: UserContext, piece: Piece) -> UserContext:
     raise ValueError(f"'{piece.kind}' is not a context piece; use one of {', '.join(CONTEXT_KINDS)}.")
 
 
-def split_keywords(keywords: Sequence[str], catalog_text: str) -> tuple[list[str], list[str]]:
-    """(image keywords, catalog keywords): a keyword the catalog's own text names is the catalog's; the rest
-    were read from the picture by textualization (its description comes from the image)."""
-    text = catalog_text.lower()
-    image = [k for k in keywords if not contains_term(text, k.lower())]
-    return image, [k for k in keywords if k not in image]
-
-
 class Attributor:
     """Counterfactual attribution with one pointwise recommender (its engine, adapter and prompt settings)."""
 
     def __init__(self, recommender: LLMRecommender) -> None:
         recommender = recommender.pointwise()  # attribution reads yes/no scores, whatever the page shows
         self.recommender, self.builder = recommender, recommender.builder
-        items = self.builder.ws.store.items(self.builder.dataset).set_index("item_id")
-        self.catalog = {
-            i: " ".join(str(v) for v in (row.title, row.text, row.category) if isinstance(v, str))
-            for i, row in items.iterrows()
-        }
+        self.catalog = catalog_entries(self.builder.ws.store, self.builder.dataset)
 
     def ablations(self, user: str, candidates: Sequence[str]) -> tuple[UserContext, RecPrompt, list[Ablation]]:
         """The customer's context, the full prompt, and one prompt per piece left out (the full one first)."""

@@ -181,7 +181,7 @@ def evaluate_faithfulness(
     config = config or RecommendConfig()
     config = replace(config, mode=mode) if mode else config
     protocol_id = default_protocol(ws, dataset, protocol_id)
-    builder = ContextBuilder(ws, dataset, protocol_id, "test", config.n_history, config.n_similar)
+    builder = ContextBuilder.for_config(ws, dataset, protocol_id, config)
     recommender = LLMRecommender(engine, builder, config)
     attributor, titles = Attributor(recommender), builder.titles
     finder = EvidenceFinder(builder) if written is None else None

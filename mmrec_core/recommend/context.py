@@ -17,7 +17,7 @@ from mmrec_core.core.prompts import PRODUCT, Domain, domain_for
 from mmrec_core.core.safe_text import prompt_text
 from mmrec_core.models.data import TrainData, load_train_data
 from mmrec_core.store.workspace import Workspace
-from mmrec_core.textualize.texts import item_keywords
+from mmrec_core.textualize.texts import ITEM_TEXTS, item_details, item_keywords
 
 
 @dataclass
@@ -27,11 +27,12 @@ class ItemLine:
     item_id: str
     title: str
     keywords: list[str]
+    detail: str = field(default="", kw_only=True)  # prose shown instead of the keywords (`item_text` ablations)
 
     def text(self, max_keywords: int = 8, clean: Callable[[str], str] = prompt_text) -> str:
         """The line a prompt shows; title and keywords are catalog data, so each passes `clean` (control tokens
         broken, line breaks folded: `core.safe_text`), which leaves ordinary text as it is."""
-        words = ", ".join(clean(k) for k in self.keywords[:max_keywords])
+        words = clean(self.detail) if self.detail else ", ".join(clean(k) for k in self.keywords[:max_keywords])
         title = clean(self.title)
         return f"{title}: {words}" if words else title
 
@@ -56,7 +57,11 @@ class UserContext:
 
 
 class ContextBuilder:
-    """Loads a protocol's data once, then hands out contexts for many users quickly."""
+    """Loads a protocol's data once, then hands out contexts for many users quickly.
+
+    `profile=False` leaves the profile out and `item_text` picks how items are shown (`textualize.texts.ITEM_TEXTS`):
+    the ablations the papers report, as settings of `RecommendConfig`.
+    """
 
     def __init__(
         self,
@@ -67,17 +72,24 @@ class ContextBuilder:
         n_history: int = 5,
         n_similar: int = 3,
         data: TrainData | None = None,
+        *,
+        profile: bool = True,
+        item_text: str = "keywords",
     ) -> None:
         if part not in ("valid", "test"):
             raise ValueError(f"part must be 'valid' or 'test', not '{part}'.")
+        if item_text not in ITEM_TEXTS:
+            raise ValueError(f"item_text must be one of {', '.join(ITEM_TEXTS)}, not '{item_text}'.")
         self.ws, self.dataset, self.protocol_id, self.part = ws, dataset, protocol_id, part
         self.n_history, self.n_similar = n_history, n_similar
+        self.use_profile, self.item_text = profile, item_text
         self.data = data or load_train_data(ws.store, dataset, protocol_id)
         self.domain = domain_for(ws.store.require_dataset(dataset)["format"])
         items = ws.store.items(dataset).set_index("item_id")
         self.titles = {i: str(t or i) for i, t in items["title"].items()}
         self.categories = {i: str(c or "") for i, c in items["category"].items()}
-        self.keywords = item_keywords(ws.store, dataset)
+        self.keywords = item_keywords(ws.store, dataset, images=item_text != "catalog-keywords")
+        self.details = item_details(ws.store, dataset, item_text) if item_text in ("description", "catalog") else {}
         cand = self.data.parts[part]
         self.inputs = dict(zip(cand.users, cand.histories, strict=True))  # test part: training + valid item
         self._rows = {u: r for r, u in enumerate(cand.users)}
@@ -107,9 +119,19 @@ class ContextBuilder:
                 out[user] = list(zip(ends.tolist(), chain["summary"].astype(str), strict=True))
         return out
 
+    @classmethod
+    def for_config(
+        cls, ws: Workspace, dataset: str, protocol_id: str, config, part: str = "test", data: TrainData | None = None
+    ) -> ContextBuilder:
+        """The builder a `RecommendConfig` asks for (history and similar-customer counts, profile, item text)."""
+        return cls(ws, dataset, protocol_id, part, config.n_history, config.n_similar, data,
+                   profile=config.profile, item_text=config.item_text)  # fmt: skip
+
     def line(self, item_id: str) -> ItemLine:
         # newest keywords; the category for an item not textualized yet (textualize.texts.item_keywords)
-        return ItemLine(item_id, self.titles.get(item_id, item_id), list(self.keywords.get(item_id, [])))
+        title, keywords = self.titles.get(item_id, item_id), list(self.keywords.get(item_id, []))
+        detail = self.details.get(item_id, "")  # an item with no description keeps its keywords
+        return ItemLine(item_id, title, [] if detail else keywords, detail=detail)
 
     def candidates(self, user: str) -> list[str]:
         """The protocol's stored candidates of an evaluated `user` for this part, positive first."""
@@ -142,7 +164,9 @@ class ContextBuilder:
         for row in table.itertuples():
             base = self.line(row.next_item)
             self._similar_cache[(row.user_id, cuts.get(row.user_id))].append(
-                SimilarLine(base.item_id, base.title, base.keywords, row.similar_user, float(row.cosine))
+                SimilarLine(
+                    base.item_id, base.title, base.keywords, row.similar_user, float(row.cosine), detail=base.detail
+                )
             )
 
     def _similar(self, user: str, cut: int | None) -> list[SimilarLine]:
@@ -161,8 +185,10 @@ class ContextBuilder:
             return self._cut_context(user, cut)
         bought = self.input_history(user)
         notes = []
-        profile = self.profiles.get(user, "")
-        if not profile:
+        profile = self.profiles.get(user, "") if self.use_profile else ""
+        if not self.use_profile:
+            notes.append("profile left out (the setting profile is off)")
+        elif not profile:
             notes.append("no current profile (build profiles for this protocol)")
         similar: list[SimilarLine] = []
         if self.n_similar > 0:
@@ -178,7 +204,8 @@ class ContextBuilder:
         if not 1 <= cut < len(seq) + 1:
             raise ValueError(f"cut must be within 1..{len(seq)} for '{user}'.")
         bought = [str(self.data.item_ids[i]) for i in seq[:cut]]
-        profile = next((text for end, text in reversed(self.chains.get(user, [])) if end <= cut), "")
+        chain = self.chains.get(user, []) if self.use_profile else []
+        profile = next((text for end, text in reversed(chain) if end <= cut), "")
         similar = self._similar(user, cut)
         history = [self.line(i) for i in bought[-self.n_history :]] if self.n_history > 0 else []
         return UserContext(user, profile, history, similar, bought, [], self.domain)
@@ -192,4 +219,7 @@ class ContextBuilder:
             **({"similar_model": self.sasrec_method} if self.sasrec_method not in ("", "sasrec") else {}),
             "profiles": len(self.profiles),
             "domain": self.domain.name,
+            # the ablations, only when set: a run without one keeps the provenance (and stored scores) it had
+            **({} if self.use_profile else {"profile": False}),
+            **({} if self.item_text == "keywords" else {"item_text": self.item_text}),
         }

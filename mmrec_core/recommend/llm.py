@@ -42,6 +42,7 @@ from mmrec_core.recommend.prompt import (
     shuffled,
 )
 from mmrec_core.recommend.prompts import rec_text
+from mmrec_core.textualize.texts import ITEM_TEXTS
 
 MODES = ("pointwise", "listwise")
 
@@ -74,6 +75,19 @@ class RecommendConfig:
             "help": "Pointwise: write a rationale for the top k candidates.",
             "flag": "explain",
             "range": (0, 10, 1),
+        },
+    )
+    profile: bool = field(
+        default=True,
+        metadata={"help": "Show the customer's preference profile (--no-profile: the ablation without profiles)."},
+    )
+    item_text: str = field(
+        default="keywords",
+        metadata={
+            "help": "How items are shown after their titles: keywords (MMSRARec) | catalog-keywords (only the keywords "
+            "the catalog names: without images) | description (the full generated description) | catalog (the "
+            "catalog text: no textualization).",
+            "choices": ITEM_TEXTS,
         },
     )
     seed: int = field(default=0, metadata={"help": "Seed of the candidate order shown in listwise prompts."})
@@ -175,6 +189,12 @@ class LLMRecommender:
     def __init__(self, engine: Engine, builder: ContextBuilder, config: RecommendConfig | None = None) -> None:
         self.engine, self.builder = engine, builder
         self.config = config or RecommendConfig()
+        if (builder.use_profile, builder.item_text) != (self.config.profile, self.config.item_text):
+            raise ValueError(
+                f"The context builder shows profile={builder.use_profile}, item_text={builder.item_text} but the "
+                f"config asks for profile={self.config.profile}, item_text={self.config.item_text}: build it with "
+                "ContextBuilder.for_config."
+            )
         self.system = rec_text(prompts.REC_SYSTEM, builder.domain)  # the catalog's domain names the task
         limit = engine.context_length() - self.config.max_new_tokens
         self.max_tokens = min(self.config.max_prompt_tokens, limit) if limit > 0 else self.config.max_prompt_tokens
@@ -290,7 +310,9 @@ class LLMRecommender:
         return dict(zip(items, texts, strict=True))
 
     def provenance(self) -> dict:
-        params = {**asdict(self.config), **self.builder.provenance(), "max_tokens": self.max_tokens}
+        config = {k: v for k, v in asdict(self.config).items() if k not in ("profile", "item_text")}
+        # the ablation settings come from the builder, which states them only when set (older runs keep their hash)
+        params = {**config, **self.builder.provenance(), "max_tokens": self.max_tokens}
         if self.config.mode == "listwise" and self.config.constrained:
             from mmrec_core.engines.constrained import CONSTRAINT_VERSION
 

@@ -2,6 +2,9 @@
 
 - `item_keywords`: the newest keyword set per item; before textualization, the item's category;
 - `item_lines`: one short line per item for prompts that list purchases (title and keywords);
+- `catalog_entries`, `split_keywords`: the catalog's own words per item, and which keywords they name (the rest
+  were read from the picture);
+- `item_details`: the prose a prompt may show instead of keywords (newest description, or the catalog text);
 - `fused_item_texts`: catalog text, newest description and keywords in one text (what the item graph
   embeds and the evidence checks);
 - `source_texts`: the text keywords are made from (the description, then the catalog text);
@@ -17,14 +20,65 @@ from mmrec_core.core.safe_text import prompt_text
 from mmrec_core.engines.base import ItemText
 from mmrec_core.grounding.claims import Evidence, catalog_evidence, catalog_texts
 from mmrec_core.store.database import Store
+from mmrec_core.textualize.keywords import contains_term
+
+# How prompts may show an item after its title (the recommender's `item_text`; all but the first are ablations):
+# its keywords; only the keywords its catalog text names (without what was read from the picture); the full
+# generated description instead of keywords; the catalog text alone (no textualization at all).
+ITEM_TEXTS = ("keywords", "catalog-keywords", "description", "catalog")
 
 
-def item_keywords(store: Store, dataset: str) -> dict[str, list[str]]:
-    """Newest keywords per item; an item not textualized yet falls back to its category (as the catalog writes it)."""
+def item_keywords(store: Store, dataset: str, images: bool = True) -> dict[str, list[str]]:
+    """Newest keywords per item; an item not textualized yet falls back to its category (as the catalog writes it).
+    `images=False`: only the keywords its catalog entry names (`split_keywords`)."""
     categories = store.items(dataset).set_index("item_id")["category"]
     keywords = store.latest_keywords(dataset).set_index("item_id")["keywords"]
     fallback = {i: [c] if isinstance(c, str) and c else [] for i, c in categories.items()}
-    return {**fallback, **{i: list(k) for i, k in keywords.items() if k is not None and len(k)}}
+    out = {**fallback, **{i: list(k) for i, k in keywords.items() if k is not None and len(k)}}
+    if images:
+        return out
+    entries = catalog_entries(store, dataset)
+    return {i: split_keywords(k, entries.get(i, ""))[1] for i, k in out.items()}
+
+
+def catalog_entries(store: Store, dataset: str) -> dict[str, str]:
+    """item_id -> the catalog's own words for it (title, text and category in one string)."""
+    items = store.items(dataset)
+    return {
+        str(row.item_id): " ".join(str(v) for v in (row.title, row.text, row.category) if isinstance(v, str))
+        for row in items.itertuples(index=False)
+    }
+
+
+def split_keywords(keywords: Sequence[str], catalog_entry: str) -> tuple[list[str], list[str]]:
+    """(image keywords, catalog keywords): a keyword the catalog's own text names is the catalog's; the rest
+    were read from the picture by textualization (its description comes from the image)."""
+    text = catalog_entry.lower()
+    image = [k for k in keywords if not contains_term(text, k.lower())]
+    return image, [k for k in keywords if k not in image]
+
+
+def _without_title(title: str, text: str) -> str:
+    """`text` less a leading copy of `title` (catalog texts and descriptions often open with it)."""
+    text = " ".join(text.split())
+    if title and text.lower().startswith(title.lower()):
+        text = text[len(title) :].lstrip(" .:,-")
+    return text
+
+
+def item_details(store: Store, dataset: str, kind: str) -> dict[str, str]:
+    """item_id -> the prose a prompt shows after the item's title instead of keywords: the newest generated
+    description (`description`; items not textualized yet are missing) or the catalog text (`catalog`)."""
+    items = store.items(dataset)
+    titles = dict(zip(items["item_id"].astype(str), items["title"].fillna(""), strict=True))
+    if kind == "description":
+        texts = store.latest_keywords(dataset).set_index("item_id")["description"].dropna().to_dict()
+    elif kind == "catalog":
+        texts = dict(zip(items["item_id"].astype(str), items["text"].fillna(""), strict=True))
+    else:
+        raise ValueError(f"item_details has no kind '{kind}'; use description or catalog.")
+    out = {str(i): _without_title(str(titles.get(str(i), "")), str(t)) for i, t in texts.items()}
+    return {i: t for i, t in out.items() if t}
 
 
 def item_lines(store: Store, dataset: str) -> dict[str, str]:
