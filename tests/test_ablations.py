@@ -12,6 +12,9 @@ from mmrec_core.data.ingest import ensure_sample_dataset
 from mmrec_core.evaluate.ablations import ABLATIONS, run_ablations
 from mmrec_core.evaluate.leaderboard import eval_runs, paired_test
 from mmrec_core.evaluate.markdown import markdown_report
+from mmrec_core.evaluate.offline import evaluate_model
+from mmrec_core.models.lightgcn import NoGraphConfig
+from mmrec_core.models.registry import load_trained, train_model
 from mmrec_core.recommend.context import ContextBuilder
 from mmrec_core.recommend.llm import LLMRecommender, RecommendConfig
 from mmrec_core.store.workspace import open_workspace
@@ -113,4 +116,18 @@ def test_each_ablation_is_a_run_paired_against_the_full_prompt(tmp_path) -> None
         row = rows[result.run_id]
         r = paired_test(ws, result.run_id, full_run)
         assert row["difference"] == f"{r.diff:+.4f}" and row["NDCG@5 full"] == f"{r.mean_b:.3f}"
+    ws.close()
+
+
+def test_the_item_graph_model_without_its_graph_is_paired_against_lightgcn(tmp_path) -> None:
+    ws, protocol_id = bundled_sample(tmp_path / "data")
+    train_model(ws, "sample", "lightgcn-no-graph", protocol_id, NoGraphConfig(epochs=4, patience=2))
+    model, _ = load_trained(ws, "sample", "lightgcn-no-graph", protocol_id)
+    assert model.config.layers == 0 and model.net.layers == 0  # the graph is loaded but never propagated over
+    run_id, _ = evaluate_model(ws, "sample", "lightgcn-no-graph", protocol_id)
+    table = section(markdown_report(ws, "sample", protocol_id), "Ablations")
+    row = table.set_index("eval run").loc[f"`{run_id}`"]
+    assert (row["setting"], row["ablation"]) == ("lightgcn", "without the item graph")
+    full = eval_runs(ws, "sample", protocol_id).query("label == 'lightgcn'")["run_id"].iloc[0]
+    assert row["difference"] == f"{paired_test(ws, run_id, full).diff:+.4f}"
     ws.close()

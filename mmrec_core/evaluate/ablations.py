@@ -6,6 +6,9 @@ profile). Here each ablation is the LLM recommender with one setting of `Recomme
 scored by `evaluate_llm` on the protocol's stored candidates, so every run is compared user by user with
 the full prompt (`mmrec report --markdown`: "Ablations"). The full setting is scored first; stored scores
 are read back, so a re-run only scores what is missing.
+
+The item-graph model's ablation is a model of its own, `lightgcn-no-graph` (`mmrec train lightgcn-no-graph D`,
+then `mmrec eval lightgcn-no-graph D`), reported against `lightgcn` in the same section.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ ABLATIONS: dict[str, dict] = {
     "no-profile": {"profile": False},
     "no-similar": {"n_similar": 0},
 }
+# trained models that are ablations of another: method -> (the full model, what was taken away)
+MODEL_ABLATIONS = {"lightgcn-no-graph": ("lightgcn", "without the item graph")}
 # what the leaderboard says of a run with an item text other than keywords
 ITEM_TEXT_NAMES = {
     "catalog-keywords": "without images",
@@ -35,15 +40,19 @@ ITEM_TEXT_NAMES = {
 }
 
 
-def full_setting(params: dict) -> dict:
-    """A run's params with its ablation settings back at the full prompt's."""
-    return {k: v for k, v in params.items() if k not in ("profile", "item_text")} | (
+def full_setting(method: str, params: dict) -> tuple[str, dict]:
+    """A run's method and params with its ablation settings back at the full setting's."""
+    if method in MODEL_ABLATIONS:
+        return MODEL_ABLATIONS[method][0], params
+    return method, {k: v for k, v in params.items() if k not in ("profile", "item_text")} | (
         {"n_similar": None} if params.get("n_similar") == 0 else {}
     )
 
 
-def ablation_name(params: dict) -> str:
-    """How an LLM run's settings (its stored params) differ from the full prompt: '' when they do not."""
+def ablation_name(params: dict, method: str = "") -> str:
+    """How a run's settings (its method and stored params) differ from the full setting: '' when they do not."""
+    if method in MODEL_ABLATIONS:
+        return MODEL_ABLATIONS[method][1]
     parts = []
     if params.get("item_text", "keywords") != "keywords":
         parts.append(ITEM_TEXT_NAMES.get(params["item_text"], f"item text {params['item_text']}"))

@@ -91,15 +91,15 @@ def paired_section(ws: Workspace, board: Leaderboard, metric: str = "NDCG@5") ->
 
 
 def ablation_section(ws: Workspace, board: Leaderboard, metric: str = "NDCG@5") -> str:
-    """Each LLM setting with part of its context taken away (`evaluate.ablations`) against the same setting with it,
-    paired over users."""
+    """Each setting with a part taken away (`evaluate.ablations`: the LLM's context, the item graph) against the
+    same setting with it, paired over users."""
     made = ws.store.runs_by_id(list(board.table["run_id"])).set_index("run_id")
     full_runs = {}
     ablated = []
     for row in board.table.itertuples():
         params = json.loads(made.loc[row.run_id, "params"])
-        name = ablation_name(params)
-        base = run_label(row.method, full_setting(params))
+        name = ablation_name(params, row.method)
+        base = run_label(*full_setting(row.method, params))
         if name:
             ablated.append((row, name, base))
         elif row.label == base:
@@ -125,7 +125,7 @@ def ablation_section(ws: Workspace, board: Leaderboard, metric: str = "NDCG@5") 
         )
     if not rows:
         return ""
-    title = f"### Ablations: the LLM with part of its context taken away, against the full prompt ({metric}, paired)"
+    title = f"### Ablations: one part taken away, against the full setting ({metric}, paired over users)"
     return f"{title}\n\n{_table(pd.DataFrame(rows))}"
 
 

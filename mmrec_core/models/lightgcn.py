@@ -35,6 +35,14 @@ class ItemGraphConfig:
     seed: int = field(default=0, metadata={"help": "Seed for initialisation, batches and negatives."})
 
 
+@dataclass
+class NoGraphConfig(ItemGraphConfig):
+    """The ablation without the item graph (`lightgcn-no-graph`): no propagation, so an item is its free plus
+    text embedding and a user still comes from their profile; everything else as `lightgcn`."""
+
+    layers: int = field(default=0, metadata={"help": "Propagation layers over the item graph (0: the graph unused)."})
+
+
 def normalized_adjacency(edges, n_items: int) -> torch.Tensor:
     """Symmetric D^-1/2 A D^-1/2 of the undirected weighted item graph, as a sparse tensor."""
     src = np.concatenate([edges["src"].to_numpy(), edges["dst"].to_numpy()]).astype(np.int64)

@@ -20,7 +20,7 @@ from mmrec_core.graph.build import ITEM_TEXT_KIND, latest_graph_id, load_graph
 from mmrec_core.models.base import Recommender
 from mmrec_core.models.bprmf import BPRMF, BPRMFConfig
 from mmrec_core.models.data import TrainData, load_train_data
-from mmrec_core.models.lightgcn import ItemGraphConfig, ItemGraphLightGCN
+from mmrec_core.models.lightgcn import ItemGraphConfig, ItemGraphLightGCN, NoGraphConfig
 from mmrec_core.models.popularity import Popularity, PopularityConfig
 from mmrec_core.models.repeat import Repeat, RepeatConfig
 from mmrec_core.models.sasrec import ContentSASRec, SASRec, SASRecConfig
@@ -33,6 +33,7 @@ MODELS: dict[str, tuple[type[Recommender], type]] = {
     "sasrec": (SASRec, SASRecConfig),
     "content-sasrec": (ContentSASRec, SASRecConfig),
     "lightgcn": (ItemGraphLightGCN, ItemGraphConfig),
+    "lightgcn-no-graph": (ItemGraphLightGCN, NoGraphConfig),  # an ablation: trained on request, not by the pipeline
 }
 SEQUENTIAL = ("sasrec", "content-sasrec")  # models whose user states find similar customers
 TRAINING_FREE = ("popularity", "repeat")  # fitted from item counts in a second: evaluated without a train run
@@ -88,7 +89,7 @@ def train_model(
     protocol_id = default_protocol(ws, dataset, protocol_id)
     config = config or config_type()
     data = data or load_train_data(ws.store, dataset, protocol_id)
-    if method == "lightgcn":
+    if cls is ItemGraphLightGCN:
         data = attach_graph_inputs(ws, data)
     elif method == "content-sasrec":
         data = attach_item_vectors(ws, data)
