@@ -47,12 +47,17 @@ sample-data: $(STAMP)
 # sample_data/state/: the real pipeline's results on the sample (builtin engine), exported for the app's first
 # start. Resumable: STATE_DIR keeps what is done. Measured on 2 shared cores: textualize 69 min, profiles 73 min,
 # graph 30 s, models 16 s, eval 19 min (the LLM scoring all 293 test users and the two-stage re-ranking).
-# `make sample-state PIPELINE_FLAGS=--no-llm` leaves the LLM's eval out.
+# `make sample-state PIPELINE_FLAGS=--no-llm ABLATIONS=no` leaves the LLM's eval out. Then the ablations: the item
+# graph model without its graph, and the LLM with each part of its context taken away (about 90 min here).
 STATE_DIR ?= mmrec_state_build
 PIPELINE_FLAGS ?=
+ABLATIONS ?= yes
 sample-state: $(STAMP)
 	$(BIN)/mmrec --data-dir $(STATE_DIR) sample --no-results
 	$(BIN)/mmrec --data-dir $(STATE_DIR) pipeline sample $(PIPELINE_FLAGS)
+	$(if $(filter yes,$(ABLATIONS)),$(BIN)/mmrec --data-dir $(STATE_DIR) train lightgcn-no-graph sample)
+	$(if $(filter yes,$(ABLATIONS)),$(BIN)/mmrec --data-dir $(STATE_DIR) eval lightgcn-no-graph sample)
+	$(if $(filter yes,$(ABLATIONS)),$(BIN)/mmrec --data-dir $(STATE_DIR) eval ablations sample)
 	rm -rf sample_data/state
 	$(BIN)/mmrec --data-dir $(STATE_DIR) export sample sample_data/state --no-images
 

@@ -101,3 +101,26 @@ def test_the_cli_writes_markdown_beside_the_html(tmp_path: Path) -> None:
     written = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "`mmrec report sample --markdown`" in written and "### Leaderboard" in written
     assert out.is_file()
+
+
+def test_a_subset_run_is_shown_beside_every_full_run_on_the_same_users(bundled) -> None:
+    """The bundle's listwise run scored 30 seeded users: every full run is re-read on exactly those users."""
+    from mmrec_core.evaluate.leaderboard import paired_values, user_metrics
+
+    ws, _, md = bundled
+    apart = section(md, "Runs not ranked here")
+    subset_run = apart.loc[apart["run"] == "llm-listwise zero-shot", "eval run"].iloc[0]
+    users = user_metrics(ws, subset_run).index
+    table = section(md, f"On the {len(users)} users of llm-listwise zero-shot")
+    board = section(md, "Leaderboard")
+    assert set(table["eval run"]) == {f"`{subset_run}`", *board["eval run"]}
+    assert set(table["users"]) == {str(len(users))}
+    base_col = next(c for c in table.columns if c.startswith("NDCG@5 vs "))
+    base_run = board.loc[board["run"] == base_col.removeprefix("NDCG@5 vs "), "eval run"].iloc[0].strip("`")
+    for row in table.to_dict("records"):
+        run_id = row["eval run"].strip("`")
+        per_user = user_metrics(ws, run_id).loc[users]
+        assert float(row["NDCG@5"].split()[0]) == pytest.approx(per_user["NDCG@5"].mean(), abs=5e-4)
+        if run_id != base_run:
+            base = user_metrics(ws, base_run).loc[users, "NDCG@5"]
+            assert row[base_col].split()[0] == f"{paired_values(per_user['NDCG@5'], base, 'NDCG@5').diff:+.4f}"

@@ -98,9 +98,16 @@ def leaderboard(ws: Workspace, dataset: str, protocol_id: str, n_boot: int = 200
     ok = runs[runs["reason"] == ""].drop_duplicates("label")  # newest first: one run per setting
     newest = runs.drop_duplicates("label")
     apart = newest[newest["reason"] != ""]  # a setting's latest run that cannot be ranked is stated, never hidden
+    table = _board(ws, ok, None, n_boot, seed)
+    return Leaderboard(table, apart[["run_id", "label", "reason"]].reset_index(drop=True), n_users)
+
+
+def _board(ws: Workspace, runs: pd.DataFrame, users: pd.Index | None, n_boot: int, seed: int) -> pd.DataFrame:
+    """One row per run (metrics over its users, or over `users`, with bootstrap intervals), best NDCG@5 first."""
     rows = []
-    for run in ok.itertuples():
+    for run in runs.itertuples():
         per_user = user_metrics(ws, run.run_id)[METRICS]
+        per_user = per_user if users is None else per_user.loc[users]
         boot = bootstrap_means(per_user.to_numpy(), n_boot, seed)
         row = {"label": run.label, "run_id": run.run_id, "method": run.method, "users": len(per_user)}
         for j, name in enumerate(METRICS):
@@ -110,8 +117,23 @@ def leaderboard(ws: Workspace, dataset: str, protocol_id: str, n_boot: int = 200
     table = pd.DataFrame(
         rows, columns=["label", "run_id", "method", "users", *_interval_columns(), "seconds_per_user", "finished_at"]
     )
-    table = table.sort_values("NDCG@5", ascending=False, ignore_index=True)
-    return Leaderboard(table, apart[["run_id", "label", "reason"]].reset_index(drop=True), n_users)
+    return table.sort_values("NDCG@5", ascending=False, ignore_index=True)
+
+
+def subset_board(ws: Workspace, dataset: str, protocol_id: str, run_id: str, n_boot: int = 2000, seed: int = 0):
+    """A run on a seeded subset of the users (`--users N`: an LLM run too slow for all of them) beside every ranked
+    full run restricted to the same users: every run stores each user's rank, so the restriction is exact and the
+    rows compare like with like. Refuses a subset scored on candidates other than the protocol's stored ones."""
+    data = load_train_data(ws.store, dataset, protocol_id)
+    runs = eval_runs(ws, dataset, protocol_id)
+    subset = runs[runs["run_id"] == run_id]
+    if subset.empty:
+        raise KeyError(f"Unknown eval run {run_id} for {protocol_id}.")
+    users = user_metrics(ws, run_id).index
+    if subset["candidates_hash"].iloc[0] != candidates_hash(data, list(users)):
+        raise ValueError(f"Run {run_id} was not scored on the protocol's stored candidates of its users.")
+    full = runs[runs["run_id"].isin(leaderboard(ws, dataset, protocol_id, n_boot, seed).table["run_id"])]
+    return Leaderboard(_board(ws, pd.concat([subset, full]), users, n_boot, seed), pd.DataFrame(), len(users))
 
 
 FULL_METRICS = ["Recall@10", "NDCG@10", "Recall@20", "NDCG@20", "Recall@50"]
@@ -175,10 +197,16 @@ def paired_test(
     ws: Workspace, run_a: str, run_b: str, metric: str = "NDCG@5", n_boot: int = 10000, seed: int = 0
 ) -> PairedResult:
     """Compare two runs user by user; refuses runs scored on different candidates (the protocol guard)."""
+    _same_candidates(ws, run_a, run_b)
+    return paired_values(user_metrics(ws, run_a)[metric], user_metrics(ws, run_b)[metric], metric, n_boot, seed)
+
+
+def paired_values(a: pd.Series, b: pd.Series, metric: str, n_boot: int = 10000, seed: int = 0) -> PairedResult:
+    """The paired comparison of two runs' per-user values (indexed by user), over the users both have."""
     from scipy.stats import wilcoxon
 
-    _same_candidates(ws, run_a, run_b)
-    a, b = user_metrics(ws, run_a)[metric], user_metrics(ws, run_b)[metric]
+    common = a.index.intersection(b.index)
+    a, b = a.loc[common], b.loc[common]
     d = (a - b).to_numpy()
     lo, hi = np.percentile(bootstrap_means(d, n_boot, seed)[:, 0], [2.5, 97.5])
     p = float(wilcoxon(d[d != 0]).pvalue) if np.count_nonzero(d) > 0 else 1.0

@@ -22,7 +22,10 @@ from mmrec_core.evaluate.leaderboard import (
     full_catalog_board,
     leaderboard,
     paired_test,
+    paired_values,
     run_label,
+    subset_board,
+    user_metrics,
 )
 from mmrec_core.store.workspace import Workspace
 
@@ -129,6 +132,32 @@ def ablation_section(ws: Workspace, board: Leaderboard, metric: str = "NDCG@5") 
     return f"{title}\n\n{_table(pd.DataFrame(rows))}"
 
 
+def subset_sections(ws: Workspace, dataset: str, protocol_id: str, board: Leaderboard, metric: str = "NDCG@5") -> str:
+    """For each run on a seeded subset of the users (ranked apart above): every full run on the same users, each
+    paired on them against the strongest baseline of the full leaderboard (stored per-user ranks make this exact)."""
+    out = []
+    for run in board.excluded.itertuples():
+        try:
+            sub = subset_board(ws, dataset, protocol_id, run.run_id)
+        except (KeyError, ValueError):  # made before per-user ranks, or on other candidates: no like-for-like rows
+            continue
+        base = strongest_baseline(board)  # the one every other table pairs against
+        users = user_metrics(ws, run.run_id).index
+        values = {r: user_metrics(ws, r)[metric].loc[users] for r in sub.table["run_id"]}
+        rows = pd.DataFrame({"run": sub.table["label"], "users": sub.table["users"]})
+        for m in ("HR@5", "NDCG@5", "AUC"):
+            rows[m] = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in sub.table[[m, f"{m}_lo", f"{m}_hi"]].to_numpy()]
+        if base is not None:
+            tests = [paired_values(values[r], values[base["run_id"]], metric) for r in sub.table["run_id"]]
+            rows[f"{metric} vs {base['label']}"] = [
+                "" if r == base["run_id"] else f"{t.diff:+.4f} [{t.ci[0]:+.4f}, {t.ci[1]:+.4f}]"
+                for r, t in zip(sub.table["run_id"], tests, strict=True)
+            ]
+        rows["eval run"] = sub.table["run_id"].map(lambda r: f"`{r}`")
+        out.append(f"### On the {sub.users} users of {run.label} (a seeded subset), every run\n\n{_table(rows)}")
+    return "\n\n".join(out)
+
+
 def cold_warm_section(ws: Workspace, dataset: str, protocol_id: str, board: Leaderboard) -> str:
     """Each run on warm and on cold test items (a cold item never occurs in training)."""
     labels = dict(zip(board.table["run_id"], board.table["label"], strict=True))
@@ -205,4 +234,5 @@ def markdown_report(ws: Workspace, dataset: str, protocol_id: str, command: str 
     if not board.excluded.empty:
         apart = board.excluded.rename(columns={"label": "run", "run_id": "eval run"})
         sections.append("### Runs not ranked here\n\n" + _table(apart[["run", "eval run", "reason"]]))
+        sections.append(subset_sections(ws, dataset, protocol_id, board))
     return "\n\n".join(s for s in sections if s) + "\n"
