@@ -108,3 +108,26 @@ def test_the_whole_pipeline_then_a_second_run_that_does_nothing(sample_workspace
     assert "every model up to date" in out and "every eval run up to date" in out and "(reused," in out
     assert ws.store.sql_df("SELECT run_id FROM runs").equals(runs)  # nothing trained or evaluated again
     assert not engine.prompts  # the LLM was asked nothing
+
+
+@pytest.mark.slow
+def test_llm_users_limit_profiles_and_the_llm_to_a_seeded_subset(sample_workspace, monkeypatch):
+    """A catalog too large for the LLM on every customer: profiles and its eval cover the same seeded users, the
+    other models every user, and the report shows every model on that subset."""
+    from mmrec_core.evaluate.leaderboard import eval_runs, user_metrics
+    from mmrec_core.evaluate.markdown import markdown_report
+
+    ws = sample_workspace
+    protocol = create_protocol(ws.store, "sample")
+    engine = ScriptedEngine(ws.settings)
+    monkeypatch.setattr("mmrec_core.engines.get_engine", lambda settings: engine)
+    assert main(["--data-dir", str(ws.settings.data_dir), "pipeline", "sample", "--llm-users", "25"]) == 0
+    subset = pipeline.llm_subset(ws, "sample", protocol, 25)
+    assert len(subset) == 25 and set(ws.store.profile_blocks("sample", protocol)["user_id"]) == set(subset)
+    assert status(ws, engine, "sample", protocol, 25).set_index("stage").loc["profiles", "state"] == "done"
+    assert status(ws, engine, "sample", protocol).set_index("stage").loc["profiles", "state"] == "stale"
+    runs = eval_runs(ws, "sample", protocol)
+    llm = runs[runs["method"] == "llm-pointwise"]
+    assert len(llm) == 1 and set(user_metrics(ws, llm["run_id"].iloc[0]).index) == set(subset)
+    assert not runs[runs["method"] == "sasrec"]["subset"].iloc[0]  # the other models: every user
+    assert "### On the 25 users of llm-pointwise zero-shot" in markdown_report(ws, "sample", protocol)

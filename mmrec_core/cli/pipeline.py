@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--until", choices=STAGES, help="last stage to run (default: the last)")
     p.add_argument("--llm", action=argparse.BooleanOptionalAction, default=True,
                    help="eval: also score every test user with the LLM (the longest part on a CPU)")  # fmt: skip
+    p.add_argument("--llm-users", type=int, help="profiles and the LLM's eval for a seeded subset of this many test "
+                   "users (default: all); the other models cover every user")  # fmt: skip
     p.add_argument("--with-sft", action="store_true", help="also train an SFT adapter (hours on a CPU)")
     p.add_argument("--status", action="store_true", help="only show each stage's state; run nothing")
     p.set_defaults(run=cmd_pipeline)
@@ -48,10 +50,12 @@ def cmd_pipeline(ws: Workspace, args: argparse.Namespace) -> None:
             print(f"   {stage} finished in {seconds:.0f} s: {summary}", flush=True)
 
         try:
-            run_pipeline(ws, engine, args.dataset, protocol, stages, progress_for, done, llm=args.llm)
+            run_pipeline(
+                ws, engine, args.dataset, protocol, stages, progress_for, done, llm=args.llm, llm_users=args.llm_users
+            )
         finally:
             for close in bars:
                 close()
-    table = status(ws, engine, args.dataset, protocol)
+    table = status(ws, engine, args.dataset, protocol, args.llm_users)
     print(f"{args.dataset} ({protocol}):")
     print(table[["stage", "state", "detail", "made"]].to_string(index=False))

@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import pandas as pd
 
@@ -57,13 +58,28 @@ def _textualize_status(ws: Workspace, engine: Engine, dataset: str, protocol_id:
     return StageStatus("textualize", state, f"{total - todo} of {total} items up to date", made if stored else "")
 
 
-def _profiles_status(ws: Workspace, engine: Engine, dataset: str, protocol_id: str) -> StageStatus:
+def llm_subset(ws: Workspace, dataset: str, protocol_id: str, n: int | None) -> list[str] | None:
+    """The test users the LLM stages cover (profiles, LLM eval) when `n` is given: the seeded draw `mmrec eval llm
+    --users n` makes (`pick_users`), so profiles exist for exactly the users the LLM scores. None: every user."""
+    if n is None:
+        return None
+    from mmrec_core.evaluate.llm import pick_users
+    from mmrec_core.models.data import load_train_data
+
+    return pick_users(load_train_data(ws.store, dataset, protocol_id).parts["test"].users, n)
+
+
+def _profiles_status(
+    ws: Workspace, engine: Engine, dataset: str, protocol_id: str, subset: list[str] | None = None
+) -> StageStatus:
     from mmrec_core.data.splits import train_interactions
     from mmrec_core.profiles.prompts import PROFILE_FIRST
 
     blocks = ws.store.profile_blocks(dataset, protocol_id)
     final = blocks[blocks["is_final"]] if len(blocks) else blocks
-    users = train_interactions(ws.store, protocol_id)["user_id"].nunique()
+    if subset is not None and len(final):
+        final = final[final["user_id"].isin(subset)]
+    users = train_interactions(ws.store, protocol_id)["user_id"].nunique() if subset is None else len(subset)
     current = final[final["prompt_version"] == PROFILE_FIRST.version] if len(final) else final
     newest_texts = ws.store.newest_created("keywords", dataset)
     fresh = len(current) == users and (newest_texts is None or current["created_at"].min() >= newest_texts)
@@ -150,9 +166,11 @@ STATUS: dict[str, Callable[[Workspace, Engine, str, str], StageStatus]] = {
 }
 
 
-def status(ws: Workspace, engine: Engine, dataset: str, protocol_id: str) -> pd.DataFrame:
-    """One row per stage: stage, state, detail, made, what it makes."""
-    rows = [dataclasses.asdict(STATUS[s](ws, engine, dataset, protocol_id)) for s in STAGES]
+def status(ws: Workspace, engine: Engine, dataset: str, protocol_id: str, llm_users: int | None = None) -> pd.DataFrame:
+    """One row per stage: stage, state, detail, made, what it makes (`llm_users`: profiles of that subset only)."""
+    subset = llm_subset(ws, dataset, protocol_id, llm_users)
+    check = {**STATUS, "profiles": partial(_profiles_status, subset=subset)}
+    rows = [dataclasses.asdict(check[s](ws, engine, dataset, protocol_id)) for s in STAGES]
     return pd.DataFrame(rows).assign(makes=[HELP[s] for s in STAGES])
 
 
@@ -172,7 +190,13 @@ def _run_models(ws: Workspace, engine: Engine, dataset: str, protocol_id: str, p
 
 
 def _run_eval(
-    ws: Workspace, engine: Engine, dataset: str, protocol_id: str, progress: Progress | None, llm: bool = True
+    ws: Workspace,
+    engine: Engine,
+    dataset: str,
+    protocol_id: str,
+    progress: Progress | None,
+    llm: bool = True,
+    llm_users: int | None = None,
 ) -> str:
     from mmrec_core.engines import get_engine
     from mmrec_core.evaluate.eval_all import eval_all
@@ -183,8 +207,10 @@ def _run_eval(
     def engine_for(adapter: str) -> Engine:  # zero-shot: the engine already loaded
         return get_engine(dataclasses.replace(engine.settings, adapter=adapter)) if adapter else engine
 
-    runs = eval_all(ws, dataset, protocol_id, llm=llm, progress_for=lambda run: progress, engine_for=engine_for)
-    return f"{len(runs)} eval runs" + ("" if llm else " (no LLM)")
+    runs = eval_all(ws, dataset, protocol_id, llm_users=llm_users, llm=llm, progress_for=lambda run: progress,
+                    engine_for=engine_for)  # fmt: skip
+    subset = f" (the LLM on {llm_users} seeded test users)" if llm and llm_users else ""
+    return f"{len(runs)} eval runs" + ("" if llm else " (no LLM)") + subset
 
 
 def _run_sft(ws: Workspace, engine: Engine, dataset: str, protocol_id: str, progress: Progress | None) -> str:
@@ -195,21 +221,24 @@ def _run_sft(ws: Workspace, engine: Engine, dataset: str, protocol_id: str, prog
     return f"adapter run {train_llm(ws, engine, 'sft', dataset, protocol_id, train_config('sft'), progress)}"
 
 
-def _run_stage(stage: str, ws: Workspace, engine: Engine, dataset: str, protocol_id: str, progress, llm: bool) -> str:
+def _run_stage(
+    stage: str, ws: Workspace, engine: Engine, dataset: str, protocol_id: str, progress, llm: bool, llm_users=None
+) -> str:
     if stage == "textualize":
         from mmrec_core.textualize.build import textualize
 
         return str(textualize(ws, engine, dataset, None, None, progress))
     if stage == "profiles":
-        from mmrec_core.profiles.build import build_profiles
+        from mmrec_core.profiles.build import ProfileConfig, build_profiles
 
-        return str(build_profiles(ws, engine, dataset, protocol_id, None, progress))
+        config = ProfileConfig(users=llm_subset(ws, dataset, protocol_id, llm_users))
+        return str(build_profiles(ws, engine, dataset, protocol_id, config, progress))
     if stage == "graph":
         from mmrec_core.graph.build import build_item_graph
 
         return str(build_item_graph(ws, engine, dataset, protocol_id, None, progress))
     if stage == "eval":
-        return _run_eval(ws, engine, dataset, protocol_id, progress, llm)
+        return _run_eval(ws, engine, dataset, protocol_id, progress, llm, llm_users)
     run = {"models": _run_models, "sft": _run_sft}[stage]
     return run(ws, engine, dataset, protocol_id, progress)
 
@@ -276,10 +305,13 @@ def run_pipeline(
     progress_for: Callable[[str], Progress | None] = lambda stage: None,
     done: Callable[[str, str, float], None] = lambda stage, summary, seconds: None,
     llm: bool = True,
+    llm_users: int | None = None,
 ) -> list[tuple[str, str, float]]:
     """Run `stages` in order (each skips what it already made); returns (stage, summary, seconds) per stage.
 
     `llm=False` leaves the LLM out of the eval stage (its scoring of every test user is the longest part).
+    `llm_users=n`: profiles and the LLM's eval cover a seeded subset of n test users (`llm_subset`), the other
+    models every user; the report shows every model on that subset too (a large catalog: MicroLens-50k).
     """
     out = []
     for stage in stages:
@@ -289,7 +321,7 @@ def run_pipeline(
         before = _work_done(ws, stage, dataset, protocol_id) if counted else 0
         up_to_date = not counted and STATUS[stage](ws, engine, dataset, protocol_id).state == "done"
         start, cpu = time.perf_counter(), time.process_time()  # process time: every thread of this process
-        summary = _run_stage(stage, ws, engine, dataset, protocol_id, progress_for(stage), llm)
+        summary = _run_stage(stage, ws, engine, dataset, protocol_id, progress_for(stage), llm, llm_users)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         work = 0 if up_to_date else _work_done(ws, stage, dataset, protocol_id) - before
         if work > 0:  # a stage that found everything up to date says nothing about its cost
