@@ -79,12 +79,12 @@ class RecommendConfig:
     )
     profile: bool = field(
         default=True,
-        metadata={"help": "Show the customer's preference profile (--no-profile: the ablation without profiles)."},
+        metadata={"help": "Show the customer's preference profile in the prompt. Off: the ablation without profiles."},
     )
     item_text: str = field(
         default="keywords",
         metadata={
-            "help": "How items are shown after their titles: keywords (MMSRARec) | catalog-keywords (only the keywords "
+            "help": "How items are shown after their titles. keywords (MMSRARec) | catalog-keywords (only the keywords "
             "the catalog names: without images) | description (the full generated description) | catalog (the "
             "catalog text: no textualization).",
             "choices": ITEM_TEXTS,

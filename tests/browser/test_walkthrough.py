@@ -132,7 +132,7 @@ def test_score_a_customer_and_read_the_rationale(page: Page, server) -> None:
     expect(page.get_by_text(re.compile(r"^Without .* rank \d+ (->|→) \d+")).first).to_be_visible()
     # what if: the profile edited by hand, the new scores beside the old ones
     page.get_by_role("tab", name="What if").click()
-    profile = page.get_by_label("Profile")
+    profile = page.get_by_label("Profile", exact=True)  # the what-if's text, not the prompt setting
     profile.fill("Loves black denim skirts and nothing else.")
     profile.press("Control+Enter")
     settle(page)
