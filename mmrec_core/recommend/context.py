@@ -187,7 +187,7 @@ class ContextBuilder:
         notes = []
         profile = self.profiles.get(user, "") if self.use_profile else ""
         if not self.use_profile:
-            notes.append("profile left out (the setting profile is off)")
+            notes.append("profile left out (the profile setting is off)")
         elif not profile:
             notes.append("no current profile (build profiles for this protocol)")
         similar: list[SimilarLine] = []
