@@ -8,8 +8,9 @@ and save them with `save_pretrained`, laid out as the Hub ships them. The tokeni
 an ordinary tokenizer folder. Weights are random, so the text they generate is gibberish; what tests check is that
 loading, prompting, image preprocessing, generation and scoring run through the real code paths.
 
-Qwen2-VL / Qwen2.5-VL are not offered: in transformers 5.x their processors need a video processor, which needs
-torchvision, and this environment has none (AutoProcessor fails for the real models too).
+Qwen2.5-VL is offered too (`make_tiny_qwen25_vl`): in transformers 5.x its processor needs a video processor, which
+needs torchvision, and this environment has none, so AutoProcessor fails for it as for the real models; the `hf`
+engine then loads it for images only (`engines.loading.load_processor`).
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ from transformers import (
 )
 
 from mmrec_core.engines.assets import smollm2_gguf
+from mmrec_core.engines.loading import images_only
 
 CAUSAL_ARCHS = ("llama", "qwen2")
-VLM_ARCHS = ("idefics3",)
+VLM_ARCHS = ("idefics3",)  # and Qwen2.5-VL: make_tiny_qwen25_vl
 
 # Small enough to build and load in a fraction of a second, but with grouped-query attention like the real families.
 TEXT_DIMS = {
@@ -164,3 +166,53 @@ def make_tiny_vlm(
     model = AutoModelForImageTextToText.from_config(config)
     eos = tokenizer.convert_tokens_to_ids("<end_of_utterance>")
     return _save(model, Path(folder), processor, eos, tokenizer.pad_token_id)
+
+
+# Qwen2-VL's chat template, images as <|vision_start|><|image_pad|><|vision_end|> in ChatML turns.
+QWEN_VL_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+QWEN_VL_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+
+
+def make_tiny_qwen25_vl(folder: Path, tokenizer_dir: Path | None = None, seed: int = 0) -> Path:
+    """Save a tiny random Qwen2.5-VL (Qwen2_5_VLForConditionalGeneration) laid out as the Hub ships it: model, the
+    tokenizer with Qwen's vision tokens, and a processor config naming Qwen2_5_VLProcessor. That processor needs a
+    video processor, hence torchvision, for AutoProcessor to load it; the `hf` engine loads it for images only."""
+    import json
+
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLProcessor, Qwen2VLImageProcessorPil
+
+    tokenizer = _tokenizer(tokenizer_dir)
+    tokenizer.add_special_tokens({"additional_special_tokens": QWEN_VL_TOKENS}, replace_extra_special_tokens=False)
+    # 56-112 px images: 4x4 to 8x8 patches of 14 px, merged 2x2 into 4-16 image tokens
+    image_processor = Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=112 * 112)
+
+    # built for images only just to save it here (no torchvision for its video processor)
+    processor = images_only(Qwen2_5_VLProcessor)(image_processor, tokenizer, chat_template=QWEN_VL_CHAT_TEMPLATE)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_VL_TOKENS}
+    mrope = {"type": "mrope", "mrope_section": [2, 3, 3]}  # over the 16-wide heads' 8 rotary pairs
+    text = _text_config(tokenizer, model_type="qwen2_5_vl_text", rope_scaling=mrope)
+    config = Qwen2_5_VLConfig(
+        text_config=text,
+        vision_config={"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
+                       "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 56,
+                       "fullatt_block_indexes": [1]},  # fmt: skip
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    model = AutoModelForImageTextToText.from_config(config)
+    eos = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    folder = _save(model, Path(folder), processor, eos, tokenizer.pad_token_id)
+    settings = folder / "processor_config.json"  # as the Hub's: the real class, which AutoProcessor then looks up
+    saved = json.loads(settings.read_text(encoding="utf-8"))
+    settings.write_text(json.dumps({**saved, "processor_class": "Qwen2_5_VLProcessor"}, indent=2), encoding="utf-8")
+    return folder

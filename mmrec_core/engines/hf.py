@@ -18,6 +18,7 @@ from mmrec_core.engines.llm import GenerationOptions, TextLM
 from mmrec_core.engines.loading import (
     attach_adapter,
     from_pretrained,
+    load_processor,
     offline,
     quantize_for_cpu,
     resolve_model_source,
@@ -75,7 +76,7 @@ class HFEngine(BaseEngine):
         """(model, processor) of the VLM, loaded once."""
         with self._lock:
             if self._vlm is None:
-                from transformers import AutoModelForImageTextToText, AutoProcessor
+                from transformers import AutoModelForImageTextToText
 
                 vlm = self.settings.vlm
                 if not vlm:
@@ -84,7 +85,7 @@ class HFEngine(BaseEngine):
                         "to a Hub id or local folder (e.g. a SmolVLM or Qwen2.5-VL download)."
                     )
                 model = self._load(AutoModelForImageTextToText, vlm, "vlm").eval()
-                processor = AutoProcessor.from_pretrained(resolve_model_source(vlm, "vlm"), local_files_only=offline())
+                processor = load_processor(resolve_model_source(vlm, "vlm"))
                 self._vlm = (model, processor)
             return self._vlm
 

@@ -136,3 +136,63 @@ def attach_adapter(model, adapter: str, trainable: bool = False):
     if getattr(model, "is_quantized", False):  # merging into 4/8-bit weights would round the update away
         return wrapped
     return wrapped.merge_and_unload()  # scoring only: fold the update in, no LoRA branch per layer
+
+
+def load_processor(source: str):
+    """The VLM's processor. Qwen2-VL and Qwen2.5-VL processors also build a video processor, which needs torchvision;
+    where torchvision is missing (no build exists for the CPU torch pinned here) the same processor class is built for
+    images only: its PIL image processor, the tokenizer and the chat template, no video processor."""
+    import importlib.util
+
+    from transformers import AutoProcessor
+
+    try:
+        return AutoProcessor.from_pretrained(source, local_files_only=offline())
+    except (OSError, ImportError, ValueError) as exc:
+        if importlib.util.find_spec("torchvision") is not None:
+            raise
+        try:
+            return _images_only_processor(source)
+        except Exception as again:
+            raise again from exc
+
+
+def images_only(processor_class: type) -> type:
+    """`processor_class` without its video processor: built from an image processor and a tokenizer alone."""
+
+    class ImagesOnly(processor_class):
+        @classmethod
+        def get_attributes(cls) -> list[str]:
+            return [a for a in super().get_attributes() if a != "video_processor"]
+
+    return ImagesOnly
+
+
+def _images_only_processor(source: str):
+    import json
+
+    from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
+    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES, processor_class_from_name
+
+    folder = Path(source)
+    name = None
+    for file in ("processor_config.json", "preprocessor_config.json"):
+        if (folder / file).is_file():
+            name = name or json.loads((folder / file).read_text(encoding="utf-8")).get("processor_class")
+    if name is None:
+        name = PROCESSOR_MAPPING_NAMES.get(AutoConfig.from_pretrained(source, local_files_only=offline()).model_type)
+    base = processor_class_from_name(name) if name else None
+    if base is None or "video_processor" not in base.get_attributes():
+        raise ValueError(f"No processor could be loaded from {source}, and it is not one that only lacks video.")
+
+    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline())
+    template = None
+    if (folder / "chat_template.jinja").is_file():
+        template = (folder / "chat_template.jinja").read_text(encoding="utf-8")
+    elif (folder / "chat_template.json").is_file():
+        template = json.loads((folder / "chat_template.json").read_text(encoding="utf-8"))["chat_template"]
+    template = template or tokenizer.chat_template
+    image = AutoImageProcessor.from_pretrained(source, local_files_only=offline())  # the PIL flavour, no torchvision
+    processor = images_only(base)(image_processor=image, tokenizer=tokenizer, chat_template=template)
+    processor.video_processor = None  # a video asked of it fails by name, not deep in the call
+    return processor
