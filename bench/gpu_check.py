@@ -147,6 +147,7 @@ def qlora_rows(model, label: str, device: str, vocab: int, seq: int, batch: int,
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     rows = []
     for checkpointing in (True, False):
+        model.gradient_checkpointing_disable()  # the first setting's checkpointing must not carry into the second
         base = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
         peft = get_peft_model(base, LoraConfig(r=16, lora_alpha=32, target_modules=targets, task_type="CAUSAL_LM"))
         peft.train()
