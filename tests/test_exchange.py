@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -157,8 +158,15 @@ def test_explanations_travel_and_an_older_export_imports_without_them(eval_ws, w
     import_dataset(workspace.store, workspace.images, tmp_path / "new", workspace.settings.data_dir / "runs")
     assert workspace.store.attribution("sample", pid, "u1", "key1")["score_without"].tolist() == [0.5]
     assert workspace.store.scenarios("sample", pid, "u1")["name"].tolist() == ["no swimwear"]
-    # the export bundled in sample_data/ predates the explanation tables: it imports, with none of them
-    state = Path(__file__).parent.parent / "sample_data" / "state"
-    assert json.loads((state / "manifest.json").read_text())["schema_version"] < min(SINCE_VERSION.values())
-    main(["--data-dir", str(workspace.settings.data_dir), "import", str(state)])
+    # an export made before the explanation tables existed (an older schema, no such files) imports with none of them
+    old = tmp_path / "old"
+    shutil.copytree(tmp_path / "new", old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    for table in SINCE_VERSION:
+        (old / "tables" / f"{table}.parquet").unlink()
+        manifest["files"].pop(f"tables/{table}.parquet")
+        manifest["rows"].pop(table, None)
+    manifest["schema_version"] = min(SINCE_VERSION.values()) - 1
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    main(["--data-dir", str(workspace.settings.data_dir), "import", str(old)])
     assert workspace.store.attribution("sample", pid, "u1", "key1").empty
