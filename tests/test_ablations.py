@@ -131,3 +131,17 @@ def test_the_item_graph_model_without_its_graph_is_paired_against_lightgcn(tmp_p
     full = eval_runs(ws, "sample", protocol_id).query("label == 'lightgcn'")["run_id"].iloc[0]
     assert row["difference"] == f"{paired_test(ws, run_id, full).diff:+.4f}"
     ws.close()
+
+
+def test_the_cli_runs_the_named_ablations_with_a_bar_each(tmp_path, monkeypatch, capsys) -> None:
+    from mmrec_core.cli.main import main
+
+    ws, _ = bundled_sample(tmp_path / "data")
+    engine = ScriptedEngine(ws.settings)
+    ws.close()
+    monkeypatch.setattr("mmrec_core.engines.get_engine", lambda settings: engine)
+    args = ["--data-dir", str(tmp_path / "data"), "eval", "ablations", "sample", "--users", "5", "--ablations"]
+    assert main([*args, "no-profile"]) == 0
+    out = capsys.readouterr().out
+    assert "full ..." in out and "no-profile ..." in out and "no-similar" not in out
+    assert "5 users, runs:" in out

@@ -8,7 +8,7 @@ import argparse
 import pandas as pd
 
 from mmrec_core.cli.profiles import PROTOCOL_HELP
-from mmrec_core.cli.progress import tqdm_progress, with_progress
+from mmrec_core.cli.progress import bar_per_run, with_progress
 from mmrec_core.cli.recommend import add_llm_options, with_adapter
 from mmrec_core.core.options import add_arguments, build
 from mmrec_core.evaluate.two_stage import TwoStageConfig
@@ -117,20 +117,8 @@ def cmd_eval_ablations(ws: Workspace, args: argparse.Namespace) -> None:
     engine, config = get_engine(with_adapter(ws, args)), eval_config(args)
     names = [n.strip() for n in args.ablations.split(",") if n.strip()] if args.ablations else None
     protocol = default_protocol(ws, args.dataset, args.protocol)
-    bars = []
-
-    def progress_for(name: str):
-        if bars:
-            bars[-1][1]()
-        print(f"{name} ...", flush=True)
-        bars.append(tqdm_progress("user"))
-        return bars[-1][0]
-
-    try:
+    with bar_per_run("user") as progress_for:
         done = run_ablations(ws, engine, args.dataset, protocol, config, args.users, names, progress_for)
-    finally:
-        for _, close in bars:
-            close()
     rows = {name: r.table.loc["all", ["HR@5", "NDCG@5", "AUC"]] for name, r in done}
     print(f"{args.dataset}: LLM {config.mode}, {len(done[0][1].per_user)} users, runs:")
     for name, r in done:
@@ -189,20 +177,8 @@ def cmd_eval_all(ws: Workspace, args: argparse.Namespace) -> None:
         raise ValueError("Use `mmrec eval --all DATASET` (no model name: every available model runs).")
     protocol = default_protocol(ws, dataset, args.protocol)
     modes = tuple(m.strip() for m in args.llm_modes.split(",") if m.strip())
-    bars = []
-
-    def progress_for(run):
-        if bars:
-            bars[-1][1]()  # the previous LLM run is done
-        print(f"{run.label} ...", flush=True)
-        bars.append(tqdm_progress("user"))
-        return bars[-1][0]
-
-    try:
-        done = eval_all(ws, dataset, protocol, modes, args.users, not args.no_llm, progress_for)
-    finally:
-        for _, close in bars:
-            close()
+    with bar_per_run("user") as progress_for:  # one bar per LLM run
+        done = eval_all(ws, dataset, protocol, modes, args.users, not args.no_llm, lambda run: progress_for(run.label))
     for row in done:
         print(f"   {row['label']}: run {row['run_id']} ({row['seconds']} s)")
     print_leaderboard(ws, dataset, protocol)

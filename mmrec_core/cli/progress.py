@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from mmrec_core.core.progress import Progress
@@ -23,6 +24,27 @@ def tqdm_progress(unit: str) -> tuple[Progress, Callable[[], None]]:
         bar.refresh()
 
     return progress, bar.close
+
+
+@contextmanager
+def bar_per_run(unit: str) -> Iterator[Callable[[str], Progress]]:
+    """For a sequence of runs: `progress_for(name)` closes the previous run's bar, prints the name and opens a new
+    bar; every bar is closed on the way out, also after an error."""
+    closes: list[Callable[[], None]] = []
+
+    def progress_for(name: str) -> Progress:
+        if closes:
+            closes[-1]()  # the previous run is done
+        print(f"{name} ...", flush=True)
+        progress, close = tqdm_progress(unit)
+        closes.append(close)
+        return progress
+
+    try:
+        yield progress_for
+    finally:
+        for close in closes:
+            close()
 
 
 def with_progress(unit: str, work: Callable[[Progress], T]) -> T:

@@ -44,9 +44,8 @@ def full_setting(method: str, params: dict) -> tuple[str, dict]:
     """A run's method and params with its ablation settings back at the full setting's."""
     if method in MODEL_ABLATIONS:
         return MODEL_ABLATIONS[method][0], params
-    return method, {k: v for k, v in params.items() if k not in ("profile", "item_text")} | (
-        {"n_similar": None} if params.get("n_similar") == 0 else {}
-    )
+    ablated = {"profile", "item_text", *(("n_similar",) if params.get("n_similar") == 0 else ())}
+    return method, {k: v for k, v in params.items() if k not in ablated}
 
 
 def ablation_name(params: dict, method: str = "") -> str:
