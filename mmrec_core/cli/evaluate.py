@@ -13,6 +13,7 @@ from mmrec_core.cli.recommend import add_llm_options, with_adapter
 from mmrec_core.core.options import add_arguments, build
 from mmrec_core.evaluate.two_stage import TwoStageConfig
 from mmrec_core.recommend.llm import RecommendConfig
+from mmrec_core.scale.jobs import ScaleConfig
 from mmrec_core.store.workspace import Workspace, default_protocol
 
 
@@ -29,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_llm_options(p, skip=("explain",))  # evaluation writes no rationales
     add_arguments(p, {"two-stage": TwoStageConfig})
     p.add_argument("--users", type=int, help="llm: a seeded subset of this many users (default: all)")
+    add_arguments(p, {"scale": ScaleConfig})
     p.add_argument("--all", action="store_true", help="every available model, then the leaderboard with intervals")
     p.add_argument("--llm-modes", default="pointwise", help="--all: zero-shot LLM modes (default pointwise)")
     p.add_argument("--no-llm", action="store_true", help="--all: leave the LLM (zero-shot and adapters) out")
@@ -78,6 +80,8 @@ def cmd_eval(ws: Workspace, args: argparse.Namespace) -> None:
         return cmd_eval_all(ws, args)
     if not (args.model and args.dataset):
         raise ValueError("Use `mmrec eval MODEL DATASET`, or `mmrec eval --all DATASET`.")
+    if build(ScaleConfig, vars(args)).backend == "ray" and args.model != "llm":
+        raise ValueError("--backend ray runs the LLM's scoring (`mmrec eval llm DATASET --backend ray`) only.")
     if args.model == "llm":
         return cmd_eval_llm(ws, args)
     if args.model == "two-stage":
@@ -93,9 +97,15 @@ def cmd_eval_llm(ws: Workspace, args: argparse.Namespace) -> None:
     from mmrec_core.engines import get_engine
     from mmrec_core.evaluate.llm import evaluate_llm
 
-    engine, config = get_engine(with_adapter(ws, args)), eval_config(args)
+    engine, config, scale = get_engine(with_adapter(ws, args)), eval_config(args), build(ScaleConfig, vars(args))
+    scorer = None
+    if scale.backend == "ray":
+        from mmrec_core.scale.scoring import ray_scorer
+
+        scorer = ray_scorer(scale)
     result = with_progress(
-        "user", lambda p: evaluate_llm(ws, engine, args.dataset, args.protocol, config, args.users, progress=p)
+        "user",
+        lambda p: evaluate_llm(ws, engine, args.dataset, args.protocol, config, args.users, progress=p, scorer=scorer),
     )
     users = len(result.per_user)
     print(

@@ -43,6 +43,7 @@ from mmrec_core.cli import data, evaluate, explain, graph, pipeline, profiles, r
 from mmrec_core.config import load_settings
 from mmrec_core.data.ingest import IngestError
 from mmrec_core.engines.assets import MissingModelError
+from mmrec_core.scale.jobs import MissingExtraError
 from mmrec_core.store import StoreError
 from mmrec_core.store.images import BadImageError
 from mmrec_core.store.workspace import open_workspace
@@ -54,7 +55,16 @@ GROUPS = (data, pipeline, textualize, profiles, graph, train, evaluate, recommen
 READ_ONLY_COMMANDS = frozenset({"info"})
 
 # Errors that are the user's to fix: printed as one line, exit status 2, no traceback.
-USER_ERRORS = (IngestError, StoreError, BadImageError, KeyError, ValueError, FileNotFoundError, MissingModelError)
+USER_ERRORS = (
+    IngestError,
+    StoreError,
+    BadImageError,
+    KeyError,
+    ValueError,
+    FileNotFoundError,
+    MissingModelError,
+    MissingExtraError,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

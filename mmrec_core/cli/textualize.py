@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 from mmrec_core.cli.progress import with_progress
 from mmrec_core.core.options import add_arguments, build
+from mmrec_core.scale.jobs import ScaleConfig
 from mmrec_core.store.workspace import Workspace
 from mmrec_core.textualize.build import TextualizeConfig
 from mmrec_core.textualize.quality import DESCRIBERS
@@ -16,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dataset")
     p.add_argument("--items", nargs="+", help="only these item ids")
     add_arguments(p, {"textualize": TextualizeConfig})
+    add_arguments(p, {"scale": ScaleConfig})
     p.set_defaults(run=cmd_textualize)
 
     p = sub.add_parser(
@@ -45,9 +48,15 @@ def cmd_textualize(ws: Workspace, args: argparse.Namespace) -> None:
     from mmrec_core.engines import get_engine
     from mmrec_core.textualize.build import textualize
 
-    config = build(TextualizeConfig, vars(args))
+    config, scale = build(TextualizeConfig, vars(args)), build(ScaleConfig, vars(args))
     engine = get_engine(ws.settings)
-    report = with_progress("item", lambda p: textualize(ws, engine, args.dataset, args.items, config, p))
+    if scale.backend == "ray":
+        from mmrec_core.scale.textualize import textualize_on_ray
+
+        run = partial(textualize_on_ray, scale=scale)
+    else:
+        run = textualize
+    report = with_progress("item", lambda p: run(ws, engine, args.dataset, args.items, config, progress=p))
     print(f"{args.dataset}: {report}")
     for item_id, reason in report.failed:
         print(f"  skipped {item_id}: {reason}")

@@ -34,7 +34,8 @@ from mmrec_core.evaluate.offline import SAMPLED_KS, candidates_hash, metric_rows
 from mmrec_core.models.data import load_train_data
 from mmrec_core.models.registry import MODELS, TRAINING_FREE, load_trained
 from mmrec_core.recommend.context import ContextBuilder
-from mmrec_core.recommend.llm import LLMRecommender, RecommendConfig
+from mmrec_core.recommend.llm import ListwiseAnswer, LLMRecommender, RecommendConfig, score_prompt
+from mmrec_core.recommend.prompt import RecPrompt
 from mmrec_core.store.runs import RANK_COLUMNS
 from mmrec_core.store.workspace import Workspace, default_protocol
 
@@ -61,6 +62,10 @@ class ScoreLog:
             out["truncated_items"] = items[:20]
             out["truncated_users"] = len(self.truncated)
         return out
+
+
+# (ws, recommender, users, candidates_for, batch, progress, log) -> (stored rows, users scored now): `score_users`
+Scorer = Callable[..., tuple[pd.DataFrame, int]]
 
 
 @dataclass
@@ -94,8 +99,12 @@ def evaluate_llm(
     n_users: int | None = None,
     batch: int = 8,
     progress: Progress | None = None,
+    scorer: Scorer | None = None,
 ) -> LLMEvalResult:
-    """Score the test candidates of all (or `n_users` seeded) evaluated users; record an eval run."""
+    """Score the test candidates of all (or `n_users` seeded) evaluated users; record an eval run.
+
+    `scorer`: who scores the users (default `score_users`, in this process; `scale.scoring.ray_scorer` on Ray).
+    """
     config = config or RecommendConfig()
     protocol_id = default_protocol(ws, dataset, protocol_id)
     data = load_train_data(ws.store, dataset, protocol_id)
@@ -109,7 +118,7 @@ def evaluate_llm(
     row_of = {u: r for r, u in enumerate(cand.users)}
     builder.prepare_similar(asked)
     log = ScoreLog()
-    rows, scored = score_users(ws, recommender, asked, builder.candidates, batch, progress, log)
+    rows, scored = (scorer or score_users)(ws, recommender, asked, builder.candidates, batch, progress, log)
     failed = {u for u, _ in log.failed}
     users = [u for u in asked if u not in failed]  # the metrics cover these, and say so
     if not users:
@@ -133,10 +142,73 @@ def evaluate_llm(
     return LLMEvalResult(run_id, table, compare, per_user, scored, len(users) - scored, log.failed, log.truncated)
 
 
-def _reason(exc: Exception) -> str:
+def failure_reason(exc: Exception) -> str:
     """One line on why a user failed: the exception's type and message, cut short."""
     text = " ".join(f"{type(exc).__name__}: {exc}".split())
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+@dataclass
+class ScoreTask:
+    """One user's prompt, ready to score: what a worker needs, and the key its scores are stored under."""
+
+    user: str
+    items: list[str]  # the candidates, in the protocol's order (the scores align with it)
+    prompt: RecPrompt
+    key: str  # input hash over the exact texts the model reads, the candidates and the provenance
+    seconds: float  # assembling the prompt took this long (counted in the user's time)
+
+
+def scored_by(recommender: LLMRecommender) -> dict:
+    """The provenance scores depend on: how many rationales a run writes never changes a score, so runs that
+    differ only there share their scores."""
+    provenance = recommender.provenance()
+    return {**provenance, "params": {k: v for k, v in provenance["params"].items() if k != "explain_top"}}
+
+
+def prepare_task(recommender: LLMRecommender, user: str, items: list[str], by: dict) -> ScoreTask:
+    """The user's prompt for `items` and its storage key (`by`: `scored_by(recommender)`)."""
+    start = time.perf_counter()
+    _, prompt = recommender.prepare(user, items)
+    texts = [recommender.render(prompt.full(i)) for i in range(len(prompt.suffixes))]
+    return ScoreTask(user, items, prompt, input_hash(texts, items, by), time.perf_counter() - start)
+
+
+def score_row(
+    recommender: LLMRecommender, task: ScoreTask, scores, answer: ListwiseAnswer | None, seconds: float
+) -> dict:
+    """The `llm_scores` row of a scored task (`seconds`: the model's time; the prompt's assembly is added)."""
+    builder, config = recommender.builder, recommender.config
+    return {
+        "dataset": builder.dataset,
+        "protocol_id": builder.protocol_id,
+        "part": "test",
+        "user_id": task.user,
+        "mode": config.mode,
+        "item_ids": task.items,
+        "scores": np.asarray(scores, dtype=np.float32).astype(float).tolist(),
+        "valid": answer.valid if answer else True,
+        "answer": answer.raw if answer else None,
+        "problem": answer.problem if answer else None,
+        "prompt_tokens": recommender.count(task.prompt.full(0)),
+        "seconds": task.seconds + seconds,
+        **Provenance.of(recommender.provenance()).columns(),
+        "input_hash": task.key,
+    }
+
+
+def note_failure(log: ScoreLog | None, user: str, where: str, exc: Exception, in_a_row: int) -> None:
+    """Record a user's failure in `log` (or raise it without one); raise once `FAILURES_IN_A_ROW` are in a row."""
+    exc.add_note(f"while scoring user {user} of {where}")
+    if log is None:
+        raise exc
+    log.failed.append((user, failure_reason(exc)))
+    if in_a_row >= FAILURES_IN_A_ROW:
+        exc.add_note(
+            f"{in_a_row} users in a row failed: the engine looks broken, so the run stops here; the "
+            "finished batches are stored, and a re-run resumes after them."
+        )
+        raise exc
 
 
 def score_users(
@@ -156,60 +228,31 @@ def score_users(
     engine, not a user, is broken). Without `log`, the first failure stops it, naming the user.
 
     Returns the stored rows of the users scored, in `users` order, and how many users this call scored.
+    `scale.scoring.score_users_on_ray` does the same with Ray workers.
     """
     builder, config = recommender.builder, recommender.config
     dataset, protocol_id = builder.dataset, builder.protocol_id
-    provenance = recommender.provenance()
-    # how many rationales a run writes never changes a score: runs that differ only there share their scores
-    scored_by = {**provenance, "params": {k: v for k, v in provenance["params"].items() if k != "explain_top"}}
+    by = scored_by(recommender)
     stored = ws.store.llm_scores(dataset, protocol_id, config.mode).set_index("input_hash")
     hashes: dict[str, str] = {}
     pending: list[dict] = []
     scored = in_a_row = 0
     for n, user in enumerate(users, start=1):
-        start = time.perf_counter()
         try:
-            items = candidates_for(user)
-            ctx, prompt = recommender.prepare(user, items)
-            texts = [recommender.render(prompt.full(i)) for i in range(len(prompt.suffixes))]
-            key = input_hash(texts, items, scored_by)
-            if key not in stored.index:
-                rec = recommender.recommend(user, items, explain=0, prepared=(ctx, prompt))
-                answer = rec.answer
-                row = {
-                    "dataset": dataset,
-                    "protocol_id": protocol_id,
-                    "part": "test",
-                    "user_id": user,
-                    "mode": config.mode,
-                    "item_ids": items,
-                    "scores": rec.scores.astype(float).tolist(),
-                    "valid": answer.valid if answer else True,
-                    "answer": answer.raw if answer else None,
-                    "problem": answer.problem if answer else None,
-                    "prompt_tokens": recommender.count(prompt.full(0)),
-                    "seconds": time.perf_counter() - start,  # the prompt's assembly included
-                    **Provenance.of(provenance).columns(),
-                    "input_hash": key,
-                }
+            task = prepare_task(recommender, user, candidates_for(user), by)
+            if task.key not in stored.index:
+                start = time.perf_counter()
+                scores, answer = score_prompt(recommender.engine, recommender.system, config, task.prompt, task.items)
+                row = score_row(recommender, task, scores, answer, time.perf_counter() - start)
         except Exception as exc:  # one user's failure (a prompt, the engine, an answer) must not end the run
-            exc.add_note(f"while scoring user {user} of {dataset} / {protocol_id}")
-            if log is None:
-                raise
-            log.failed.append((user, _reason(exc)))
             in_a_row += 1
-            if in_a_row >= FAILURES_IN_A_ROW:
-                exc.add_note(
-                    f"{in_a_row} users in a row failed: the engine looks broken, so the run stops here; the "
-                    "finished batches are stored, and a re-run resumes after them."
-                )
-                raise
+            note_failure(log, user, f"{dataset} / {protocol_id}", exc, in_a_row)
         else:
             in_a_row = 0
-            hashes[user] = key
-            if prompt.trimmed.get("truncated") and log is not None:
-                log.truncated[user] = list(prompt.trimmed["truncated"])
-            if key not in stored.index:
+            hashes[user] = task.key
+            if task.prompt.trimmed.get("truncated") and log is not None:
+                log.truncated[user] = list(task.prompt.trimmed["truncated"])
+            if task.key not in stored.index:
                 pending.append(row)
                 scored += 1
         if len(pending) >= batch or (pending and n == len(users)):
@@ -219,8 +262,14 @@ def score_users(
         if progress:
             failed = f", {len(log.failed)} failed" if log and log.failed else ""
             progress(n, len(users), f"{scored} scored, {len(hashes) - scored} reused{failed}")
-    rows = ws.store.llm_scores(dataset, protocol_id, config.mode).set_index("input_hash")
-    return rows.loc[[hashes[u] for u in users if u in hashes]], scored
+    return stored_rows(ws, recommender, users, hashes), scored
+
+
+def stored_rows(ws: Workspace, recommender: LLMRecommender, users: list[str], hashes: dict[str, str]) -> pd.DataFrame:
+    """The stored rows of `users` that were scored (`hashes`: user -> key), in `users` order."""
+    config, builder = recommender.config, recommender.builder
+    rows = ws.store.llm_scores(builder.dataset, builder.protocol_id, config.mode).set_index("input_hash")
+    return rows.loc[[hashes[u] for u in users if u in hashes]]
 
 
 def _per_user_metrics(rows: pd.DataFrame) -> pd.DataFrame:

@@ -183,6 +183,23 @@ class Recommendation:
         return sorted(shown, key=lambda item: -score[item])
 
 
+def score_prompt(
+    engine: Engine, system: str, config: RecommendConfig, prompt: RecPrompt, candidates: Sequence[str]
+) -> tuple[np.ndarray, ListwiseAnswer | None]:
+    """Scores aligned with `candidates` for a built prompt, and the listwise answer (None pointwise): the one model
+    call of a recommendation, which `LLMRecommender.recommend` and a batch job's workers (`scale`) both make."""
+    if config.mode == "pointwise":
+        raw = engine.score_yes_no(prompt.prefix, prompt.suffixes, system=system)
+        by_item = dict(zip(prompt.order, np.asarray(raw, dtype=float).tolist(), strict=True))
+        return np.asarray([by_item[c] for c in candidates], dtype=np.float32), None
+    numbers = len(prompt.order) if config.constrained else 0
+    options = GenerationOptions(
+        max_new_tokens=config.max_new_tokens, batch_size=1, stop=("</answer>",), answer_numbers=numbers
+    )
+    answer = parse_answer(engine.generate([prompt.full()], options, system=system)[0], prompt.order)
+    return answer_scores(answer, candidates), answer
+
+
 class LLMRecommender:
     """Scores candidates for users of one protocol with one engine."""
 
@@ -259,18 +276,7 @@ class LLMRecommender:
         steps = 1 + n_explain
         if progress:
             progress(0, steps, "scoring")
-        answer = None
-        if self.config.mode == "pointwise":
-            by_item = self.yes_no(prompt.prefix, prompt.suffixes, prompt.order)
-            scores = np.asarray([by_item[c] for c in candidates], dtype=np.float32)
-        else:
-            numbers = len(prompt.order) if self.config.constrained else 0
-            options = GenerationOptions(
-                max_new_tokens=self.config.max_new_tokens, batch_size=1, stop=("</answer>",), answer_numbers=numbers
-            )
-            text = self.engine.generate([prompt.full()], options, system=self.system)[0]
-            answer = parse_answer(text, prompt.order)
-            scores = answer_scores(answer, candidates)
+        scores, answer = score_prompt(self.engine, self.system, self.config, prompt, candidates)
         rec = Recommendation(user, self.config.mode, candidates, scores, prompt, ctx, answer)
         if progress:
             progress(1, steps, "scored")

@@ -140,15 +140,26 @@ def inspect_image(data: bytes, name: str, limits: ImageLimits = IMAGE_LIMITS) ->
 
 
 def decode_image_file(
-    path: str | Path, side: int | None = None, limits: ImageLimits = IMAGE_LIMITS, unreadable: str = UNREADABLE
+    path: str | Path | IO[bytes],
+    side: int | None = None,
+    limits: ImageLimits = IMAGE_LIMITS,
+    unreadable: str = UNREADABLE,
+    name: str | None = None,
 ) -> Image.Image:
-    """An image file as upright 8-bit RGB at most `side` (default `limits.decode_side`) pixels on its longer
-    side; refused (BadImageError naming the file) over the pixel limit, before anything is decoded."""
-    with _open(path, str(path), limits, unreadable) as image:
+    """An image file (or open bytes, named by `name`) as upright 8-bit RGB at most `side` (default
+    `limits.decode_side`) pixels on its longer side; refused (BadImageError naming the file) over the pixel
+    limit, before anything is decoded."""
+    name = name or str(path)
+    with _open(path, name, limits, unreadable) as image:
         try:
             return _decode(image, side or limits.decode_side)
         except _DECODE_ERRORS as exc:
-            raise BadImageError(unreadable.format(name=path, reason=_reason(exc))) from exc
+            raise BadImageError(unreadable.format(name=name, reason=_reason(exc))) from exc
+
+
+def decode_stored_bytes(data: bytes, name: str, limits: ImageLimits = IMAGE_LIMITS) -> Image.Image:
+    """A stored image's bytes (read elsewhere: a batch job's shard) decoded as `ImageStore.open` decodes its file."""
+    return decode_image_file(io.BytesIO(data), limits=limits, unreadable=STORED_UNREADABLE, name=name)
 
 
 def thumbnail_jpeg(path: str | Path, side: int, quality: int = 90) -> bytes:
@@ -183,12 +194,17 @@ class ImageStore:
         with _WRITE_LOCKS_GUARD:
             return _WRITE_LOCKS.setdefault(key, threading.Lock())
 
-    def open(self, sha256: str, ext: str) -> Image.Image:
-        """The stored image as upright 8-bit RGB, decoded now (so a broken file fails here) and reduced to
-        at most `limits.decode_side` pixels on its longer side."""
+    def stored_path(self, sha256: str, ext: str) -> Path:
+        """The stored file's path; BadImageError when it is missing."""
         path = self.path(sha256, ext)
         if not path.is_file():
             raise BadImageError(f"Image file {path} is missing from the image store; re-ingest the data set.")
+        return path
+
+    def open(self, sha256: str, ext: str) -> Image.Image:
+        """The stored image as upright 8-bit RGB, decoded now (so a broken file fails here) and reduced to
+        at most `limits.decode_side` pixels on its longer side."""
+        path = self.stored_path(sha256, ext)
         return decode_image_file(path, limits=self.limits, unreadable=STORED_UNREADABLE)
 
     def put(self, data: bytes, info: ImageInfo) -> tuple[Path, bool]:

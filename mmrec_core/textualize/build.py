@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -84,13 +85,42 @@ def pending_items(
     ws: Workspace, engine: Engine, dataset: str, config: TextualizeConfig | None = None
 ) -> tuple[int, int]:
     """(items a `textualize` run would do now, items in all): what the pipeline status shows."""
-    domain = domain_for(ws.store.require_dataset(dataset)["format"])
-    items = ws.store.items_with_images(dataset, None)
-    return len(_todo(ws, dataset, items, run_params(engine, config or TextualizeConfig(), domain))), len(items)
+    work = plan(ws, engine, dataset, None, config or TextualizeConfig())
+    return len(work.todo), len(work.todo) + work.skipped
 
 
 def _open_image(ws: Workspace, row: dict) -> Image.Image | None:
     return ws.images.open(row["image_sha256"], row["ext"]) if row.get("image_sha256") else None
+
+
+@dataclass
+class TextualizePlan:
+    """What a run will do: the items to (re)make, in order, and everything their texts depend on."""
+
+    todo: list[dict]  # item rows (with `input_hash`) whose stored texts are missing or stale
+    skipped: int  # items whose stored texts were made from the same inputs
+    categories: list[str]
+    domain: Domain
+    params: dict
+
+    def chunks(self, size: int) -> list[list[dict]]:
+        """The todo in model batches of `size` (the same batches whichever backend runs them)."""
+        return [self.todo[first : first + size] for first in range(0, len(self.todo), size)]
+
+
+def plan(
+    ws: Workspace, engine: Engine, dataset: str, item_ids: list[str] | None, config: TextualizeConfig
+) -> TextualizePlan:
+    """The items of `dataset` (or `item_ids`) that are not done yet with these settings."""
+    domain = domain_for(ws.store.require_dataset(dataset)["format"])
+    items = ws.store.items_with_images(dataset, item_ids)
+    if item_ids is not None and len(items) < len(set(item_ids)):
+        missing = sorted(set(item_ids) - set(items["item_id"]))
+        raise KeyError(f"Unknown item(s) {missing[:5]} in data set '{dataset}'.")
+    categories = sorted(ws.store.items(dataset)["category"].dropna().unique())
+    params = run_params(engine, config, domain)
+    todo = _todo(ws, dataset, items, params, config.force)
+    return TextualizePlan(todo, len(items) - len(todo), categories, domain, params)
 
 
 def textualize(
@@ -103,20 +133,14 @@ def textualize(
 ) -> TextualizeReport:
     """Describe, summarise and score every item of `dataset` (or `item_ids`) that is not done yet."""
     config = config or TextualizeConfig()
-    domain = domain_for(ws.store.require_dataset(dataset)["format"])
-    items = ws.store.items_with_images(dataset, item_ids)
-    if item_ids is not None and len(items) < len(set(item_ids)):
-        missing = sorted(set(item_ids) - set(items["item_id"]))
-        raise KeyError(f"Unknown item(s) {missing[:5]} in data set '{dataset}'.")
-    categories = sorted(ws.store.items(dataset)["category"].dropna().unique())
-    params = run_params(engine, config, domain)
-    todo = _todo(ws, dataset, items, params, config.force)
-    report = TextualizeReport(skipped=len(items) - len(todo))
+    work = plan(ws, engine, dataset, item_ids, config)
+    todo, categories = work.todo, work.categories
+    report = TextualizeReport(skipped=work.skipped)
     start = time.perf_counter()
     if progress:
         progress(0, len(todo), f"{len(todo)} items to textualize, {report.skipped} unchanged")
-    chunks = [todo[first : first + config.batch_size] for first in range(0, len(todo), config.batch_size)]
-    load = partial(_load_batch, ws, engine, categories)
+    chunks = work.chunks(config.batch_size)
+    load = partial(load_batch, partial(_open_image, ws), engine, categories)
     # the next batch's images are decoded and read (colours, OCR, labels) while the LLM writes this batch's text
     with ThreadPoolExecutor(max_workers=1) as pool:
         submit = _run_now if config.serial_vision else pool.submit
@@ -126,7 +150,8 @@ def textualize(
             pending = submit(load, chunks[k + 1]) if k + 1 < len(chunks) else None
             report.failed.extend(failed)  # one bad image is reported and skipped, the run goes on
             if batch:
-                _textualize_batch(ws, engine, dataset, batch, images, facts, categories, domain, params, config)
+                rows = textualize_rows(engine, dataset, batch, images, facts, work, config)
+                write_rows(ws, *rows)
                 report.done += len(batch)
             report.seconds = time.perf_counter() - start
             if progress:
@@ -142,12 +167,12 @@ def _run_now(fn, *args) -> Future:
     return done
 
 
-def _load_batch(ws: Workspace, engine: Engine, categories: list[str], rows: list[dict]):
+def load_batch(open_image: Callable[[dict], Image.Image | None], engine: Engine, categories: list[str], rows):
     """The batch's decodable rows, their images (None: no image), the engine's visual facts, and failures."""
     batch, images, failed = [], [], []
     for row in rows:
         try:  # decoded here, so a broken file fails for its own item, not inside the model batch
-            images.append(_open_image(ws, row))
+            images.append(open_image(row))
             batch.append(row)
         except BadImageError as exc:
             failed.append((row["item_id"], str(exc)))
@@ -156,7 +181,11 @@ def _load_batch(ws: Workspace, engine: Engine, categories: list[str], rows: list
     return batch, images, facts, failed
 
 
-def _textualize_batch(ws, engine: Engine, dataset, batch, images, facts, categories, domain, params, config) -> None:
+def textualize_rows(
+    engine: Engine, dataset: str, batch: list[dict], images, facts, work: TextualizePlan, config: TextualizeConfig
+) -> tuple[list[dict], list[dict]]:
+    """One model batch's description and keyword rows (what `write_rows` stores)."""
+    categories, domain, params = work.categories, work.domain, work.params
     contexts = [item_context(r) for r in batch]
     with_image = [i for i, image in enumerate(images) if image is not None]
     descriptions = {i: None for i in range(len(batch))}
@@ -219,5 +248,10 @@ def _textualize_batch(ws, engine: Engine, dataset, batch, images, facts, categor
                 "input_hash": row["input_hash"],
             }
         )
+    return desc_rows, kw_rows
+
+
+def write_rows(ws: Workspace, desc_rows: list[dict], kw_rows: list[dict]) -> None:
+    """Store description and keyword rows in one transaction (all of them or none)."""
     with ws.store.transaction() as tx:
         ws.store.write_textualization(tx, pd.DataFrame(desc_rows), pd.DataFrame(kw_rows))
