@@ -132,6 +132,26 @@ def test_builtin_llm_loads_from_the_cached_copy_without_the_gguf(builtin_engine,
 
 
 @pytest.mark.slow
+def test_two_processes_converting_the_gguf_at_once_share_one_copy(builtin_engine, tmp_path, monkeypatch):
+    """A Ray job's actors may convert at the same time: the one that finishes second uses the first one's copy."""
+    import shutil
+
+    import mmrec_core.engines.builtin as builtin
+
+    done = builtin.smollm2_cache_dir(builtin_engine.settings.model_cache_dir)
+    rename = Path.rename
+
+    def beaten_to_it(self, target):  # the other process's copy lands just before ours
+        shutil.copytree(done, target)
+        return rename(self, target)  # fails: the target exists and is not empty
+
+    monkeypatch.setattr(Path, "rename", beaten_to_it)
+    copy = builtin.ensure_smollm2_copy(tmp_path / "cache")
+    assert (copy / "model.safetensors").is_file()
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [copy.name]  # our half copy is gone
+
+
+@pytest.mark.slow
 def test_builtin_generation_is_greedy_chat_and_repeatable(builtin_engine):
     rendered = builtin_engine.lm.render("Name a colour.", system="Be brief.")
     assert rendered.startswith("<|im_start|>system\nBe brief.") and rendered.endswith("<|im_start|>assistant\n")

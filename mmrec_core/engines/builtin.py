@@ -91,6 +91,10 @@ def ensure_smollm2_copy(cache_root: Path) -> Path:
         plain.save_pretrained(partial)
         tokenizer.save_pretrained(partial)
         partial.rename(target)
+    except OSError:  # another process (a batch job's other actor) made the same copy first: use that one
+        shutil.rmtree(partial, ignore_errors=True)
+        if not (target / "model.safetensors").is_file():
+            raise
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

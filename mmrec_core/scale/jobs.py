@@ -247,7 +247,7 @@ def run_job(
             done += row["rows"]
             if progress:
                 failed = f", {row['failed']} failed in this shard" if row["failed"] else ""
-                progress(done, total, f"{actors} actors{failed}")
+                progress(done, total, f"{actors} actor{'s' if actors > 1 else ''}{failed}")
     except Exception as exc:
         exc.add_note(f"The shards that came back are kept in {job.root}; run the same command again to resume.")
         raise
