@@ -110,6 +110,18 @@ def test_an_interrupted_ray_job_resumes_by_shard(sample_workspace, monkeypatch):
     assert not (ws.settings.data_dir / "jobs" / job.root.name).exists()
 
 
+def test_the_pipeline_textualizes_on_ray(sample_workspace):
+    """`mmrec pipeline --backend ray`: the stage's actors build this engine's class (here the scripted one)."""
+    from mmrec_core.pipeline.stages import run_pipeline
+
+    ws = sample_workspace
+    pid = default_protocol(ws, "sample")
+    ((stage, summary, _),) = run_pipeline(ws, ScriptedEngine(ws.settings), "sample", pid, ["textualize"], scale=RAY)
+    assert stage == "textualize" and summary.startswith("textualized 562 items")
+    assert ws.store.textualized_count("sample") == 562
+    assert set(ws.store.latest_keywords("sample")["engine"]) == {"scripted"}
+
+
 class BrokenFor(ScriptedEngine):
     """Fails to score the one prompt whose prefix is `bad_prefix` (one odd user); scores the others."""
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 from mmrec_core.cli.progress import tqdm_progress
+from mmrec_core.core.options import add_arguments, build
 from mmrec_core.pipeline.stages import HELP, STAGES, run_pipeline, select, status
+from mmrec_core.scale.jobs import ScaleConfig
 from mmrec_core.store.workspace import Workspace, default_protocol
 
 
@@ -27,6 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "users (default: all); the other models cover every user")  # fmt: skip
     p.add_argument("--with-sft", action="store_true", help="also train an SFT adapter (hours on a CPU)")
     p.add_argument("--status", action="store_true", help="only show each stage's state; run nothing")
+    add_arguments(p, {"scale": ScaleConfig})  # textualize and the LLM's eval as Ray jobs
     p.set_defaults(run=cmd_pipeline)
 
 
@@ -51,7 +54,8 @@ def cmd_pipeline(ws: Workspace, args: argparse.Namespace) -> None:
 
         try:
             run_pipeline(
-                ws, engine, args.dataset, protocol, stages, progress_for, done, llm=args.llm, llm_users=args.llm_users
+                ws, engine, args.dataset, protocol, stages, progress_for, done, llm=args.llm, llm_users=args.llm_users,
+                scale=build(ScaleConfig, vars(args)),
             )
         finally:
             for close in bars:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from mmrec_core.core.progress import Progress
 from mmrec_core.evaluate.leaderboard import run_label
+from mmrec_core.evaluate.llm import Scorer
 from mmrec_core.evaluate.offline import evaluate_model
 from mmrec_core.evaluate.two_stage import TWO_STAGE_METHOD, evaluate_two_stage
 from mmrec_core.models.data import load_train_data
@@ -79,11 +80,13 @@ def eval_all(
     llm: bool = True,
     progress_for: Callable[[PlannedRun], Progress | None] = lambda run: None,  # asked once per LLM run
     engine_for: Callable[[str], object] | None = None,
+    scorer: Scorer | None = None,
 ) -> list[dict]:
     """Evaluate every planned model; returns one row per run: label, run_id, seconds (wall).
 
     `engine_for(adapter)` gives the LLM engine with that adapter ('' = none); by default the
-    workspace's engine settings with the adapter replaced.
+    workspace's engine settings with the adapter replaced. `scorer`: who scores the LLM runs' users
+    (`evaluate_llm`'s; default in this process).
     """
     from mmrec_core.engines import get_engine
     from mmrec_core.evaluate.llm import evaluate_llm
@@ -107,7 +110,9 @@ def eval_all(
             engine = engine_for(run.adapter)
             # no rationales (nothing here reads them), as `mmrec eval llm` runs it
             config = RecommendConfig(mode=run.method.removeprefix("llm-"), explain_top=0)
-            result = evaluate_llm(ws, engine, dataset, protocol_id, config, llm_users, progress=progress_for(run))
+            result = evaluate_llm(
+                ws, engine, dataset, protocol_id, config, llm_users, progress=progress_for(run), scorer=scorer
+            )
             run_id = result.run_id
         done.append({"label": run.label, "run_id": run_id, "seconds": round(time.perf_counter() - start, 1)})
     return done

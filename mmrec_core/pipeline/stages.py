@@ -21,6 +21,7 @@ import pandas as pd
 
 from mmrec_core.core.progress import Progress
 from mmrec_core.engines import Engine
+from mmrec_core.scale.jobs import ScaleConfig
 from mmrec_core.store.workspace import Workspace
 
 STAGES = ("textualize", "profiles", "graph", "models", "eval", "sft")
@@ -197,6 +198,7 @@ def _run_eval(
     progress: Progress | None,
     llm: bool = True,
     llm_users: int | None = None,
+    scale: ScaleConfig | None = None,
 ) -> str:
     from mmrec_core.engines import get_engine
     from mmrec_core.evaluate.eval_all import eval_all
@@ -207,8 +209,13 @@ def _run_eval(
     def engine_for(adapter: str) -> Engine:  # zero-shot: the engine already loaded
         return get_engine(dataclasses.replace(engine.settings, adapter=adapter)) if adapter else engine
 
+    scorer = None
+    if scale and scale.backend == "ray":
+        from mmrec_core.scale.scoring import ray_scorer
+
+        scorer = ray_scorer(scale)
     runs = eval_all(ws, dataset, protocol_id, llm_users=llm_users, llm=llm, progress_for=lambda run: progress,
-                    engine_for=engine_for)  # fmt: skip
+                    engine_for=engine_for, scorer=scorer)  # fmt: skip
     subset = f" (the LLM on {llm_users} seeded test users)" if llm and llm_users else ""
     return f"{len(runs)} eval runs" + ("" if llm else " (no LLM)") + subset
 
@@ -222,8 +229,20 @@ def _run_sft(ws: Workspace, engine: Engine, dataset: str, protocol_id: str, prog
 
 
 def _run_stage(
-    stage: str, ws: Workspace, engine: Engine, dataset: str, protocol_id: str, progress, llm: bool, llm_users=None
+    stage: str,
+    ws: Workspace,
+    engine: Engine,
+    dataset: str,
+    protocol_id: str,
+    progress,
+    llm: bool,
+    llm_users=None,
+    scale: ScaleConfig | None = None,
 ) -> str:
+    if stage == "textualize" and scale and scale.backend == "ray":
+        from mmrec_core.scale.textualize import textualize_on_ray
+
+        return str(textualize_on_ray(ws, engine, dataset, None, None, scale, progress))
     if stage == "textualize":
         from mmrec_core.textualize.build import textualize
 
@@ -238,7 +257,7 @@ def _run_stage(
 
         return str(build_item_graph(ws, engine, dataset, protocol_id, None, progress))
     if stage == "eval":
-        return _run_eval(ws, engine, dataset, protocol_id, progress, llm, llm_users)
+        return _run_eval(ws, engine, dataset, protocol_id, progress, llm, llm_users, scale)
     run = {"models": _run_models, "sft": _run_sft}[stage]
     return run(ws, engine, dataset, protocol_id, progress)
 
@@ -306,12 +325,14 @@ def run_pipeline(
     done: Callable[[str, str, float], None] = lambda stage, summary, seconds: None,
     llm: bool = True,
     llm_users: int | None = None,
+    scale: ScaleConfig | None = None,
 ) -> list[tuple[str, str, float]]:
     """Run `stages` in order (each skips what it already made); returns (stage, summary, seconds) per stage.
 
     `llm=False` leaves the LLM out of the eval stage (its scoring of every test user is the longest part).
     `llm_users=n`: profiles and the LLM's eval cover a seeded subset of n test users (`llm_subset`), the other
     models every user; the report shows every model on that subset too (a large catalog: MicroLens-50k).
+    `scale`: with backend ray, textualization and the LLM's scoring run as Ray jobs (`scale/`).
     """
     out = []
     for stage in stages:
@@ -321,7 +342,7 @@ def run_pipeline(
         before = _work_done(ws, stage, dataset, protocol_id) if counted else 0
         up_to_date = not counted and STATUS[stage](ws, engine, dataset, protocol_id).state == "done"
         start, cpu = time.perf_counter(), time.process_time()  # process time: every thread of this process
-        summary = _run_stage(stage, ws, engine, dataset, protocol_id, progress_for(stage), llm, llm_users)
+        summary = _run_stage(stage, ws, engine, dataset, protocol_id, progress_for(stage), llm, llm_users, scale)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         work = 0 if up_to_date else _work_done(ws, stage, dataset, protocol_id) - before
         if work > 0:  # a stage that found everything up to date says nothing about its cost

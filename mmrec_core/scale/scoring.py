@@ -86,8 +86,6 @@ def score_users_on_ray(
 ) -> tuple[pd.DataFrame, int]:
     """`evaluate.llm.score_users` with Ray actors: the same rows and return value (`batch` is not used: the rows
     are stored in one transaction once every shard is back)."""
-    from mmrec_core.engines import get_engine
-
     require_ray()  # before any work: without Ray, say how to install it
     builder, config = recommender.builder, recommender.config
     by = scored_by(recommender)
@@ -119,7 +117,7 @@ def score_users_on_ray(
         [[t.key for t in group] for group in groups],
         lambda i: pd.DataFrame([_shard_row(t) for t in groups[i]]),
     )
-    make_engine = make_engine or partial(get_engine, recommender.engine.settings)
+    make_engine = make_engine or partial(type(recommender.engine), recommender.engine.settings)
     params = {"system": recommender.system, "config": config}
     run_job(job, ScoreWorker, make_engine, scale, params, progress, unit="users")
     by_key = {t.key: t for t in tasks}

@@ -63,9 +63,8 @@ def textualize_on_ray(
     progress: Progress | None = None,
     make_engine: Callable[[], Engine] | None = None,
 ) -> TextualizeReport:
-    """`textualize` with Ray actors (each its own engine from `make_engine`, default: this engine's settings)."""
-    from mmrec_core.engines import get_engine
-
+    """`textualize` with Ray actors, each with its own engine from `make_engine` (default: this engine's class with
+    its settings; the class must be importable on every node)."""
     require_ray()  # before any work: without Ray, say how to install it
     config, scale = config or TextualizeConfig(), scale or ScaleConfig(backend="ray")
     work = plan(ws, engine, dataset, item_ids, config)
@@ -92,7 +91,7 @@ def textualize_on_ray(
         [[r["input_hash"] for r in chunk] for chunk in chunks],
         partial(_shard, ws, chunks),
     )
-    make_engine = make_engine or partial(get_engine, engine.settings)
+    make_engine = make_engine or partial(type(engine), engine.settings)
     params = {"dataset": dataset, "work": replace(work, todo=[]), "config": config, "limits": ws.images.limits}
     run_job(job, TextualizeWorker, make_engine, scale, params, progress, unit="items")
     descriptions, keywords = job.results("descriptions"), job.results("keywords")
