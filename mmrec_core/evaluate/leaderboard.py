@@ -13,7 +13,7 @@ longer the stored ones, are listed apart with the reason and never ranked with t
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +86,7 @@ class Leaderboard:
     table: pd.DataFrame  # one row per label (its newest run): metrics with _lo / _hi, seconds_per_user
     excluded: pd.DataFrame  # run_id, label, reason: runs that may not be ranked with these
     users: int  # the protocol's evaluated users
+    per_user: dict[str, pd.DataFrame] = field(default_factory=dict)  # run_id -> the metrics of each user it covers
 
 
 def leaderboard(ws: Workspace, dataset: str, protocol_id: str, n_boot: int = 2000, seed: int = 0) -> Leaderboard:
@@ -98,16 +99,19 @@ def leaderboard(ws: Workspace, dataset: str, protocol_id: str, n_boot: int = 200
     ok = runs[runs["reason"] == ""].drop_duplicates("label")  # newest first: one run per setting
     newest = runs.drop_duplicates("label")
     apart = newest[newest["reason"] != ""]  # a setting's latest run that cannot be ranked is stated, never hidden
-    table = _board(ws, ok, None, n_boot, seed)
-    return Leaderboard(table, apart[["run_id", "label", "reason"]].reset_index(drop=True), n_users)
+    table, per_user = _board(ws, ok, None, n_boot, seed)
+    return Leaderboard(table, apart[["run_id", "label", "reason"]].reset_index(drop=True), n_users, per_user)
 
 
-def _board(ws: Workspace, runs: pd.DataFrame, users: pd.Index | None, n_boot: int, seed: int) -> pd.DataFrame:
-    """One row per run (metrics over its users, or over `users`, with bootstrap intervals), best NDCG@5 first."""
-    rows = []
+def _board(
+    ws: Workspace, runs: pd.DataFrame, users: pd.Index | None, n_boot: int, seed: int
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """One row per run (metrics over its users, or over `users`, with bootstrap intervals), best NDCG@5 first;
+    and each run's per-user metrics (over the same users), which paired tests read."""
+    rows, by_run = [], {}
     for run in runs.itertuples():
         per_user = user_metrics(ws, run.run_id)[METRICS]
-        per_user = per_user if users is None else per_user.loc[users]
+        per_user = by_run[run.run_id] = per_user if users is None else per_user.loc[users]
         boot = bootstrap_means(per_user.to_numpy(), n_boot, seed)
         row = {"label": run.label, "run_id": run.run_id, "method": run.method, "users": len(per_user)}
         for j, name in enumerate(METRICS):
@@ -117,13 +121,22 @@ def _board(ws: Workspace, runs: pd.DataFrame, users: pd.Index | None, n_boot: in
     table = pd.DataFrame(
         rows, columns=["label", "run_id", "method", "users", *_interval_columns(), "seconds_per_user", "finished_at"]
     )
-    return table.sort_values("NDCG@5", ascending=False, ignore_index=True)
+    return table.sort_values("NDCG@5", ascending=False, ignore_index=True), by_run
 
 
-def subset_board(ws: Workspace, dataset: str, protocol_id: str, run_id: str, n_boot: int = 2000, seed: int = 0):
+def subset_board(
+    ws: Workspace,
+    dataset: str,
+    protocol_id: str,
+    run_id: str,
+    n_boot: int = 2000,
+    seed: int = 0,
+    board: Leaderboard | None = None,
+) -> Leaderboard:
     """A run on a seeded subset of the users (`--users N`: an LLM run too slow for all of them) beside every ranked
     full run restricted to the same users: every run stores each user's rank, so the restriction is exact and the
-    rows compare like with like. Refuses a subset scored on candidates other than the protocol's stored ones."""
+    rows compare like with like. Refuses a subset scored on candidates other than the protocol's stored ones.
+    `board`: the protocol's leaderboard when the caller has it (whose ranked runs join the subset's)."""
     data = load_train_data(ws.store, dataset, protocol_id)
     runs = eval_runs(ws, dataset, protocol_id)
     subset = runs[runs["run_id"] == run_id]
@@ -132,8 +145,10 @@ def subset_board(ws: Workspace, dataset: str, protocol_id: str, run_id: str, n_b
     users = user_metrics(ws, run_id).index
     if subset["candidates_hash"].iloc[0] != candidates_hash(data, list(users)):
         raise ValueError(f"Run {run_id} was not scored on the protocol's stored candidates of its users.")
-    full = runs[runs["run_id"].isin(leaderboard(ws, dataset, protocol_id, n_boot, seed).table["run_id"])]
-    return Leaderboard(_board(ws, pd.concat([subset, full]), users, n_boot, seed), pd.DataFrame(), len(users))
+    board = board or leaderboard(ws, dataset, protocol_id, n_boot, seed)
+    full = runs[runs["run_id"].isin(board.table["run_id"])]
+    table, per_user = _board(ws, pd.concat([subset, full]), users, n_boot, seed)
+    return Leaderboard(table, pd.DataFrame(), len(users), per_user)
 
 
 FULL_METRICS = ["Recall@10", "NDCG@10", "Recall@20", "NDCG@20", "Recall@50"]

@@ -25,7 +25,6 @@ from mmrec_core.evaluate.leaderboard import (
     paired_values,
     run_label,
     subset_board,
-    user_metrics,
 )
 from mmrec_core.store.workspace import Workspace
 
@@ -138,12 +137,11 @@ def subset_sections(ws: Workspace, dataset: str, protocol_id: str, board: Leader
     out = []
     for run in board.excluded.itertuples():
         try:
-            sub = subset_board(ws, dataset, protocol_id, run.run_id)
+            sub = subset_board(ws, dataset, protocol_id, run.run_id, board=board)
         except (KeyError, ValueError):  # made before per-user ranks, or on other candidates: no like-for-like rows
             continue
         base = strongest_baseline(board)  # the one every other table pairs against
-        users = user_metrics(ws, run.run_id).index
-        values = {r: user_metrics(ws, r)[metric].loc[users] for r in sub.table["run_id"]}
+        values = {r: sub.per_user[r][metric] for r in sub.table["run_id"]}
         rows = pd.DataFrame({"run": sub.table["label"], "users": sub.table["users"]})
         for m in ("HR@5", "NDCG@5", "AUC"):
             rows[m] = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in sub.table[[m, f"{m}_lo", f"{m}_hi"]].to_numpy()]
