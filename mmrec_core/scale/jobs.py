@@ -238,7 +238,7 @@ def run_job(
                 "make_engine": make_engine,
                 "threads": scale.cpus_per_actor,
                 **params,
-            },  # fmt: skip
+            },
             compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=scale.cpus_per_actor,
             num_gpus=1 if gpus >= 1 else 0,
