@@ -8,6 +8,8 @@ PORT   ?= 8501
 # No code path may download weights: tests and the app run offline.
 export HF_HUB_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
+# Ray (the scale extra) reports usage over the network unless told not to.
+export RAY_USAGE_STATS_ENABLED=0
 
 .PHONY: install run test lint sample-data sample-state clean
 
