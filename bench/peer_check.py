@@ -14,6 +14,7 @@ every TRAINING sequence; valid: training sequence -> valid item; test: training 
 RecBole's python (SASRec, `--loss` CE by default, early stopping on valid NDCG@10; RecBole 1.2.1's
 `torch.load` is patched to `weights_only=False` for its own checkpoints; `alias_of_item_id` shares the
 item vocabulary with the history field), and scores the stored test candidates with both models.
+RecBole's side resumes an interrupted training from its last valid pass (see `recbole_side.py`).
 """
 
 from __future__ import annotations

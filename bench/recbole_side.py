@@ -4,6 +4,10 @@ Trains RecBole's SASRec on the exported benchmark files (the project's exact tra
 early stopping on valid, then writes its scores of the project's stored test candidates.
 
     python bench/recbole_side.py FOLDER DATASET [--loss CE|BPR] [--epochs N] [--seed S]
+
+Resumable: after every valid pass the state is saved to `FOLDER/saved-<loss>-seed<S>/last.pth` (the best
+epoch's weights stay in `best.pth`), and a re-run of the same command goes on from there. An interrupted
+run loses at most the epoch it was in; its data order after the resume differs from an unbroken run's.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     folder = Path(args.folder)
+    checkpoints = folder / f"saved-{args.loss}-seed{args.seed}"
+    best, last = checkpoints / "best.pth", checkpoints / "last.pth"
     config = Config(
         model="SASRec",
         dataset=args.dataset,
@@ -52,7 +58,7 @@ def main() -> None:
             "valid_metric": "NDCG@10",
             "device": "cpu",
             "use_gpu": False,
-            "checkpoint_dir": str(folder / "saved"),
+            "checkpoint_dir": str(checkpoints),
             "show_progress": False,
             "seed": args.seed,
         },
@@ -62,8 +68,18 @@ def main() -> None:
     train, valid, _ = data_preparation(config, dataset)
     model = SASRec(config, train.dataset).to("cpu")
     trainer = Trainer(config, model)
-    best, _ = trainer.fit(train, valid, saved=True, show_progress=False)
-    trainer.resume_checkpoint(trainer.saved_model_file)  # the best valid epoch
+    if last.is_file():  # an earlier run of this command stopped: go on after its last valid pass
+        trainer.resume_checkpoint(last)
+        print(f"resumed after epoch {trainer.start_epoch - 1} (best valid NDCG@10 {trainer.best_valid_score:.4f})")
+    trainer.saved_model_file = str(best)
+
+    def keep_last(epoch: int, _score: float) -> None:  # called after each valid pass, the state already updated
+        trainer._save_checkpoint(epoch, verbose=False, saved_model_file=str(last))
+
+    best_score, _ = trainer.fit(train, valid, saved=True, show_progress=False, callback_fn=keep_last)
+    trained = torch.load(last, map_location="cpu")["epoch"] + 1
+    best_epoch = torch.load(best, map_location="cpu")["epoch"]
+    trainer.resume_checkpoint(best)  # the best valid epoch
     model.eval()
 
     request = json.loads((folder / "candidates.json").read_text())  # users: history and candidate item ids
@@ -81,8 +97,8 @@ def main() -> None:
             ids = [dataset.token2id("item_id", i) for i in row["candidates"]]
             scores.append(full[ids].numpy())
     np.save(folder / "scores.npy", np.stack(scores))
-    epochs = len(getattr(trainer, "train_loss_dict", {}))
-    (folder / "recbole.json").write_text(json.dumps({"best_valid_NDCG@10": float(best), "epochs": epochs}))
+    summary = {"best_valid_NDCG@10": float(best_score), "best_epoch": best_epoch, "epochs": trained}
+    (folder / "recbole.json").write_text(json.dumps(summary))
 
 
 if __name__ == "__main__":
