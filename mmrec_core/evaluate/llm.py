@@ -197,18 +197,51 @@ def score_row(
     }
 
 
-def note_failure(log: ScoreLog | None, user: str, where: str, exc: Exception, in_a_row: int) -> None:
-    """Record a user's failure in `log` (or raise it without one); raise once `FAILURES_IN_A_ROW` are in a row."""
-    exc.add_note(f"while scoring user {user} of {where}")
-    if log is None:
-        raise exc
-    log.failed.append((user, failure_reason(exc)))
-    if in_a_row >= FAILURES_IN_A_ROW:
-        exc.add_note(
-            f"{in_a_row} users in a row failed: the engine looks broken, so the run stops here; the "
-            "finished batches are stored, and a re-run resumes after them."
-        )
-        raise exc
+@dataclass
+class UserTasks:
+    """Prepares each user's `ScoreTask` and keeps the books both scorers share: the key each user's scores are
+    stored under (`hashes`), the candidates cut to fit (`log.truncated`), and failures.
+
+    A failure is recorded in `log` and the user left out (without a log it is raised); `FAILURES_IN_A_ROW`
+    failures one after another raise (the engine, not a user, is broken): a success is reported with `done`.
+    """
+
+    recommender: LLMRecommender
+    log: ScoreLog | None
+    hashes: dict[str, str] = field(default_factory=dict)
+    in_a_row: int = 0
+
+    def __post_init__(self) -> None:
+        self.by = scored_by(self.recommender)
+        builder = self.recommender.builder
+        self.where = f"{builder.dataset} / {builder.protocol_id}"
+
+    def prepare(self, user: str, candidates_for: Callable[[str], list[str]]) -> ScoreTask | None:
+        """The user's task, or None if building its prompt failed (recorded)."""
+        try:
+            return prepare_task(self.recommender, user, candidates_for(user), self.by)
+        except Exception as exc:  # one user's failure (a prompt, the engine, an answer) must not end the run
+            self.failed(user, exc)
+            return None
+
+    def done(self, task: ScoreTask) -> None:
+        self.in_a_row = 0
+        self.hashes[task.user] = task.key
+        if task.prompt.trimmed.get("truncated") and self.log is not None:
+            self.log.truncated[task.user] = list(task.prompt.trimmed["truncated"])
+
+    def failed(self, user: str, exc: Exception) -> None:
+        self.in_a_row += 1
+        exc.add_note(f"while scoring user {user} of {self.where}")
+        if self.log is None:
+            raise exc
+        self.log.failed.append((user, failure_reason(exc)))
+        if self.in_a_row >= FAILURES_IN_A_ROW:
+            exc.add_note(
+                f"{self.in_a_row} users in a row failed: the engine looks broken, so the run stops here; the "
+                "finished batches are stored, and a re-run resumes after them."
+            )
+            raise exc
 
 
 def score_users(
@@ -231,29 +264,23 @@ def score_users(
     `scale.scoring.score_users_on_ray` does the same with Ray workers.
     """
     builder, config = recommender.builder, recommender.config
-    dataset, protocol_id = builder.dataset, builder.protocol_id
-    by = scored_by(recommender)
-    stored = ws.store.llm_scores(dataset, protocol_id, config.mode).set_index("input_hash")
-    hashes: dict[str, str] = {}
+    stored = ws.store.llm_scores(builder.dataset, builder.protocol_id, config.mode).set_index("input_hash")
+    tasks = UserTasks(recommender, log)
     pending: list[dict] = []
-    scored = in_a_row = 0
+    scored = 0
     for n, user in enumerate(users, start=1):
-        try:
-            task = prepare_task(recommender, user, candidates_for(user), by)
-            if task.key not in stored.index:
+        task = tasks.prepare(user, candidates_for)
+        if task is not None and task.key in stored.index:
+            tasks.done(task)
+        elif task is not None:
+            try:
                 start = time.perf_counter()
                 scores, answer = score_prompt(recommender.engine, recommender.system, config, task.prompt, task.items)
-                row = score_row(recommender, task, scores, answer, time.perf_counter() - start)
-        except Exception as exc:  # one user's failure (a prompt, the engine, an answer) must not end the run
-            in_a_row += 1
-            note_failure(log, user, f"{dataset} / {protocol_id}", exc, in_a_row)
-        else:
-            in_a_row = 0
-            hashes[user] = task.key
-            if task.prompt.trimmed.get("truncated") and log is not None:
-                log.truncated[user] = list(task.prompt.trimmed["truncated"])
-            if task.key not in stored.index:
-                pending.append(row)
+                pending.append(score_row(recommender, task, scores, answer, time.perf_counter() - start))
+            except Exception as exc:
+                tasks.failed(user, exc)
+            else:
+                tasks.done(task)
                 scored += 1
         if len(pending) >= batch or (pending and n == len(users)):
             with ws.store.transaction() as tx:  # a batch of users is stored whole or not at all
@@ -261,8 +288,8 @@ def score_users(
             pending = []
         if progress:
             failed = f", {len(log.failed)} failed" if log and log.failed else ""
-            progress(n, len(users), f"{scored} scored, {len(hashes) - scored} reused{failed}")
-    return stored_rows(ws, recommender, users, hashes), scored
+            progress(n, len(users), f"{scored} scored, {len(tasks.hashes) - scored} reused{failed}")
+    return stored_rows(ws, recommender, users, tasks.hashes), scored
 
 
 def stored_rows(ws: Workspace, recommender: LLMRecommender, users: list[str], hashes: dict[str, str]) -> pd.DataFrame:

@@ -187,7 +187,8 @@ class ShardWorker:
         self.setup(**params)
 
     def setup(self, **params: Any) -> None:
-        self.params = params
+        """Keep what `process` needs of the job's parameters (given once per actor)."""
+        raise NotImplementedError
 
     def process(self, frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
         raise NotImplementedError
@@ -214,10 +215,11 @@ def run_job(
 ) -> None:
     """Map the job's pending shards with `worker` actors (each its own engine from `make_engine`)."""
     pending = job.pending()
-    total = sum(job.rows(s) for s in job.shards())
-    done = total - sum(job.rows(s) for s in pending)
+    rows = {s: job.rows(s) for s in job.shards()}
+    total = sum(rows.values())
+    done = total - sum(rows[s] for s in pending)
     if progress:
-        progress(done, total, f"{len(pending)} of {len(job.shards())} shards to map, {done} {unit} came back before")
+        progress(done, total, f"{len(pending)} of {len(rows)} shards to map, {done} {unit} came back before")
     if not pending:
         return
     ray = require_ray()

@@ -24,11 +24,9 @@ from mmrec_core.evaluate.llm import (
     ScoreLog,
     Scorer,
     ScoreTask,
+    UserTasks,
     failure_reason,
-    note_failure,
-    prepare_task,
     score_row,
-    scored_by,
     stored_rows,
 )
 from mmrec_core.recommend.llm import ListwiseAnswer, LLMRecommender, RecommendConfig, score_prompt
@@ -88,24 +86,15 @@ def score_users_on_ray(
     are stored in one transaction once every shard is back)."""
     require_ray()  # before any work: without Ray, say how to install it
     builder, config = recommender.builder, recommender.config
-    by = scored_by(recommender)
     stored = ws.store.llm_scores(builder.dataset, builder.protocol_id, config.mode).set_index("input_hash")
-    hashes: dict[str, str] = {}
+    books = UserTasks(recommender, log)  # scoring failures are counted in a row within each shard, by its actor
     tasks: list[ScoreTask] = []
-    in_a_row = 0
     for n, user in enumerate(users, start=1):
-        try:
-            task = prepare_task(recommender, user, candidates_for(user), by)
-        except Exception as exc:
-            in_a_row += 1
-            note_failure(log, user, f"{builder.dataset} / {builder.protocol_id}", exc, in_a_row)
-            continue
-        in_a_row = 0
-        hashes[user] = task.key
-        if task.prompt.trimmed.get("truncated") and log is not None:
-            log.truncated[user] = list(task.prompt.trimmed["truncated"])
-        if task.key not in stored.index:
-            tasks.append(task)
+        task = books.prepare(user, candidates_for)
+        if task is not None:
+            books.done(task)
+            if task.key not in stored.index:
+                tasks.append(task)
         if progress and n % 50 == 0:
             progress(0, len(users), f"prompts for {n} of {len(users)} users")
     groups = [tasks[first : first + USERS_PER_SHARD] for first in range(0, len(tasks), USERS_PER_SHARD)]
@@ -113,7 +102,7 @@ def score_users_on_ray(
         scale.jobs_dir(ws.settings.data_dir),
         f"score-{config.mode}",
         builder.dataset,
-        {"scored_by": by, "protocol": builder.protocol_id},
+        {"scored_by": books.by, "protocol": builder.protocol_id},
         [[t.key for t in group] for group in groups],
         lambda i: pd.DataFrame([_shard_row(t) for t in groups[i]]),
     )
@@ -135,9 +124,9 @@ def score_users_on_ray(
         if log is None:
             raise RuntimeError(f"Scoring user {user} failed on a Ray worker: {reason}")
         log.failed.append((user, reason))
-        hashes.pop(user, None)
+        books.hashes.pop(user, None)
     job.remove()
-    return stored_rows(ws, recommender, users, hashes), len(rows)
+    return stored_rows(ws, recommender, users, books.hashes), len(rows)
 
 
 def _shard_row(task: ScoreTask) -> dict:
