@@ -163,7 +163,13 @@ def test_the_strongest_sequential_model_on_valid_serves_similar_users_and_evals_
     from mmrec_core.evaluate.offline import evaluate_model
     from mmrec_core.graph.build import build_item_graph
     from mmrec_core.models.data import load_train_data
-    from mmrec_core.models.registry import best_valid_ndcg, load_strongest_sequential, load_trained, train_model
+    from mmrec_core.models.registry import (
+        MODELS,
+        best_valid_ndcg,
+        load_strongest_sequential,
+        load_trained,
+        train_model,
+    )
     from mmrec_core.recommend.context import ContextBuilder
     from tests.fakes import ScriptedEngine
 
@@ -173,7 +179,7 @@ def test_the_strongest_sequential_model_on_valid_serves_similar_users_and_evals_
         train_model(ws, SAMPLE_DATASET, "content-sasrec", pid)
     build_item_graph(ws, ScriptedEngine(ws.settings), SAMPLE_DATASET, pid)
     for method in ("sasrec", "content-sasrec"):
-        train_model(ws, SAMPLE_DATASET, method, pid, SASRecConfig(epochs=2, patience=2))
+        train_model(ws, SAMPLE_DATASET, method, pid, MODELS[method][1](epochs=2, patience=2))
     scores = {m: best_valid_ndcg(load_trained(ws, SAMPLE_DATASET, m, pid)[0]) for m in ("sasrec", "content-sasrec")}
     _, run_id, method = load_strongest_sequential(ws, SAMPLE_DATASET, pid)
     assert method == max(scores, key=scores.get)

@@ -26,10 +26,8 @@ from PIL import Image
 from mmrec_core.engines.vision import (
     _PALETTE_LAB,
     Fact,
-    _classifier,
-    _classifier_lock,
     _product_pixels,
-    _square,
+    pooled_features,
     to_rgb,
 )
 
@@ -77,26 +75,13 @@ def centre_crop(image: Image.Image) -> Image.Image:
     return rgb.crop((int(w * 0.25), int(h * 0.25), int(w * 0.75), int(h * 0.75)))
 
 
-def _pooled(images: Sequence[Image.Image], batch_size: int) -> np.ndarray:
-    import torch
-
-    pooled = []
-    with _classifier_lock:
-        net = _classifier()
-        for start in range(0, len(images), batch_size):
-            batch = torch.from_numpy(np.stack([_square(im) for im in images[start : start + batch_size]]))
-            with torch.inference_mode():
-                pooled.append(net.extract_features(batch).mean(dim=(2, 3)).numpy())
-    return np.concatenate(pooled)
-
-
 def image_features(images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
     """One FEATURES row per image (float32): whole-image embedding, pixel statistics, centre-crop embedding."""
     if not images:
         return np.zeros((0, 0), dtype=np.float32)
     pixels = np.stack([np.concatenate([_palette_features(im), _spectrum_features(im)]) for im in images])
-    crops = _pooled([centre_crop(im) for im in images], batch_size)
-    return np.concatenate([_pooled(images, batch_size), pixels, crops], axis=1).astype(np.float32)
+    crops = pooled_features([centre_crop(im) for im in images], batch_size)
+    return np.concatenate([pooled_features(images, batch_size), pixels, crops], axis=1).astype(np.float32)
 
 
 @dataclass

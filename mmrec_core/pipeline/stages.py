@@ -104,8 +104,12 @@ def _graph_status(ws: Workspace, engine: Engine, dataset: str, protocol_id: str)
 
 def _model_inputs_time(ws: Workspace, dataset: str, protocol_id: str, method: str):
     """When the newest input a model reads besides the interactions was made (None: it reads none)."""
+    vectors = {  # the embeddings each reads: item texts, photos (content-sasrec), profiles (lightgcn)
+        "content-sasrec": ("item:text", "item:image"),
+        "lightgcn": ("item:text", f"profile:{protocol_id}"),
+    }
     tables = {"content-sasrec": ("embeddings",), "lightgcn": ("graph_edges", "embeddings", "profiles")}
-    times = [ws.store.newest_created(t, dataset) for t in tables.get(method, ())]
+    times = [ws.store.newest_created(t, dataset, kinds=vectors.get(method)) for t in tables.get(method, ())]
     times = [t for t in times if t is not None]
     return max(times) if times else None
 
@@ -117,9 +121,13 @@ def trained_current(ws: Workspace, dataset: str, protocol_id: str, method: str) 
     run = ws.store.latest_train_run(dataset, protocol_id, method)
     if run is None:
         return False
-    params, defaults = json.loads(run["params"] or "{}"), dataclasses.asdict(MODELS[method][1]())
+    config_type = MODELS[method][1]
+    params, defaults = json.loads(run["params"] or "{}"), dataclasses.asdict(config_type())
+    # a setting the run does not name came later: its field may say what runs did before it existed
+    before = {f.name: f.metadata["before"] for f in dataclasses.fields(config_type) if "before" in f.metadata}
+    same = all(params[k] == v if k in params else k in before and before[k] == v for k, v in defaults.items())
     inputs = _model_inputs_time(ws, dataset, protocol_id, method)
-    return all(params.get(k) == v for k, v in defaults.items()) and (inputs is None or run["finished_at"] >= inputs)
+    return same and (inputs is None or run["finished_at"] >= inputs)
 
 
 def _models_status(ws: Workspace, engine: Engine, dataset: str, protocol_id: str) -> StageStatus:

@@ -28,13 +28,18 @@ class StatsQueries:
             .to_dict()
         )
 
-    def newest_created(self, table: str, dataset: str, protocol_id: str | None = None):
-        """When the data set's newest row of a model-made table was written (None: no rows)."""
+    def newest_created(
+        self, table: str, dataset: str, protocol_id: str | None = None, kinds: tuple[str, ...] | None = None
+    ):
+        """When the data set's newest row of a model-made table was written (None: no rows); `kinds`: of
+        the embeddings table, only vectors of these kinds."""
         if table not in _MADE_TABLES:
             raise ValueError(f"newest_created reads {', '.join(_MADE_TABLES)}, not '{table}'.")
         query, params = f"SELECT max(created_at) FROM {table} WHERE dataset = ?", [dataset]
         if protocol_id is not None and table in ("profiles", "runs", "llm_scores"):
-            query, params = query + " AND protocol_id = ?", [dataset, protocol_id]
+            query, params = query + " AND protocol_id = ?", [*params, protocol_id]
+        if kinds is not None and table == "embeddings":
+            query, params = query + " AND list_contains(?, kind)", [*params, list(kinds)]
         return self.scalar(query, params)
 
     def sequence_lengths(self, dataset: str) -> pd.Series:
