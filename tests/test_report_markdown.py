@@ -81,6 +81,26 @@ def test_the_paired_table_compares_against_the_best_model_without_an_llm(bundled
         assert row["excludes zero"] == ("yes" if lo > 0 or hi < 0 else "no")
 
 
+def test_paired_and_ablation_rows_are_split_by_warm_and_cold_test_items_from_the_stored_ranks(bundled) -> None:
+    from mmrec_core.evaluate.leaderboard import paired_values, user_metrics
+
+    ws, protocol_id, md = bundled
+    cold = ws.store.test_targets("sample", protocol_id).set_index("user_id")["cold"]
+    board = section(md, "Leaderboard")
+    run_of = {r: e.strip("`") for r, e in zip(board["run"], board["eval run"], strict=True)}
+    baseline = run_of[next(r for r in board["run"] if not r.startswith("llm-"))]
+    paired, ablations = section(md, "Against the strongest"), section(md, "Ablations")
+    pairs = [(row, run_of[row["run"]], baseline) for row in paired.to_dict("records")]
+    pairs += [(row, row["eval run"].strip("`"), run_of[row["setting"]]) for row in ablations.to_dict("records")]
+    assert len(pairs) >= 15
+    for row, run_a, run_b in pairs:
+        a, b = user_metrics(ws, run_a)["NDCG@5"], user_metrics(ws, run_b)["NDCG@5"]
+        for group, users in (("warm", cold.index[~cold]), ("cold", cold.index[cold])):
+            expected = paired_values(a[a.index.isin(users)], b[b.index.isin(users)], "NDCG@5")
+            shown = row[f"{group}: difference [95%]"]
+            assert shown == f"{expected.diff:+.4f} [{expected.ci[0]:+.4f}, {expected.ci[1]:+.4f}]", (run_a, group)
+
+
 def test_results_md_holds_what_the_report_writes_from_the_bundled_state(bundled) -> None:
     _, _, md = bundled
     text = RESULTS.read_text(encoding="utf-8")

@@ -25,6 +25,8 @@ from mmrec_core.evaluate.leaderboard import (
     paired_values,
     run_label,
     subset_board,
+    user_groups,
+    user_metrics,
 )
 from mmrec_core.store.workspace import Workspace
 
@@ -41,6 +43,21 @@ def _table(frame: pd.DataFrame) -> str:
 
 def _f(value: float | None) -> str:
     return "" if value is None or pd.isna(value) else f"{value:.3f}"
+
+
+def _by_cold(groups: pd.Series, a: pd.Series, b: pd.Series, metric: str) -> dict[str, str]:
+    """The paired difference a - b of per-user values on warm and on cold test items apart (`groups`: user ->
+    warm | cold)."""
+    out = {}
+    for group in ("warm", "cold"):
+        users = groups.index[groups == group]
+        r = paired_values(a[a.index.isin(users)], b[b.index.isin(users)], metric)
+        out[f"{group}: difference [95%]"] = f"{r.diff:+.4f} [{r.ci[0]:+.4f}, {r.ci[1]:+.4f}]" if r.users else ""
+    return out
+
+
+def _values(ws: Workspace, run_a: str, run_b: str, metric: str) -> tuple[pd.Series, pd.Series]:
+    return user_metrics(ws, run_a)[metric], user_metrics(ws, run_b)[metric]
 
 
 def strongest_baseline(board: Leaderboard) -> pd.Series | None:
@@ -69,10 +86,11 @@ def leaderboard_section(ws: Workspace, board: Leaderboard) -> str:
     return "### Leaderboard\n\n" + _table(rows)
 
 
-def paired_section(ws: Workspace, board: Leaderboard, metric: str = "NDCG@5") -> str:
+def paired_section(ws: Workspace, dataset: str, protocol_id: str, board: Leaderboard, metric: str = "NDCG@5") -> str:
     base = strongest_baseline(board)
     if base is None or len(board.table) < 2:
         return ""
+    groups = user_groups(ws, dataset, protocol_id, "cold")
     rows = []
     for other in board.table.itertuples():
         if other.run_id == base["run_id"]:
@@ -86,16 +104,18 @@ def paired_section(ws: Workspace, board: Leaderboard, metric: str = "NDCG@5") ->
                 "excludes zero": "yes" if r.ci[0] > 0 or r.ci[1] < 0 else "no",
                 "p (Wilcoxon)": f"{r.p_value:.4f}",
                 "users better / worse": f"{r.a_better} / {r.b_better}",
+                **_by_cold(groups, *_values(ws, other.run_id, base["run_id"], metric), metric),
             }
         )
     title = f"### Against the strongest baseline ({base['label']}), {metric} paired over users"
     return f"{title}\n\n{_table(pd.DataFrame(rows))}"
 
 
-def ablation_section(ws: Workspace, board: Leaderboard, metric: str = "NDCG@5") -> str:
+def ablation_section(ws: Workspace, dataset: str, protocol_id: str, board: Leaderboard, metric: str = "NDCG@5") -> str:
     """Each setting with a part taken away (`evaluate.ablations`: the LLM's context, the item graph) against the
-    same setting with it, paired over users."""
+    same setting with it, paired over users (all, then warm and cold test items apart)."""
     made = ws.store.runs_by_id(list(board.table["run_id"])).set_index("run_id")
+    groups = user_groups(ws, dataset, protocol_id, "cold")
     full_runs = {}
     ablated = []
     for row in board.table.itertuples():
@@ -122,6 +142,7 @@ def ablation_section(ws: Workspace, board: Leaderboard, metric: str = "NDCG@5") 
                 "95% interval": f"[{r.ci[0]:+.4f}, {r.ci[1]:+.4f}]",
                 "excludes zero": "yes" if r.ci[0] > 0 or r.ci[1] < 0 else "no",
                 "p (Wilcoxon)": f"{r.p_value:.4f}",
+                **_by_cold(groups, *_values(ws, row.run_id, full.run_id, metric), metric),
                 "eval run": f"`{row.run_id}`",
             }
         )
@@ -135,6 +156,7 @@ def subset_sections(ws: Workspace, dataset: str, protocol_id: str, board: Leader
     """For each run on a seeded subset of the users (ranked apart above): every full run on the same users, each
     paired on them against the strongest baseline of the full leaderboard (stored per-user ranks make this exact)."""
     out = []
+    groups = user_groups(ws, dataset, protocol_id, "cold")
     for run in board.excluded.itertuples():
         try:
             sub = subset_board(ws, dataset, protocol_id, run.run_id, board=board)
@@ -151,6 +173,10 @@ def subset_sections(ws: Workspace, dataset: str, protocol_id: str, board: Leader
                 "" if r == base["run_id"] else f"{t.diff:+.4f} [{t.ci[0]:+.4f}, {t.ci[1]:+.4f}]"
                 for r, t in zip(sub.table["run_id"], tests, strict=True)
             ]
+            runs = list(sub.table["run_id"])
+            split = [_by_cold(groups, values[r], values[base["run_id"]], metric) for r in runs]
+            for column in split[0]:
+                rows[column] = ["" if r == base["run_id"] else d[column] for r, d in zip(runs, split, strict=True)]
         rows["eval run"] = sub.table["run_id"].map(lambda r: f"`{r}`")
         out.append(f"### On the {sub.users} users of {run.label} (a seeded subset), every run\n\n{_table(rows)}")
     return "\n\n".join(out)
@@ -222,8 +248,8 @@ def markdown_report(ws: Workspace, dataset: str, protocol_id: str, command: str 
     sections = [
         header,
         leaderboard_section(ws, board),
-        paired_section(ws, board),
-        ablation_section(ws, board),
+        paired_section(ws, dataset, protocol_id, board),
+        ablation_section(ws, dataset, protocol_id, board),
         cold_warm_section(ws, dataset, protocol_id, board),
         history_section(ws, dataset, protocol_id, board),
         full_catalog_section(ws, dataset, protocol_id),
