@@ -58,7 +58,7 @@ def test_items_without_a_photo_get_zeros_and_a_catalog_without_photos_is_refused
 
     ingest(workspace.store, workspace.images, "microlens", make_microlens(tmp_path / "m"), name="m", **SMALL)
     assert embed_item_images(workspace, "m").embedded == 0
-    with pytest.raises(KeyError, match="m has no item photos.*--content text"):
+    with pytest.raises(KeyError, match="No item photo vectors are stored for m.*--content text"):
         item_image_matrix(workspace, "m", ["10", "11"])
 
     # content-sasrec on a catalog without photos reads the text alone and says so in its run
@@ -85,6 +85,9 @@ def test_content_sasrec_reads_text_and_photo_vectors_trains_and_reloads(sample_w
     text = attach_item_vectors(ws, load_train_data(ws.store, SAMPLE_DATASET, pid)).item_features
     texts_made = ws.store.newest_created("embeddings", SAMPLE_DATASET, kinds=("item:text",))
     assert ws.store.newest_created("embeddings", SAMPLE_DATASET, kinds=("item:image",)) is None
+    with pytest.raises(KeyError, match="train content-sasrec sample` embeds the photos"):  # not embedded yet
+        attach_item_vectors(ws, load_train_data(ws.store, SAMPLE_DATASET, pid), "text+image")
+    embed_item_images(ws, SAMPLE_DATASET)
     data = attach_item_vectors(ws, load_train_data(ws.store, SAMPLE_DATASET, pid), "text+image")
     # the photos are embedded now; models reading the item texts alone (lightgcn) are not made stale by them
     assert ws.store.newest_created("embeddings", SAMPLE_DATASET, kinds=("item:image",)) > texts_made

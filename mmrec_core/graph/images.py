@@ -82,7 +82,10 @@ def item_image_matrix(ws: Workspace, dataset: str, item_ids: list[str]) -> tuple
     """The stored image vectors of `item_ids` in that order, zeros where an item has none, and which have one."""
     stored = ws.store.embeddings(dataset, ITEM_IMAGE_KIND).set_index("key")["vector"]
     if stored.empty:
-        raise KeyError(f"{dataset} has no item photos to embed: content-sasrec reads its text only (--content text).")
+        raise KeyError(
+            f"No item photo vectors are stored for {dataset}: `mmrec train content-sasrec {dataset}` embeds the "
+            "photos first; a catalog without photos needs --content text."
+        )
     dim = len(stored.iloc[0])
     has = np.array([i in stored.index for i in item_ids])
     matrix = np.zeros((len(item_ids), dim), dtype=np.float32)

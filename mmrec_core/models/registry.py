@@ -46,18 +46,15 @@ def _model_class(method: str) -> tuple[type[Recommender], type]:
     return MODELS[method]
 
 
-def attach_item_vectors(
-    ws: Workspace, data: TrainData, content: str = "text", progress: Progress | None = None
-) -> TrainData:
+def attach_item_vectors(ws: Workspace, data: TrainData, content: str = "text") -> TrainData:
     """Add the stored item text vectors (written by `mmrec graph`), in catalog order; with `content`
-    "text+image", each followed by its photo's vector (photos not yet embedded are embedded and stored now)."""
+    "text+image", each followed by its photo's stored vector (`graph.images.embed_item_images`)."""
     vectors = ws.store.embeddings(data.dataset, ITEM_TEXT_KIND).set_index("key")["vector"]
     missing = set(data.item_ids) - set(vectors.index)
     if missing:
         raise KeyError(f"{len(missing)} items have no text embedding; build them with `mmrec graph {data.dataset}`.")
     data.item_features = np.stack([np.asarray(vectors[i], dtype=np.float32) for i in data.item_ids])
     if content == "text+image":
-        embed_item_images(ws, data.dataset, progress)
         images, _ = item_image_matrix(ws, data.dataset, list(data.item_ids))
         data.item_features = np.concatenate([data.item_features, images], axis=1)
     elif content != "text":
@@ -105,7 +102,9 @@ def train_model(
     elif method == "content-sasrec":
         photos = ws.store.items_with_images(dataset)["image_sha256"].notna().any()
         used["content_used"] = config.content if photos else "text"  # a catalog without photos (MicroLens)
-        data = attach_item_vectors(ws, data, used["content_used"], progress)
+        if used["content_used"] == "text+image":  # photos not yet embedded are embedded and stored now
+            used["photos_unreadable"] = [i for i, _ in embed_item_images(ws, dataset, progress).failed]
+        data = attach_item_vectors(ws, data, used["content_used"])
     start = time.perf_counter()
     model = cls(config)
     model.fit(data, progress)
