@@ -181,7 +181,7 @@ def eval_db(rec_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     fake_adapter(ws, pid)
     eval_all(ws, "sample", pid, engine_for=engine_for_adapters(ws.settings))
     evaluate_llm(ws, ScriptedEngine(ws.settings), "sample", pid, n_users=30)  # a subset: never ranked
-    two_stage = TwoStageConfig(k=10)  # the whole-catalog protocol: its own table
+    two_stage = TwoStageConfig(retriever="sasrec", k=10)  # the whole-catalog protocol: its own table
     evaluate_two_stage(ws, ScriptedEngine(ws.settings), "sample", pid, two_stage, RecommendConfig(n_similar=0))
     ws.close()
     return root

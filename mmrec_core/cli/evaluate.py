@@ -170,6 +170,8 @@ def cmd_eval_two_stage(ws: Workspace, args: argparse.Namespace) -> None:
         f"whole catalog, the LLM ({engine.model_names()['llm']}) re-ranks them {rec_config.mode}; all test users, "
         "history left out"
     )
+    recall = ", ".join(f"{m} {v:.4f}" for m, v in sorted(result.valid_recall.items(), key=lambda kv: -kv[1]))
+    print(f"   retriever chosen on valid Recall@{config.k} over the whole catalog: {recall}")
     print(
         f"   the test item is in the top {config.k} for {result.reranked} users (re-ranked; {result.scored} scored "
         "now); the others keep the retriever's rank"

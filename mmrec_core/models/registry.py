@@ -141,17 +141,25 @@ def load_best_on_valid(
 ) -> tuple[Recommender, str, str]:
     """Of `methods`, the trained one with the best valid NDCG@10: (model, run id, method). `suggest` is the
     model the error names when none is trained."""
+    found = load_trained_models(ws, dataset, protocol_id, methods, suggest)
+    return max(found, key=lambda f: best_valid_ndcg(f[0]))
+
+
+def load_trained_models(
+    ws: Workspace, dataset: str, protocol_id: str, methods: tuple[str, ...], suggest: str
+) -> list[tuple[Recommender, str, str]]:
+    """The newest trained model of each of `methods` that has one: (model, run id, method); none trained: a
+    KeyError naming `suggest`."""
     found = []
     for method in methods:
         try:
             model, run_id = load_trained(ws, dataset, method, protocol_id)
         except KeyError:
             continue
-        found.append((best_valid_ndcg(model), model, run_id, method))
+        found.append((model, run_id, method))
     if not found:
         raise KeyError(f"No trained {suggest} for {protocol_id}; run `mmrec train {suggest} {dataset}` first.")
-    _, model, run_id, method = max(found, key=lambda f: f[0])
-    return model, run_id, method
+    return found
 
 
 def load_strongest_sequential(ws: Workspace, dataset: str, protocol_id: str) -> tuple[Recommender, str, str]:
