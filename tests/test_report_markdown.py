@@ -101,6 +101,37 @@ def test_paired_and_ablation_rows_are_split_by_warm_and_cold_test_items_from_the
             assert shown == f"{expected.diff:+.4f} [{expected.ci[0]:+.4f}, {expected.ci[1]:+.4f}]", (run_a, group)
 
 
+def test_whole_catalog_rows_are_split_by_warm_and_cold_test_items(bundled) -> None:
+    """Models: their stored warm/cold full-catalog metrics; a two-stage run: recomputed from its stored ranks."""
+    from mmrec_core.data.metrics import metrics_from_counts
+    from mmrec_core.evaluate.leaderboard import full_catalog_board
+
+    ws, protocol_id, md = bundled
+    shown = section(md, "Whole catalog").set_index("run")
+    board = full_catalog_board(ws, "sample", protocol_id).set_index("label")
+    cold = ws.store.test_targets("sample", protocol_id).set_index("user_id")["cold"]
+    two_stage = [label for label in board.index if " top-" in label]
+    assert two_stage and len(board) > len(two_stage) and list(shown.index) == list(board.index)
+    for label, run_id in board["run_id"].items():
+        if label in two_stage:
+            ranks = ws.store.user_ranks(run_id)
+            hits = metrics_from_counts(ranks["greater"], ranks["ties"], ranks["competitors"], ks=(10, 50))
+            is_cold = cold.reindex(ranks["user_id"]).to_numpy(dtype=bool)
+            expected = {f"Recall@{k} {g}": hits[f"HR@{k}"][m].mean() for g, m in (("warm", ~is_cold), ("cold", is_cold))
+                        for k in (10, 50)}  # fmt: skip
+        else:
+            stored = ws.store.run_metrics([run_id])
+            expected = {f"Recall@{k} {g}": stored[(stored["subset"] == g) & (stored["name"] == f"full:Recall@{k}")]
+                        ["value"].iloc[0] for g in ("warm", "cold") for k in (10, 50)}  # fmt: skip
+        for column, value in expected.items():
+            assert float(shown.loc[label, column]) == pytest.approx(value, abs=5e-5), (label, column)
+        n_cold = int(cold.sum())
+        for k in (10, 50):  # the groups add up to the whole (user-weighted)
+            mixed = float(shown.loc[label, f"Recall@{k} warm"]) * (len(cold) - n_cold)
+            mixed += float(shown.loc[label, f"Recall@{k} cold"]) * n_cold
+            assert mixed / len(cold) == pytest.approx(float(shown.loc[label, f"Recall@{k}"]), abs=3e-4), label
+
+
 def test_results_md_holds_what_the_report_writes_from_the_bundled_state(bundled) -> None:
     _, _, md = bundled
     text = RESULTS.read_text(encoding="utf-8")

@@ -152,17 +152,21 @@ def subset_board(
 
 
 FULL_METRICS = ["Recall@10", "NDCG@10", "Recall@20", "NDCG@20", "Recall@50"]
+FULL_SPLIT_METRICS = ["Recall@10", "Recall@50"]  # shown on warm and on cold test items apart
 
 
 def full_catalog_board(ws: Workspace, dataset: str, protocol_id: str) -> pd.DataFrame:
     """The full-catalog protocol: each model's newest eval run ranking the whole catalog (history left out)
     and each two-stage setting's newest run (retriever top K re-ranked by the LLM), all test users.
 
-    Columns: label, run_id, FULL_METRICS, and for two-stage runs the retriever's Recall@K (the ceiling).
+    Columns: label, run_id, FULL_METRICS, for two-stage runs the retriever's Recall@K (the ceiling), then
+    FULL_SPLIT_METRICS on warm and on cold test items ("Recall@10 warm", ...).
     """
     runs = eval_runs(ws, dataset, protocol_id)
     runs = runs[~runs["subset"] & ~runs["label"].str.startswith("llm-")].drop_duplicates("label")
     metrics = ws.store.run_metrics(list(runs["run_id"]))
+    cold = ws.store.test_targets(dataset, protocol_id).set_index("user_id")["cold"]
+    split = [f"{m} {g}" for g in ("warm", "cold") for m in FULL_SPLIT_METRICS]
     rows = []
     for run in runs.itertuples():
         got = metrics[metrics["run_id"] == run.run_id]
@@ -171,13 +175,28 @@ def full_catalog_board(ws: Workspace, dataset: str, protocol_id: str) -> pd.Data
             ceiling = values.filter(like="(retriever)")  # Recall@K of the retriever alone
             row = {m: values.get(m) for m in FULL_METRICS}
             row["Recall@K (retriever)"] = ceiling.iloc[0] if len(ceiling) else None
+            row |= _split_from_ranks(ws.store.user_ranks(run.run_id), cold)  # its stored ranks are full-catalog
         else:
             values = got[got["subset"] == "all"].set_index("name")["value"]
             row = {m: values.get(f"full:{m}") for m in FULL_METRICS}
+            for group in ("warm", "cold"):
+                part = got[got["subset"] == group].set_index("name")["value"]
+                row |= {f"{m} {group}": part.get(f"full:{m}") for m in FULL_SPLIT_METRICS}
         if all(row[m] is not None for m in FULL_METRICS):
             rows.append({"label": run.label, "run_id": run.run_id, **row})
-    table = pd.DataFrame(rows, columns=["label", "run_id", *FULL_METRICS, "Recall@K (retriever)"])
+    table = pd.DataFrame(rows, columns=["label", "run_id", *FULL_METRICS, "Recall@K (retriever)", *split])
     return table.sort_values("NDCG@10", ascending=False, ignore_index=True)
+
+
+def _split_from_ranks(ranks: pd.DataFrame, cold: pd.Series) -> dict[str, float | None]:
+    """FULL_SPLIT_METRICS on warm and on cold test items from per-user full-catalog rank counts."""
+    m = metrics_from_counts(ranks["greater"], ranks["ties"], ranks["competitors"], ks=(10, 50))
+    is_cold = cold.reindex(ranks["user_id"]).fillna(False).to_numpy(dtype=bool)
+    out: dict[str, float | None] = {}
+    for group, mask in (("warm", ~is_cold), ("cold", is_cold)):
+        for metric in FULL_SPLIT_METRICS:
+            out[f"{metric} {group}"] = float(m[metric.replace("Recall", "HR")][mask].mean()) if mask.any() else None
+    return out
 
 
 def _interval_columns() -> list[str]:

@@ -15,7 +15,6 @@ from mmrec_core.core.provenance import code_version
 from mmrec_core.evaluate.ablations import ablation_name, full_setting
 from mmrec_core.evaluate.costs import cost_table
 from mmrec_core.evaluate.leaderboard import (
-    FULL_METRICS,
     METRICS,
     Leaderboard,
     breakdown,
@@ -212,7 +211,7 @@ def full_catalog_section(ws: Workspace, dataset: str, protocol_id: str) -> str:
     table = full_catalog_board(ws, dataset, protocol_id)
     if table.empty:
         return ""
-    rows = table[["label", *FULL_METRICS, "Recall@K (retriever)"]].rename(columns={"label": "run"})
+    rows = table.drop(columns="run_id").rename(columns={"label": "run"})
     for c in rows.columns[1:]:
         rows[c] = rows[c].map(lambda v: "" if v is None or pd.isna(v) else f"{v:.4f}")
     return "### Whole catalog (history left out, repeat purchases count as misses)\n\n" + _table(rows)
