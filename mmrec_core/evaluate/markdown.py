@@ -25,7 +25,6 @@ from mmrec_core.evaluate.leaderboard import (
     run_label,
     subset_board,
     user_groups,
-    user_metrics,
 )
 from mmrec_core.store.workspace import Workspace
 
@@ -53,10 +52,6 @@ def _by_cold(groups: pd.Series, a: pd.Series, b: pd.Series, metric: str) -> dict
         r = paired_values(a[a.index.isin(users)], b[b.index.isin(users)], metric)
         out[f"{group}: difference [95%]"] = f"{r.diff:+.4f} [{r.ci[0]:+.4f}, {r.ci[1]:+.4f}]" if r.users else ""
     return out
-
-
-def _values(ws: Workspace, run_a: str, run_b: str, metric: str) -> tuple[pd.Series, pd.Series]:
-    return user_metrics(ws, run_a)[metric], user_metrics(ws, run_b)[metric]
 
 
 def strongest_baseline(board: Leaderboard) -> pd.Series | None:
@@ -90,6 +85,7 @@ def paired_section(ws: Workspace, dataset: str, protocol_id: str, board: Leaderb
     if base is None or len(board.table) < 2:
         return ""
     groups = user_groups(ws, dataset, protocol_id, "cold")
+    base_values = board.per_user[base["run_id"]][metric]
     rows = []
     for other in board.table.itertuples():
         if other.run_id == base["run_id"]:
@@ -103,7 +99,7 @@ def paired_section(ws: Workspace, dataset: str, protocol_id: str, board: Leaderb
                 "excludes zero": "yes" if r.ci[0] > 0 or r.ci[1] < 0 else "no",
                 "p (Wilcoxon)": f"{r.p_value:.4f}",
                 "users better / worse": f"{r.a_better} / {r.b_better}",
-                **_by_cold(groups, *_values(ws, other.run_id, base["run_id"], metric), metric),
+                **_by_cold(groups, board.per_user[other.run_id][metric], base_values, metric),
             }
         )
     title = f"### Against the strongest baseline ({base['label']}), {metric} paired over users"
@@ -141,7 +137,7 @@ def ablation_section(ws: Workspace, dataset: str, protocol_id: str, board: Leade
                 "95% interval": f"[{r.ci[0]:+.4f}, {r.ci[1]:+.4f}]",
                 "excludes zero": "yes" if r.ci[0] > 0 or r.ci[1] < 0 else "no",
                 "p (Wilcoxon)": f"{r.p_value:.4f}",
-                **_by_cold(groups, *_values(ws, row.run_id, full.run_id, metric), metric),
+                **_by_cold(groups, board.per_user[row.run_id][metric], board.per_user[full.run_id][metric], metric),
                 "eval run": f"`{row.run_id}`",
             }
         )
